@@ -1,0 +1,1 @@
+//! The GPU backend: WGSL kernels from `shaders/` through wgpu.

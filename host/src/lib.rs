@@ -1,0 +1,5 @@
+//! bnas: binary neural architecture search, training on WGSL GPU kernels or the CPU, export
+//! to a bit-packed format for microcontrollers and to ONNX, and verification across runtimes.
+
+pub mod engine;
+pub mod rng;
