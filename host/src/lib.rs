@@ -3,3 +3,5 @@
 
 pub mod engine;
 pub mod rng;
+pub mod data;
+pub mod report;

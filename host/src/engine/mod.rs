@@ -5,6 +5,8 @@ pub mod backend;
 pub mod cpu;
 pub mod geom;
 pub mod gpu;
+#[cfg(test)]
+pub mod testutil;
 
 pub use backend::{AdamStep, Backend, BinWeights, BnGrads, BnMode, BnOut, SgdStep};
 pub use geom::{ChanGeom, ConvGeom, MatGeom, PoolGeom, ShapeError};
