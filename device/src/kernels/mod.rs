@@ -1,0 +1,34 @@
+//! The inference kernels: pure functions over caller-owned slices (CHW f32, packed u32 bits).
+//!
+//! Shapes are validated by `Model::parse`; the kernels still never index out of bounds: they walk
+//! slices with iterators and `get`, so a wrong length yields fewer writes, never a panic.
+
+mod bin_conv;
+mod float;
+
+pub use bin_conv::{bin_conv, binarize};
+pub use float::{add_assign, add_into, affine, conv2d, global_avg_pool, linear, max_pool, avg_pool};
+
+/// A CHW shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+}
+
+impl Shape {
+    /// Pixels per channel.
+    pub fn hw(&self) -> usize {
+        self.h * self.w
+    }
+}
+
+/// Output positions `o` in `0..n_out` whose input `o * stride + off` lies in `0..n_in`, as a range.
+pub(crate) fn valid_range(n_out: usize, n_in: usize, stride: usize, off: isize) -> core::ops::Range<usize> {
+    let s = stride.max(1) as isize;
+    let lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s };
+    let last = n_in as isize - 1 - off;
+    let hi = if last < 0 { 0 } else { (last / s + 1).min(n_out as isize) };
+    (lo.max(0) as usize)..(hi.max(lo).max(0) as usize)
+}

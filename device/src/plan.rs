@@ -1,0 +1,94 @@
+//! The arena plan: offsets for tensors and scratch from their lifetimes (host side, at export).
+//!
+//! Placing intervals with sizes so that the peak equals the liveness lower bound is the dynamic
+//! storage allocation problem, NP-hard in general; no greedy order reaches the bound on every
+//! graph. We try several greedy orders (first fit and best fit, each by size, by start, by
+//! lifetime and by size*lifetime) and keep the smallest arena. `finish` records both the arena
+//! and the lower bound in the file, so any gap is visible (`Model::liveness_lower_bound_bytes`).
+
+/// One block to place: `words` live from step `start` to step `end`, both inclusive.
+#[derive(Debug, Clone, Copy)]
+pub struct Block {
+    pub words: usize,
+    pub start: usize,
+    pub end: usize,
+}
+
+/// Offsets (in words) for each block, the arena size, and the liveness lower bound.
+pub struct Plan {
+    pub offsets: Vec<usize>,
+    pub arena_words: usize,
+    pub lower_bound_words: usize,
+}
+
+/// The largest sum of blocks live at the same step.
+pub fn lower_bound(blocks: &[Block]) -> usize {
+    let steps = blocks.iter().map(|b| b.end + 1).max().unwrap_or(0);
+    (0..steps)
+        .map(|s| blocks.iter().filter(|b| b.start <= s && s <= b.end).map(|b| b.words).sum())
+        .max()
+        .unwrap_or(0)
+}
+
+fn place(blocks: &[Block], order: &[usize], best_fit: bool) -> (Vec<usize>, usize) {
+    let mut offsets = vec![usize::MAX; blocks.len()];
+    let mut placed: Vec<usize> = Vec::new();
+    let mut top = 0;
+    for &i in order {
+        let b = blocks[i];
+        let mut busy: Vec<(usize, usize)> = placed
+            .iter()
+            .filter(|&&j| blocks[j].start <= b.end && b.start <= blocks[j].end)
+            .map(|&j| (offsets[j], offsets[j] + blocks[j].words))
+            .collect();
+        busy.sort_unstable();
+        let (mut cursor, mut best): (usize, Option<(usize, usize)>) = (0, None);
+        for &(lo, hi) in &busy {
+            if lo >= cursor + b.words {
+                let gap = lo - cursor;
+                if best.is_none_or(|(_, g)| gap < g) {
+                    best = Some((cursor, gap));
+                }
+                if !best_fit {
+                    break;
+                }
+            }
+            cursor = cursor.max(hi);
+        }
+        let at = match best {
+            Some((at, _)) => at,
+            None => cursor,
+        };
+        offsets[i] = at;
+        top = top.max(at + b.words);
+        placed.push(i);
+    }
+    (offsets, top)
+}
+
+/// Plans the arena: the best of several greedy placements.
+pub fn plan(blocks: &[Block]) -> Plan {
+    let lower_bound_words = lower_bound(blocks);
+    let keys: [&dyn Fn(&Block) -> (usize, usize); 4] = [
+        &|b| (usize::MAX - b.words, b.start),
+        &|b| (b.start, usize::MAX - b.words),
+        &|b| (usize::MAX - (b.end - b.start), usize::MAX - b.words),
+        &|b| (usize::MAX - b.words * (b.end - b.start + 1), b.start),
+    ];
+    let mut best: Option<(Vec<usize>, usize)> = None;
+    for key in keys {
+        let mut order: Vec<usize> = (0..blocks.len()).collect();
+        order.sort_by_key(|&i| key(&blocks[i]));
+        for best_fit in [false, true] {
+            let (offsets, top) = place(blocks, &order, best_fit);
+            if best.as_ref().is_none_or(|(_, t)| top < *t) {
+                best = Some((offsets, top));
+            }
+        }
+        if best.as_ref().is_some_and(|(_, t)| *t == lower_bound_words) {
+            break;
+        }
+    }
+    let (offsets, arena_words) = best.unwrap_or_default();
+    Plan { offsets, arena_words, lower_bound_words }
+}
