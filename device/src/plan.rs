@@ -66,6 +66,9 @@ fn place(blocks: &[Block], order: &[usize], best_fit: bool) -> (Vec<usize>, usiz
     (offsets, top)
 }
 
+/// Perturbed orders tried after the simple ones when the bound is not reached.
+const RANDOM_ORDERS: usize = 256;
+
 /// Plans the arena: the best of several greedy placements.
 pub fn plan(blocks: &[Block]) -> Plan {
     let lower_bound_words = lower_bound(blocks);
@@ -76,11 +79,32 @@ pub fn plan(blocks: &[Block]) -> Plan {
         &|b| (usize::MAX - b.words * (b.end - b.start + 1), b.start),
     ];
     let mut best: Option<(Vec<usize>, usize)> = None;
-    for key in keys {
-        let mut order: Vec<usize> = (0..blocks.len()).collect();
-        order.sort_by_key(|&i| key(&blocks[i]));
+    let mut orders: Vec<Vec<usize>> = keys
+        .iter()
+        .map(|key| {
+            let mut order: Vec<usize> = (0..blocks.len()).collect();
+            order.sort_by_key(|&i| key(&blocks[i]));
+            order
+        })
+        .collect();
+    // Then perturbed copies of the size order (a deterministic xorshift), for graphs where no
+    // simple order reaches the bound.
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    for _ in 0..RANDOM_ORDERS {
+        let mut order = orders[0].clone();
+        for i in 1..order.len() {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            if seed % 3 == 0 {
+                order.swap(i - 1, i);
+            }
+        }
+        orders.push(order);
+    }
+    for order in &orders {
         for best_fit in [false, true] {
-            let (offsets, top) = place(blocks, &order, best_fit);
+            let (offsets, top) = place(blocks, order, best_fit);
             if best.as_ref().is_none_or(|(_, t)| top < *t) {
                 best = Some((offsets, top));
             }

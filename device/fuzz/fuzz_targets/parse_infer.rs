@@ -1,0 +1,26 @@
+//! Fuzzes `Model::parse` and `infer` over arbitrary bytes. The first byte picks whether the CRC
+//! is fixed up (so the structural checks are reached) and the bytes are copied to a 4-byte
+//! aligned buffer, as the firmware's flash image is.
+#![no_main]
+
+use bnas_device::{format, Input, Model};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&mode, body)) = data.split_first() else { return };
+    let mut words = vec![0u32; body.len().div_ceil(4)];
+    let bytes: &mut [u8] = &mut bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..body.len()];
+    bytes.copy_from_slice(body);
+    if mode & 1 == 1 && bytes.len() >= format::HEADER_BYTES {
+        let crc = format::crc32(&bytes[format::HEADER_BYTES..]);
+        bytes[12..16].copy_from_slice(&crc.to_le_bytes());
+    }
+    let Ok(model) = Model::parse(bytes) else { return };
+    let (c, h, w) = model.input_shape();
+    if model.arena_words() > 1 << 20 || c * h * w > 1 << 16 {
+        return;
+    }
+    let mut arena = vec![0u32; model.arena_words()];
+    let mut logits = vec![0.0f32; model.classes()];
+    let _ = model.infer(Input::U8(&vec![mode; c * h * w]), &mut arena, &mut logits);
+});
