@@ -1,1 +1,291 @@
-//! The CPU backend (see `Backend`).
+//! The CPU backend (see `Backend`): convolutions as im2col + `matrixmultiply::sgemm`, threads
+//! from a rayon pool owned by the backend, everything else as plain loops.
+//!
+//! The pool's threads flush denormals to zero (FTZ/DAZ on x86_64): a briefly trained binary
+//! network produces denormal activations and gradients that slow float code ~10x (DESIGN.md).
+//! All heavy work runs inside `pool.install`, so it runs on those threads.
+
+mod conv;
+mod dense;
+mod elementwise;
+mod gemm;
+mod loss_optim;
+mod norm_pool;
+
+#[cfg(test)]
+mod tests_bwd;
+#[cfg(test)]
+mod tests_fwd;
+#[cfg(test)]
+mod tests_misc;
+
+use rayon::prelude::*;
+
+use super::backend::{AdamStep, Backend, BinWeights, BnGrads, BnMode, BnOut, SgdStep};
+use super::geom::{ChanGeom, ConvGeom, MatGeom, PoolGeom};
+
+/// Buffers shorter than this many f32 are processed on the calling thread: waking the pool
+/// costs more than the work.
+const PAR_MIN_LEN: usize = 1 << 15;
+/// Chunk length (f32) of parallel element-wise loops.
+const PAR_CHUNK: usize = 1 << 14;
+
+/// The CPU backend. Buffers are `Vec<f32>`.
+pub struct Cpu {
+    pool: rayon::ThreadPool,
+    threads: usize,
+}
+
+/// Sets the flush-to-zero (bit 15) and denormals-are-zero (bit 6) bits of this thread's MXCSR.
+/// Nothing on other architectures.
+pub fn flush_denormals_on_this_thread() {
+    #[cfg(target_arch = "x86_64")]
+    #[allow(deprecated)]
+    // SAFETY: SSE is part of x86_64; setting FTZ/DAZ only changes how denormals are rounded.
+    unsafe {
+        use std::arch::x86_64::{_mm_getcsr, _mm_setcsr};
+        _mm_setcsr(_mm_getcsr() | (1 << 15) | (1 << 6));
+    }
+}
+
+impl Cpu {
+    /// A backend with `threads` worker threads (default: the available parallelism).
+    pub fn new(threads: Option<usize>) -> anyhow::Result<Self> {
+        let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("bnas-cpu-{i}"))
+            .start_handler(|_| flush_denormals_on_this_thread())
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot start the CPU backend's {threads} threads: {e}"))?;
+        Ok(Self { pool, threads })
+    }
+
+    /// Number of worker threads.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    /// Runs `f(offset, chunk)` over chunks of `out`, in parallel when `out` is large.
+    fn for_chunks(&self, out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+        if out.len() < PAR_MIN_LEN || self.threads == 1 {
+            f(0, out);
+        } else {
+            self.pool
+                .install(|| out.par_chunks_mut(PAR_CHUNK).enumerate().for_each(|(i, chunk)| f(i * PAR_CHUNK, chunk)));
+        }
+    }
+
+    /// Runs `f(row_index, row)` over the `row_len`-long rows of `out`, in parallel when `out`
+    /// is large.
+    fn for_rows(&self, out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+        if row_len == 0 {
+            return;
+        }
+        if out.len() < PAR_MIN_LEN || self.threads == 1 {
+            out.chunks_exact_mut(row_len).enumerate().for_each(|(r, row)| f(r, row));
+        } else {
+            let rows_per_chunk = (PAR_CHUNK / row_len).max(1);
+            self.pool.install(|| {
+                out.par_chunks_mut(rows_per_chunk * row_len).enumerate().for_each(|(i, chunk)| {
+                    for (j, row) in chunk.chunks_exact_mut(row_len).enumerate() {
+                        f(i * rows_per_chunk + j, row);
+                    }
+                })
+            });
+        }
+    }
+
+    /// A new buffer of `len` values, each chunk filled by `f(offset, chunk)`.
+    fn fill(&self, len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
+        let mut out = vec![0.0; len];
+        self.for_chunks(&mut out, f);
+        out
+    }
+}
+
+impl Backend for Cpu {
+    type Buf = Vec<f32>;
+
+    fn describe(&self) -> String {
+        format!("cpu ({} thread{})", self.threads, if self.threads == 1 { "" } else { "s" })
+    }
+
+    fn zeros(&self, len: usize) -> Vec<f32> {
+        vec![0.0; len]
+    }
+    fn upload(&self, data: &[f32]) -> Vec<f32> {
+        data.to_vec()
+    }
+    fn download(&self, buf: &Vec<f32>) -> Vec<f32> {
+        buf.clone()
+    }
+    fn len(&self, buf: &Vec<f32>) -> usize {
+        buf.len()
+    }
+    fn copy(&self, buf: &Vec<f32>) -> Vec<f32> {
+        buf.clone()
+    }
+
+    fn add(&self, a: &Vec<f32>, b: &Vec<f32>) -> Vec<f32> {
+        elementwise::add(self, a, b)
+    }
+    fn axpy(&self, y: &mut Vec<f32>, alpha: f32, x: &Vec<f32>) {
+        elementwise::axpy(self, y, alpha, x)
+    }
+    fn scale(&self, x: &Vec<f32>, alpha: f32) -> Vec<f32> {
+        elementwise::scale(self, x, alpha)
+    }
+    fn scale_by_elem(&self, x: &Vec<f32>, s: &Vec<f32>, i: usize) -> Vec<f32> {
+        elementwise::scale(self, x, s[i])
+    }
+    fn relu(&self, x: &Vec<f32>) -> Vec<f32> {
+        elementwise::relu(self, x)
+    }
+    fn relu_bwd(&self, y: &Vec<f32>, dy: &Vec<f32>) -> Vec<f32> {
+        elementwise::relu_bwd(self, y, dy)
+    }
+    fn sign(&self, x: &Vec<f32>) -> Vec<f32> {
+        elementwise::sign(self, x)
+    }
+    fn sign_ste_bwd(&self, x: &Vec<f32>, dy: &Vec<f32>) -> Vec<f32> {
+        elementwise::sign_ste_bwd(self, x, dy)
+    }
+    fn channel_affine(&self, x: &Vec<f32>, s: &Vec<f32>, b: Option<&Vec<f32>>, g: ChanGeom) -> Vec<f32> {
+        elementwise::channel_affine(self, x, s, b.map(|b| b.as_slice()), g)
+    }
+    fn sample_scale(&self, x: &Vec<f32>, s: &Vec<f32>, g: ChanGeom) -> Vec<f32> {
+        elementwise::sample_scale(self, x, s, g)
+    }
+
+    fn channel_sum(&self, x: &Vec<f32>, g: ChanGeom) -> Vec<f32> {
+        elementwise::channel_sum(x, g)
+    }
+    fn dots(&self, xs: &[&Vec<f32>], y: &Vec<f32>) -> Vec<f32> {
+        xs.iter().map(|x| elementwise::dot(self, x, y) as f32).collect()
+    }
+    fn sum_squares(&self, xs: &[&Vec<f32>]) -> Vec<f32> {
+        vec![xs.iter().map(|x| elementwise::dot(self, x, x)).sum::<f64>() as f32]
+    }
+
+    fn weighted_sum(&self, xs: &[&Vec<f32>], w: &Vec<f32>) -> Vec<f32> {
+        elementwise::weighted_sum(self, xs, w)
+    }
+    fn concat_channels(&self, xs: &[&Vec<f32>], chans: &[usize], n: usize, hw: usize) -> Vec<f32> {
+        elementwise::concat_channels(xs, chans, n, hw)
+    }
+    fn slice_channels(&self, x: &Vec<f32>, n: usize, c_total: usize, hw: usize, offset: usize, c: usize) -> Vec<f32> {
+        elementwise::slice_channels(x, n, c_total, hw, offset, c)
+    }
+
+    fn conv2d(&self, x: &Vec<f32>, w: &Vec<f32>, bias: Option<&Vec<f32>>, g: ConvGeom) -> Vec<f32> {
+        conv::forward(self, x, w, bias.map(|b| b.as_slice()), g)
+    }
+    fn conv2d_bwd_data(&self, dy: &Vec<f32>, w: &Vec<f32>, g: ConvGeom) -> Vec<f32> {
+        conv::backward_data(self, dy, w, g)
+    }
+    fn conv2d_bwd_weight(&self, dy: &Vec<f32>, x: &Vec<f32>, g: ConvGeom) -> Vec<f32> {
+        conv::backward_weight(self, dy, x, g)
+    }
+    fn matmul(&self, a: &Vec<f32>, b: &Vec<f32>, g: MatGeom) -> Vec<f32> {
+        dense::matmul(self, a, b, g)
+    }
+    fn add_row_bias(&self, x: &Vec<f32>, b: &Vec<f32>, rows: usize, cols: usize) -> Vec<f32> {
+        dense::add_row_bias(x, b, rows, cols)
+    }
+    fn sum_rows(&self, x: &Vec<f32>, rows: usize, cols: usize) -> Vec<f32> {
+        dense::sum_rows(x, rows, cols)
+    }
+
+    fn binarize_weights(&self, w: &Vec<f32>, c_out: usize, c_in: usize, kk: usize) -> BinWeights<Self> {
+        let (centered, sign, beta) = dense::binarize_weights(w, c_out, c_in, kk);
+        BinWeights { centered, sign, beta }
+    }
+    fn binarize_weights_bwd(
+        &self,
+        centered: &Vec<f32>,
+        beta: &Vec<f32>,
+        g: &Vec<f32>,
+        c_out: usize,
+        c_in: usize,
+        kk: usize,
+    ) -> Vec<f32> {
+        dense::binarize_weights_bwd(centered, beta, g, c_out, c_in, kk)
+    }
+
+    fn batch_norm(
+        &self,
+        x: &Vec<f32>,
+        gamma: Option<&Vec<f32>>,
+        beta: Option<&Vec<f32>>,
+        mode: BnMode<'_, Self>,
+        eps: f32,
+        g: ChanGeom,
+    ) -> BnOut<Self> {
+        let (y, mean, inv_std) = norm_pool::batch_norm(self, x, gamma, beta, mode, eps, g);
+        BnOut { y, mean, inv_std }
+    }
+    fn batch_norm_bwd(
+        &self,
+        x: &Vec<f32>,
+        dy: &Vec<f32>,
+        mean: &Vec<f32>,
+        inv_std: &Vec<f32>,
+        gamma: Option<&Vec<f32>>,
+        train: bool,
+        g: ChanGeom,
+    ) -> BnGrads<Self> {
+        let (dx, dgamma, dbeta) = norm_pool::batch_norm_bwd(self, x, dy, mean, inv_std, gamma, train, g);
+        BnGrads { dx, dgamma, dbeta }
+    }
+    fn max_pool(&self, x: &Vec<f32>, g: PoolGeom) -> Vec<f32> {
+        norm_pool::max_pool(self, x, g)
+    }
+    fn max_pool_bwd(&self, x: &Vec<f32>, dy: &Vec<f32>, g: PoolGeom) -> Vec<f32> {
+        norm_pool::max_pool_bwd(self, x, dy, g)
+    }
+    fn avg_pool(&self, x: &Vec<f32>, g: PoolGeom) -> Vec<f32> {
+        norm_pool::avg_pool(self, x, g)
+    }
+    fn avg_pool_bwd(&self, dy: &Vec<f32>, g: PoolGeom) -> Vec<f32> {
+        norm_pool::avg_pool_bwd(self, dy, g)
+    }
+    fn global_avg_pool(&self, x: &Vec<f32>, g: ChanGeom) -> Vec<f32> {
+        norm_pool::global_avg_pool(x, g)
+    }
+    fn global_avg_pool_bwd(&self, dy: &Vec<f32>, g: ChanGeom) -> Vec<f32> {
+        norm_pool::global_avg_pool_bwd(dy, g)
+    }
+
+    fn softmax_xent(
+        &self,
+        logits: &Vec<f32>,
+        labels: &Vec<f32>,
+        rows: usize,
+        classes: usize,
+        smoothing: f32,
+    ) -> (Vec<f32>, Vec<f32>) {
+        loss_optim::softmax_xent(logits, labels, rows, classes, smoothing)
+    }
+    fn softmax_rows(&self, x: &Vec<f32>, rows: usize, k: usize) -> Vec<f32> {
+        loss_optim::softmax_rows(x, rows, k)
+    }
+    fn softmax_entropy(&self, alpha: &Vec<f32>, rows: usize, k: usize) -> (Vec<f32>, Vec<f32>) {
+        loss_optim::softmax_entropy(alpha, rows, k)
+    }
+
+    fn sgd_step(&self, p: &mut Vec<f32>, grad: &Vec<f32>, momentum_buf: &mut Vec<f32>, grad_scale: f32, h: SgdStep) {
+        loss_optim::sgd_step(self, p, grad, momentum_buf, grad_scale, h)
+    }
+    fn adam_step(
+        &self,
+        p: &mut Vec<f32>,
+        grad: &Vec<f32>,
+        m: &mut Vec<f32>,
+        v: &mut Vec<f32>,
+        grad_scale: f32,
+        h: AdamStep,
+    ) {
+        loss_optim::adam_step(self, p, grad, m, v, grad_scale, h)
+    }
+}

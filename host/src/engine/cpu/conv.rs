@@ -1,0 +1,341 @@
+//! 2-D convolution as im2col + GEMM, parallel over the batch.
+//!
+//! The batch is split into one contiguous range of samples per thread. Inside a range,
+//! samples are processed in micro-batches whose im2col columns sit side by side, so that the
+//! GEMM sees at least `TARGET_COLS` columns even at 7x7 (one sample of 7x7 is only 49 columns,
+//! too few for the GEMM's packing to pay off). A 1x1, stride-1, unpadded convolution needs no
+//! im2col: the input already is the column matrix.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use super::gemm::{gemm, Mat};
+use super::Cpu;
+use crate::engine::geom::ConvGeom;
+
+/// Columns a micro-batch aims for in one GEMM.
+const TARGET_COLS: usize = 512;
+/// Largest im2col scratch (f32 values) one micro-batch may use, per thread.
+const MAX_COL_LEN: usize = 4 << 20;
+
+thread_local! {
+    /// Per-thread scratch (im2col columns and a staging matrix), reused across calls.
+    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch of at least `len` values (contents unspecified).
+/// `f` must not call `with_scratch` again.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < len {
+            s.resize(len, 0.0);
+        }
+        f(&mut s[..len])
+    })
+}
+
+/// How a convolution is cut into GEMMs.
+struct Plan {
+    g: ConvGeom,
+    oh: usize,
+    ow: usize,
+    /// Output pixels per channel.
+    ohow: usize,
+    /// Input values per sample, `c_in * h * w`.
+    in_s: usize,
+    /// Output values per sample, `c_out * ohow`.
+    out_s: usize,
+    /// Rows of the column matrix, `c_in * k * k`.
+    kdim: usize,
+    /// 1x1, stride 1, no padding: the input is its own column matrix.
+    direct: bool,
+    /// Samples per parallel task.
+    per_task: usize,
+    /// Samples per GEMM.
+    mb: usize,
+}
+
+impl Plan {
+    fn new(g: ConvGeom, threads: usize) -> Self {
+        let (oh, ow) = (g.out_h(), g.out_w());
+        let ohow = oh * ow;
+        let kdim = g.c_in * g.k * g.k;
+        let per_task = g.n.div_ceil(threads.max(1));
+        let by_memory = (MAX_COL_LEN / (kdim * ohow).max(1)).max(1);
+        let mb = TARGET_COLS.div_ceil(ohow).min(per_task).min(by_memory).max(1);
+        Self {
+            g,
+            oh,
+            ow,
+            ohow,
+            in_s: g.c_in * g.h * g.w,
+            out_s: g.c_out * ohow,
+            kdim,
+            direct: g.k == 1 && g.stride == 1 && g.pad == 0,
+            per_task,
+            mb,
+        }
+    }
+
+    /// Scratch for one task: the column matrix `[kdim, mb * ohow]`, then a staging matrix
+    /// `[c_out, mb * ohow]`.
+    fn scratch_len(&self) -> usize {
+        (self.kdim + self.g.c_out) * self.mb * self.ohow
+    }
+
+    /// Writes the column matrix of `nb` consecutive samples `xs` into `col` (`[kdim, nb * ohow]`).
+    fn im2col_batch(&self, xs: &[f32], nb: usize, col: &mut [f32]) {
+        let ld = nb * self.ohow;
+        for j in 0..nb {
+            let x = &xs[j * self.in_s..(j + 1) * self.in_s];
+            if self.direct {
+                for (r, src) in x.chunks_exact(self.ohow).enumerate() {
+                    col[r * ld + j * self.ohow..][..self.ohow].copy_from_slice(src);
+                }
+            } else {
+                self.im2col(x, col, ld, j * self.ohow);
+            }
+        }
+    }
+
+    /// Column matrix of one sample `x` `[c_in, h, w]` into columns `[off, off + ohow)` of
+    /// `col` (leading dimension `ld`). Padded taps are 0.
+    fn im2col(&self, x: &[f32], col: &mut [f32], ld: usize, off: usize) {
+        let g = &self.g;
+        let (ow, hw) = (self.ow, g.h * g.w);
+        for ci in 0..g.c_in {
+            let plane = &x[ci * hw..(ci + 1) * hw];
+            for ky in 0..g.k {
+                let (y_lo, y_hi) = valid_range(self.oh, g.stride, ky * g.dil, g.pad, g.h);
+                for kx in 0..g.k {
+                    let (x_lo, x_hi) = valid_range(ow, g.stride, kx * g.dil, g.pad, g.w);
+                    let r = (ci * g.k + ky) * g.k + kx;
+                    let dst = &mut col[r * ld + off..][..self.ohow];
+                    dst[..y_lo * ow].fill(0.0);
+                    dst[y_hi * ow..].fill(0.0);
+                    for oy in y_lo..y_hi {
+                        let row = &mut dst[oy * ow..(oy + 1) * ow];
+                        row[..x_lo].fill(0.0);
+                        row[x_hi..].fill(0.0);
+                        if x_lo == x_hi {
+                            continue;
+                        }
+                        let iy = oy * g.stride + ky * g.dil - g.pad;
+                        let ix0 = x_lo * g.stride + kx * g.dil - g.pad;
+                        let src = &plane[iy * g.w..(iy + 1) * g.w];
+                        let row = &mut row[x_lo..x_hi];
+                        if g.stride == 1 {
+                            row.copy_from_slice(&src[ix0..ix0 + row.len()]);
+                        } else {
+                            for (j, v) in row.iter_mut().enumerate() {
+                                *v = src[ix0 + j * g.stride];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds columns `[off, off + ohow)` of `col` back into the image `dx` `[c_in, h, w]`:
+    /// the adjoint of `im2col`.
+    fn col2im(&self, col: &[f32], ld: usize, off: usize, dx: &mut [f32]) {
+        let g = &self.g;
+        let (ow, hw) = (self.ow, g.h * g.w);
+        for ci in 0..g.c_in {
+            let plane = &mut dx[ci * hw..(ci + 1) * hw];
+            for ky in 0..g.k {
+                let (y_lo, y_hi) = valid_range(self.oh, g.stride, ky * g.dil, g.pad, g.h);
+                for kx in 0..g.k {
+                    let (x_lo, x_hi) = valid_range(ow, g.stride, kx * g.dil, g.pad, g.w);
+                    if x_lo == x_hi {
+                        continue;
+                    }
+                    let r = (ci * g.k + ky) * g.k + kx;
+                    let src = &col[r * ld + off..][..self.ohow];
+                    for oy in y_lo..y_hi {
+                        let row = &src[oy * ow + x_lo..oy * ow + x_hi];
+                        let iy = oy * g.stride + ky * g.dil - g.pad;
+                        let ix0 = x_lo * g.stride + kx * g.dil - g.pad;
+                        let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
+                        if g.stride == 1 {
+                            for (d, v) in dst[ix0..ix0 + row.len()].iter_mut().zip(row) {
+                                *d += v;
+                            }
+                        } else {
+                            for (j, v) in row.iter().enumerate() {
+                                dst[ix0 + j * g.stride] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies `nb` samples of `dy` (`[nb, c_out, ohow]`) into `dyg` as `[c_out, nb * ohow]`.
+    fn gather_out(&self, dys: &[f32], nb: usize, dyg: &mut [f32]) {
+        let ld = nb * self.ohow;
+        for j in 0..nb {
+            for co in 0..self.g.c_out {
+                let src = &dys[j * self.out_s + co * self.ohow..][..self.ohow];
+                dyg[co * ld + j * self.ohow..][..self.ohow].copy_from_slice(src);
+            }
+        }
+    }
+
+    /// The inverse of `gather_out`.
+    fn scatter_out(&self, tmp: &[f32], nb: usize, ys: &mut [f32]) {
+        let ld = nb * self.ohow;
+        for j in 0..nb {
+            for co in 0..self.g.c_out {
+                let src = &tmp[co * ld + j * self.ohow..][..self.ohow];
+                ys[j * self.out_s + co * self.ohow..][..self.ohow].copy_from_slice(src);
+            }
+        }
+    }
+}
+
+/// Output positions `o` in `[lo, hi)` along one axis whose input index
+/// `o * stride + tap - pad` lies in `[0, len_in)`.
+fn valid_range(out_len: usize, stride: usize, tap: usize, pad: usize, len_in: usize) -> (usize, usize) {
+    let lo = if pad > tap { (pad - tap).div_ceil(stride) } else { 0 };
+    let limit = len_in + pad;
+    let hi = if limit > tap { (limit - tap).div_ceil(stride).min(out_len) } else { 0 };
+    (lo.min(hi), hi)
+}
+
+/// `y = conv(x, w) + bias`, `[n, c_out, out_h, out_w]`.
+pub(super) fn forward(cpu: &Cpu, x: &[f32], w: &[f32], bias: Option<&[f32]>, g: ConvGeom) -> Vec<f32> {
+    debug_assert_eq!(x.len(), g.in_len());
+    debug_assert_eq!(w.len(), g.weight_len());
+    let p = Plan::new(g, cpu.threads());
+    let mut y = vec![0.0; g.out_len()];
+    let wm = Mat::rows(w, p.kdim);
+    cpu.pool.install(|| {
+        y.par_chunks_mut(p.per_task * p.out_s).enumerate().for_each(|(t, y_task)| {
+            let first = t * p.per_task;
+            let count = y_task.len() / p.out_s;
+            with_scratch(p.scratch_len(), |scratch| {
+                let (col, tmp) = scratch.split_at_mut(p.kdim * p.mb * p.ohow);
+                for b0 in (0..count).step_by(p.mb) {
+                    let nb = p.mb.min(count - b0);
+                    let ld = nb * p.ohow;
+                    let xs = &x[(first + b0) * p.in_s..][..nb * p.in_s];
+                    let ys = &mut y_task[b0 * p.out_s..][..nb * p.out_s];
+                    let bm = if p.direct && nb == 1 {
+                        Mat::rows(xs, ld)
+                    } else {
+                        p.im2col_batch(xs, nb, col);
+                        Mat::rows(col, ld)
+                    };
+                    if nb == 1 {
+                        gemm(g.c_out, p.kdim, ld, wm, bm, 0.0, ys, ld);
+                    } else {
+                        gemm(g.c_out, p.kdim, ld, wm, bm, 0.0, tmp, ld);
+                        p.scatter_out(tmp, nb, ys);
+                    }
+                    if let Some(bias) = bias {
+                        for (i, row) in ys.chunks_exact_mut(p.ohow).enumerate() {
+                            let b = bias[i % g.c_out];
+                            row.iter_mut().for_each(|v| *v += b);
+                        }
+                    }
+                }
+            })
+        })
+    });
+    y
+}
+
+/// Gradient w.r.t. the input: `dcol = W^T dy` by GEMM, then col2im; `[n, c_in, h, w]`.
+pub(super) fn backward_data(cpu: &Cpu, dy: &[f32], w: &[f32], g: ConvGeom) -> Vec<f32> {
+    debug_assert_eq!(dy.len(), g.out_len());
+    debug_assert_eq!(w.len(), g.weight_len());
+    let p = Plan::new(g, cpu.threads());
+    let mut dx = vec![0.0; g.in_len()];
+    let wt = Mat::cols(w, p.kdim);
+    cpu.pool.install(|| {
+        dx.par_chunks_mut(p.per_task * p.in_s).enumerate().for_each(|(t, dx_task)| {
+            let first = t * p.per_task;
+            let count = dx_task.len() / p.in_s;
+            with_scratch(p.scratch_len(), |scratch| {
+                let (dcol, dyg) = scratch.split_at_mut(p.kdim * p.mb * p.ohow);
+                for b0 in (0..count).step_by(p.mb) {
+                    let nb = p.mb.min(count - b0);
+                    let ld = nb * p.ohow;
+                    let dys = &dy[(first + b0) * p.out_s..][..nb * p.out_s];
+                    let dxs = &mut dx_task[b0 * p.in_s..][..nb * p.in_s];
+                    let dym = if nb == 1 {
+                        Mat::rows(dys, ld)
+                    } else {
+                        p.gather_out(dys, nb, dyg);
+                        Mat::rows(dyg, ld)
+                    };
+                    if p.direct && nb == 1 {
+                        gemm(p.kdim, g.c_out, ld, wt, dym, 0.0, dxs, ld);
+                        continue;
+                    }
+                    gemm(p.kdim, g.c_out, ld, wt, dym, 0.0, dcol, ld);
+                    for j in 0..nb {
+                        let dx1 = &mut dxs[j * p.in_s..(j + 1) * p.in_s];
+                        if p.direct {
+                            for (r, dst) in dx1.chunks_exact_mut(p.ohow).enumerate() {
+                                dst.copy_from_slice(&dcol[r * ld + j * p.ohow..][..p.ohow]);
+                            }
+                        } else {
+                            p.col2im(dcol, ld, j * p.ohow, dx1);
+                        }
+                    }
+                }
+            })
+        })
+    });
+    dx
+}
+
+/// Gradient w.r.t. the weights: `dW += dy col^T` per micro-batch, one partial `dW` per task,
+/// summed at the end; `[c_out, c_in, k, k]`.
+pub(super) fn backward_weight(cpu: &Cpu, dy: &[f32], x: &[f32], g: ConvGeom) -> Vec<f32> {
+    debug_assert_eq!(dy.len(), g.out_len());
+    debug_assert_eq!(x.len(), g.in_len());
+    let p = Plan::new(g, cpu.threads());
+    let tasks = g.n.div_ceil(p.per_task);
+    let partial = |t: usize| {
+        let first = t * p.per_task;
+        let count = p.per_task.min(g.n - first);
+        let mut dw = vec![0.0; g.weight_len()];
+        with_scratch(p.scratch_len(), |scratch| {
+            let (col, dyg) = scratch.split_at_mut(p.kdim * p.mb * p.ohow);
+            for b0 in (0..count).step_by(p.mb) {
+                let nb = p.mb.min(count - b0);
+                let ld = nb * p.ohow;
+                let xs = &x[(first + b0) * p.in_s..][..nb * p.in_s];
+                let dys = &dy[(first + b0) * p.out_s..][..nb * p.out_s];
+                let colt = if p.direct && nb == 1 {
+                    Mat::cols(xs, ld)
+                } else {
+                    p.im2col_batch(xs, nb, col);
+                    Mat::cols(col, ld)
+                };
+                let dym = if nb == 1 {
+                    Mat::rows(dys, ld)
+                } else {
+                    p.gather_out(dys, nb, dyg);
+                    Mat::rows(dyg, ld)
+                };
+                gemm(g.c_out, ld, p.kdim, dym, colt, 1.0, &mut dw, p.kdim);
+            }
+        });
+        dw
+    };
+    let sum = cpu.pool.install(|| {
+        (0..tasks).into_par_iter().map(partial).reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+            a
+        })
+    });
+    sum.unwrap_or_else(|| vec![0.0; g.weight_len()])
+}
