@@ -4,4 +4,5 @@
 pub mod engine;
 pub mod rng;
 pub mod data;
+pub mod nn;
 pub mod report;

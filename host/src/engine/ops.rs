@@ -85,8 +85,10 @@ impl<'p, B: Backend> Tape<'p, B> {
             if t.needs_grad(x) {
                 out.push((x, b.conv2d_bwd_data(dy, wv, g)));
             }
-            out.push((wvar, b.conv2d_bwd_weight(dy, t.value(x), g)));
-            if let Some(bv) = bvar {
+            if t.needs_grad(wvar) {
+                out.push((wvar, b.conv2d_bwd_weight(dy, t.value(x), g)));
+            }
+            if let Some(bv) = bvar.filter(|&v| t.needs_grad(v)) {
                 out.push((bv, b.channel_sum(dy, ChanGeom { n: g.n, c: g.c_out, hw: g.out_h() * g.out_w() })));
             }
             out
@@ -144,9 +146,11 @@ impl<'p, B: Backend> Tape<'p, B> {
         let back = Box::new(move |b: &B, t: &Tape<'p, B>, dy: &B::Buf| {
             let y = t.value(Var(y_index));
             let da = b.relu_bwd(y, dy);
-            let g_wb = b.conv2d_bwd_weight(&da, &xb, g);
-            let dw = b.binarize_weights_bwd(latent, &bw.beta, &g_wb, c_out, c_in, kk);
-            let mut out = vec![(wvar, dw)];
+            let mut out = Vec::new();
+            if t.needs_grad(wvar) {
+                let g_wb = b.conv2d_bwd_weight(&da, &xb, g);
+                out.push((wvar, b.binarize_weights_bwd(latent, &bw.beta, &g_wb, c_out, c_in, kk)));
+            }
             let wb = b.channel_affine(&bw.sign, &bw.beta, None, ChanGeom { n: 1, c: c_out, hw: c_in * kk });
             let dxb = b.conv2d_bwd_data(&da, &wb, g);
             let dbn = b.sign_ste_bwd(&bn.y, &dxb);
@@ -370,8 +374,10 @@ impl<'p, B: Backend> Tape<'p, B> {
             if t.needs_grad(x) {
                 out.push((x, b.matmul(dy, wv, MatGeom { m: rows, k: o, n: f, trans_a: false, trans_b: false })));
             }
-            out.push((wvar, b.matmul(dy, t.value(x), MatGeom { m: o, k: rows, n: f, trans_a: true, trans_b: false })));
-            out.push((bvar, b.sum_rows(dy, rows, o)));
+            if t.needs_grad(wvar) {
+                out.push((wvar, b.matmul(dy, t.value(x), MatGeom { m: o, k: rows, n: f, trans_a: true, trans_b: false })));
+                out.push((bvar, b.sum_rows(dy, rows, o)));
+            }
             out
         });
         Ok(self.op(y, vec![rows, o], &[x, wvar, bvar], back))

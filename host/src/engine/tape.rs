@@ -5,7 +5,7 @@
 //! are borrowed from a `ParamStore` for the lifetime of the tape, so nothing is copied.
 
 use super::backend::Backend;
-use super::params::{ParamId, ParamStore};
+use super::params::{Group, ParamId, ParamStore};
 
 /// A value recorded on a tape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +36,9 @@ pub struct Tape<'p, B: Backend> {
     pub(crate) grad: bool,
     /// Whether the network runs in training mode (batch statistics, drop-path).
     pub train: bool,
+    /// When set, only parameters of this group receive gradients (the search's alpha step
+    /// skips the weight gradients it would discard).
+    pub grad_group: Option<Group>,
 }
 
 /// Gradients of the parameters, indexed like `ParamStore::params`.
@@ -52,7 +55,7 @@ impl<B: Backend> Grads<B> {
 impl<'p, B: Backend> Tape<'p, B> {
     /// A tape recording gradients when `grad`, running the network in training mode when `train`.
     pub fn new(backend: &'p B, params: &'p ParamStore<B>, grad: bool, train: bool) -> Self {
-        Self { backend, params, nodes: Vec::new(), grad, train }
+        Self { backend, params, nodes: Vec::new(), grad, train, grad_group: None }
     }
 
     pub fn value(&self, v: Var) -> &B::Buf {
@@ -79,7 +82,8 @@ impl<'p, B: Backend> Tape<'p, B> {
     /// A parameter leaf.
     pub fn param(&mut self, id: ParamId) -> Var {
         let p = self.params.get(id);
-        self.push_node(Value::Borrowed(&p.value), p.shape.clone(), None, Some(id), self.grad)
+        let wanted = self.grad_group.is_none_or(|g| g == p.group);
+        self.push_node(Value::Borrowed(&p.value), p.shape.clone(), None, Some(id), wanted)
     }
 
     pub(crate) fn needs_grad(&self, v: Var) -> bool {

@@ -1,0 +1,198 @@
+//! Layers shared by the final network and the supernet: parameters registered in a
+//! `ParamStore`, running statistics in `Buffers`, and their forward passes on a tape.
+
+use crate::engine::{Backend, BnStats, BufId, Buffers, ConvSpec, Group, ParamId, ParamStore, ShapeError, SignInput, Tape, Var};
+use crate::rng::Rng;
+
+/// Where new parameters go while a network is being built.
+pub struct Builder<'a, B: Backend> {
+    pub backend: &'a B,
+    pub params: &'a mut ParamStore<B>,
+    pub buffers: &'a mut Buffers<B>,
+    pub rng: &'a mut Rng,
+    /// Binary-conv layers created so far (their index in evaluation caches).
+    pub bin_convs: usize,
+    /// Counted while building, per image: binary and full-precision multiply-accumulates.
+    pub binary_macs: u64,
+    pub fp_macs: u64,
+}
+
+impl<B: Backend> Builder<'_, B> {
+    fn uniform(&mut self, len: usize, bound: f32) -> Vec<f32> {
+        (0..len).map(|_| (self.rng.uniform() * 2.0 - 1.0) * bound).collect()
+    }
+}
+
+/// Batch norm: affine parameters (optional) and running statistics.
+#[derive(Debug, Clone)]
+pub struct BnLayer {
+    pub c: usize,
+    pub gamma: Option<ParamId>,
+    pub beta: Option<ParamId>,
+    pub mean: BufId,
+    pub var: BufId,
+}
+
+impl BnLayer {
+    pub fn new<B: Backend>(b: &mut Builder<'_, B>, name: &str, c: usize, affine: bool) -> Self {
+        let (gamma, beta) = if affine {
+            let g = b.params.add(b.backend, format!("{name}.gamma"), vec![c], Group::Weight, vec![1.0; c]);
+            let bt = b.params.add(b.backend, format!("{name}.beta"), vec![c], Group::Weight, vec![0.0; c]);
+            (Some(g), Some(bt))
+        } else {
+            (None, None)
+        };
+        let mean = b.buffers.add(b.backend, format!("{name}.running_mean"), vec![c], vec![0.0; c]);
+        let var = b.buffers.add(b.backend, format!("{name}.running_var"), vec![c], vec![1.0; c]);
+        Self { c, gamma, beta, mean, var }
+    }
+
+    pub fn forward<B: Backend>(&self, t: &mut Tape<'_, B>, bufs: &mut Buffers<B>, x: Var) -> Result<Var, ShapeError> {
+        let stats = if t.train {
+            let (mean, var) = bufs.pair_mut(self.mean, self.var);
+            BnStats::Train { mean, var }
+        } else {
+            BnStats::Eval { mean: bufs.get(self.mean), var: bufs.get(self.var) }
+        };
+        t.batch_norm(x, self.gamma, self.beta, stats)
+    }
+}
+
+/// Full-precision conv (stem, reduction skip, search preprocessing).
+#[derive(Debug, Clone)]
+pub struct ConvLayer {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub spec: ConvSpec,
+    pub w: ParamId,
+    pub bias: Option<ParamId>,
+}
+
+impl ConvLayer {
+    /// PyTorch's default init: uniform in +-1/sqrt(fan_in) for weights and bias.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new<B: Backend>(b: &mut Builder<'_, B>, name: &str, c_in: usize, c_out: usize, spec: ConvSpec, bias: bool, out_hw: usize) -> Self {
+        let fan_in = c_in * spec.k * spec.k;
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        let init = b.uniform(c_out * fan_in, bound);
+        let w = b.params.add(b.backend, format!("{name}.weight"), vec![c_out, c_in, spec.k, spec.k], Group::Weight, init);
+        let bias = bias.then(|| {
+            let init = b.uniform(c_out, bound);
+            b.params.add(b.backend, format!("{name}.bias"), vec![c_out], Group::Weight, init)
+        });
+        b.fp_macs += (c_out * fan_in * out_hw) as u64;
+        Self { c_in, c_out, spec, w, bias }
+    }
+
+    pub fn forward<B: Backend>(&self, t: &mut Tape<'_, B>, x: Var) -> Result<Var, ShapeError> {
+        t.conv2d(x, self.w, self.bias, self.spec)
+    }
+}
+
+/// Binary conv op of bnas-method.md: BN(C_in) -> sign -> XNOR conv -> ReLU.
+#[derive(Debug, Clone)]
+pub struct BinConvLayer {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub spec: ConvSpec,
+    pub bn: BnLayer,
+    pub w: ParamId,
+    /// Index among the network's binary convs (evaluation threshold cache, export order).
+    pub index: usize,
+}
+
+impl BinConvLayer {
+    /// Kaiming-normal (fan-out) init like the anchor; only signs and per-filter means matter.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new<B: Backend>(b: &mut Builder<'_, B>, name: &str, c_in: usize, c_out: usize, spec: ConvSpec, affine: bool, out_hw: usize) -> Self {
+        let bn = BnLayer::new(b, &format!("{name}.bn"), c_in, affine);
+        let std = (2.0 / (c_out * spec.k * spec.k) as f32).sqrt();
+        let init: Vec<f32> = (0..c_out * c_in * spec.k * spec.k).map(|_| b.rng.normal() * std).collect();
+        let w = b.params.add_binary(b.backend, format!("{name}.weight"), [c_out, c_in, spec.k, spec.k], init);
+        b.binary_macs += (c_out * c_in * spec.k * spec.k * out_hw) as u64;
+        let index = b.bin_convs;
+        b.bin_convs += 1;
+        Self { c_in, c_out, spec, bn, w, index }
+    }
+
+    pub fn forward<B: Backend>(&self, t: &mut Tape<'_, B>, bufs: &mut Buffers<B>, eval: Option<&EvalCache<B>>, x: Var) -> Result<Var, ShapeError> {
+        let sign_in = if t.train {
+            let (mean, var) = bufs.pair_mut(self.bn.mean, self.bn.var);
+            SignInput::Train { gamma: self.bn.gamma, beta: self.bn.beta, mean, var }
+        } else {
+            let cache = eval.expect("evaluation needs the threshold cache (EvalCache::new)");
+            let (flip, neg_thr) = &cache.thresholds[self.index];
+            SignInput::Threshold { flip, neg_thr }
+        };
+        t.bin_conv(x, self.w, sign_in, self.spec)
+    }
+}
+
+/// BN followed by sign as the per-channel compare `x * flip >= thr`, exactly what the
+/// packed kernels and the ONNX export compute (DESIGN.md: BN folding is not exact).
+pub fn bn_sign_threshold(gamma: f32, beta: f32, mean: f32, var: f32, eps: f32) -> (f32, f32) {
+    let inv_std = 1.0 / (var + eps).sqrt();
+    let slope = gamma * inv_std;
+    if slope > 0.0 {
+        (1.0, mean - beta / slope)
+    } else if slope < 0.0 {
+        (-1.0, -(mean - beta / slope))
+    } else if beta >= 0.0 {
+        (0.0, 0.0)
+    } else {
+        (0.0, 1.0)
+    }
+}
+
+/// Per binary conv: the `(flip, -thr)` of its input's BN + sign, for evaluation.
+pub struct EvalCache<B: Backend> {
+    pub thresholds: Vec<(B::Buf, B::Buf)>,
+}
+
+impl<B: Backend> EvalCache<B> {
+    /// Computes every threshold from the current parameters and running statistics.
+    pub fn new(backend: &B, params: &ParamStore<B>, bufs: &Buffers<B>, layers: &[&BinConvLayer]) -> Self {
+        let mut thresholds: Vec<Option<(B::Buf, B::Buf)>> = (0..layers.len()).map(|_| None).collect();
+        for layer in layers {
+            let (flip, thr) = thresholds_of(backend, params, bufs, &layer.bn);
+            let neg: Vec<f32> = thr.iter().map(|t| -t).collect();
+            thresholds[layer.index] = Some((backend.upload(&flip), backend.upload(&neg)));
+        }
+        Self { thresholds: thresholds.into_iter().map(|t| t.expect("every binary conv listed once")).collect() }
+    }
+}
+
+/// `(flip, thr)` per channel of a BN followed by sign.
+pub fn thresholds_of<B: Backend>(backend: &B, params: &ParamStore<B>, bufs: &Buffers<B>, bn: &BnLayer) -> (Vec<f32>, Vec<f32>) {
+    let c = bn.c;
+    let gamma = bn.gamma.map(|id| backend.download(&params.get(id).value)).unwrap_or_else(|| vec![1.0; c]);
+    let beta = bn.beta.map(|id| backend.download(&params.get(id).value)).unwrap_or_else(|| vec![0.0; c]);
+    let mean = backend.download(bufs.get(bn.mean));
+    let var = backend.download(bufs.get(bn.var));
+    (0..c).map(|i| bn_sign_threshold(gamma[i], beta[i], mean[i], var[i], crate::engine::ops::BN_EPS)).unzip()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bn_sign_threshold;
+
+    #[test]
+    fn threshold_matches_bn_sign_away_from_the_boundary() {
+        let mut worst = 0usize;
+        for &(g, b, m, v) in &[(1.5f32, 0.3f32, 0.2f32, 2.0f32), (-0.7, 0.1, -1.0, 0.5), (0.0, -0.2, 0.0, 1.0), (0.0, 0.4, 1.0, 1.0)] {
+            let (flip, thr) = bn_sign_threshold(g, b, m, v, 1e-5);
+            for i in -200..200 {
+                let x = i as f32 * 0.0371;
+                let bn = (x - m) / (v + 1e-5).sqrt() * g + b;
+                if bn.abs() < 1e-4 {
+                    continue;
+                }
+                if (bn >= 0.0) != (x * flip >= thr) {
+                    worst += 1;
+                }
+            }
+        }
+        println!("sign mismatches away from the boundary: {worst}");
+        assert_eq!(worst, 0);
+    }
+}
