@@ -1,0 +1,97 @@
+// Row-wise softmax, label-smoothed softmax cross-entropy and softmax entropy over
+// [rows, k] matrices: one workgroup per row, classes strided over 256 threads, max and sum
+// by tree reduction in workgroup memory. The row values written to `row_out` are averaged
+// by reduce.wgsl `final_sum`.
+
+const WG: u32 = 256u;
+
+struct Params {
+    rows: u32,
+    k: u32,
+    smoothing: f32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> labels: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> row_out: array<f32>;
+
+var<workgroup> red: array<f32, 256>;
+
+fn wg_reduce(lid: u32, v: f32, is_max: bool) -> f32 {
+    red[lid] = v;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+        if lid < stride {
+            if is_max {
+                red[lid] = max(red[lid], red[lid + stride]);
+            } else {
+                red[lid] = red[lid] + red[lid + stride];
+            }
+        }
+        workgroupBarrier();
+    }
+    let r = red[0];
+    workgroupBarrier();
+    return r;
+}
+
+// (max, log of the sum of exp(x - max)) of row `r`.
+fn log_sum_exp(r: u32, lid: u32) -> vec2<f32> {
+    var m = -3.4028235e38;
+    for (var j = lid; j < p.k; j = j + WG) { m = max(m, x[r * p.k + j]); }
+    let row_max = wg_reduce(lid, m, true);
+    var s = 0.0;
+    for (var j = lid; j < p.k; j = j + WG) { s = s + exp(x[r * p.k + j] - row_max); }
+    return vec2<f32>(row_max, log(wg_reduce(lid, s, false)));
+}
+
+@compute @workgroup_size(256)
+fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = wid.x + wid.y * nwg.x;
+    if r >= p.rows { return; }
+    let lse = log_sum_exp(r, lid.x);
+    for (var j = lid.x; j < p.k; j = j + WG) {
+        y[r * p.k + j] = exp(x[r * p.k + j] - lse.x - lse.y);
+    }
+}
+
+// Loss of row r: -sum_j t_j log p_j with t_j = eps/k + (1 - eps) [j == label];
+// gradient of the mean loss: (p_j - t_j) / rows.
+@compute @workgroup_size(256)
+fn xent_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = wid.x + wid.y * nwg.x;
+    if r >= p.rows { return; }
+    let lse = log_sum_exp(r, lid.x);
+    let label = u32(labels[r]);
+    let off = p.smoothing / f32(p.k);
+    var loss = 0.0;
+    for (var j = lid.x; j < p.k; j = j + WG) {
+        let logp = x[r * p.k + j] - lse.x - lse.y;
+        let t = off + select(0.0, 1.0 - p.smoothing, j == label);
+        loss = loss - t * logp;
+        y[r * p.k + j] = (exp(logp) - t) / f32(p.rows);
+    }
+    let total = wg_reduce(lid.x, loss, false);
+    if lid.x == 0u { row_out[r] = total; }
+}
+
+// Entropy H of softmax(row r) and its gradient / rows: dH/dx_j = -p_j (log p_j + H).
+@compute @workgroup_size(256)
+fn entropy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = wid.x + wid.y * nwg.x;
+    if r >= p.rows { return; }
+    let lse = log_sum_exp(r, lid.x);
+    var h = 0.0;
+    for (var j = lid.x; j < p.k; j = j + WG) {
+        let logp = x[r * p.k + j] - lse.x - lse.y;
+        h = h - exp(logp) * logp;
+    }
+    let row_h = wg_reduce(lid.x, h, false);
+    for (var j = lid.x; j < p.k; j = j + WG) {
+        let logp = x[r * p.k + j] - lse.x - lse.y;
+        y[r * p.k + j] = -exp(logp) * (logp + row_h) / f32(p.rows);
+    }
+    if lid.x == 0u { row_out[r] = row_h; }
+}
