@@ -100,6 +100,18 @@ impl Model<'_> {
     /// `arena_words()` u32 words (contents on entry do not matter); `logits`: exactly
     /// `classes()` values, written on success.
     pub fn infer<'i>(&self, input: impl Into<Input<'i>>, arena: &mut [u32], logits: &mut [f32]) -> Result<(), Error> {
+        self.infer_observed(input, arena, logits, |_| {})
+    }
+
+    /// [`Model::infer`], calling `observe(i)` before node `i` runs and `observe(n_nodes())` after
+    /// the last one (the firmware reads a timer there to profile each node).
+    pub fn infer_observed<'i>(
+        &self,
+        input: impl Into<Input<'i>>,
+        arena: &mut [u32],
+        logits: &mut [f32],
+        mut observe: impl FnMut(usize),
+    ) -> Result<(), Error> {
         let input = input.into();
         if arena.len() < self.arena_words() {
             return Err(Error::ArenaTooSmall { needed_bytes: self.arena_bytes(), got_bytes: arena.len() * 4 });
@@ -126,9 +138,11 @@ impl Model<'_> {
                 None => x_arena.iter_mut().zip(px).for_each(|(d, &p)| *d = f32::from(p)),
             },
         }
-        for node in self.nodes() {
+        for (i, node) in self.nodes().enumerate() {
+            observe(i);
             self.run_node(&node, arena)?;
         }
+        observe(self.n_nodes());
         let l = self.tensor_info(self.logits())?;
         logits.copy_from_slice(f32s(arena.get(l.arena_range()).ok_or(OVERLAP)?));
         Ok(())

@@ -18,6 +18,7 @@ mod error;
 pub mod format;
 mod infer;
 pub mod kernels;
+pub mod link;
 mod model;
 pub mod popcount;
 
@@ -27,6 +28,8 @@ pub mod build;
 mod plan;
 #[cfg(feature = "std")]
 pub mod reference;
+#[cfg(feature = "std")]
+pub mod sample;
 
 pub use error::Error;
 pub use infer::Input;
