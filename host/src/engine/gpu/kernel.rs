@@ -37,7 +37,14 @@ pub fn validate_wgsl(file: &str, source: &str) -> Result<naga::Module, String> {
     let mut validator =
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty());
     validator.validate(&module).map_err(|e| {
-        let msg = e.as_inner().to_string();
+        // The validator's top error is generic ("Function [0] 'f' is invalid"): append the
+        // chain of causes, which says what is wrong.
+        let mut msg = e.as_inner().to_string();
+        let mut cause = std::error::Error::source(e.as_inner());
+        while let Some(c) = cause {
+            msg.push_str(&format!(": {c}"));
+            cause = c.source();
+        }
         match e.location(source) {
             Some(loc) => format!("{file}:{}:{}: {msg}", loc.line_number, loc.line_position),
             None => format!("{file}: {msg}"),

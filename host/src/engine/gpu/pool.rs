@@ -33,7 +33,8 @@ impl Gpu {
 
     pub(super) fn avg_pool_grad(&self, dy: &GpuBuf, g: PoolGeom) -> GpuBuf {
         let dx = self.alloc(g.in_len());
-        let bufs = [(2, &dy.buffer), (3, &dx.buffer)];
+        // The shared gather code names x (for the max case): bind dy in its place.
+        let bufs = [(1, &dy.buffer), (2, &dy.buffer), (3, &dx.buffer)];
         self.dispatch(&self.shaders.pool, "avg_pool_bwd", params(g, g.in_len()), &bufs, (groups_for(g.in_len()), 1));
         dx
     }
