@@ -1,1 +1,51 @@
-fn main() {}
+//! The XNOR-popcount conv against a float conv of the same shape, timed side by side in one run.
+//!
+//! `RUSTFLAGS="-C target-cpu=native" cargo run --release -p bnas-device --features std --example xnor_vs_float`
+//! (without a popcnt target feature the kernel falls back to the carry-save tree). The binary
+//! side includes binarizing and packing its input; the float side is the crate's direct conv
+//! (the stem/skip kernel), which the compiler vectorizes.
+
+use bnas_device::kernels::{bin_conv, binarize, conv2d, Shape};
+use bnas_device::sample::Rng;
+use bnas_device::ConvGeom;
+use std::time::Instant;
+
+fn best_of<F: FnMut()>(reps: usize, mut f: F) -> f64 {
+    (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let mut r = Rng(42);
+    println!("popcnt target feature: {}", cfg!(target_feature = "popcnt"));
+    println!("{:>28} {:>12} {:>12} {:>8}", "shape (c_in=c_out, hw, k)", "float ms", "xnor ms", "ratio");
+    for &(c, hw, k, dil) in &[(64usize, 16usize, 3usize, 1usize), (128, 16, 3, 1), (256, 8, 3, 1), (128, 16, 5, 2)] {
+        let g = ConvGeom { k, stride: 1, pad: dil * (k - 1) / 2, dil };
+        let xs = Shape { c, h: hw, w: hw };
+        let x = r.vec(c * hw * hw, 1.0);
+        let w_f = r.pm1(c * c * k * k);
+        let mut out = vec![0f32; c * hw * hw];
+        let float_s = best_of(5, || conv2d(&x, xs, g, &w_f, None, true, &mut out, xs));
+        let wpt = c.div_ceil(32);
+        let packed = bnas_device::build::pack(&w_f, c, c, k);
+        let (flip, thr, scale) = (vec![1.0; c], vec![0.0; c], vec![0.01; c]);
+        let mut bits = vec![0u32; hw * hw * wpt];
+        let mut row = vec![0u32; k * k * wpt];
+        let xnor_s = best_of(5, || {
+            binarize(&x, hw * hw, &flip, &thr, &mut bits);
+            bin_conv(&bits, xs, g, &scale, &packed, &mut row, &mut out, xs);
+        });
+        println!(
+            "{:>28} {:>12.3} {:>12.3} {:>7.1}x",
+            format!("{c}, {hw}x{hw}, {k}x{k} dil {dil}"),
+            float_s * 1e3,
+            xnor_s * 1e3,
+            float_s / xnor_s
+        );
+    }
+}
