@@ -6,3 +6,4 @@ pub mod rng;
 pub mod data;
 pub mod nn;
 pub mod report;
+pub mod device_run;
