@@ -393,3 +393,32 @@ fn optimizers_match_cpu() {
     check("adam 3 steps m", &am, &bm);
     check("adam 3 steps v", &av, &bv);
 }
+
+#[test]
+fn long_recordings_flush_and_reuse_pooled_buffers() {
+    // More dispatches than one pending batch holds, each dropping a temporary that the next
+    // iteration's allocation reuses while earlier commands are still unsubmitted.
+    let g = gpu();
+    let mut rng = Rng::new(11);
+    let (x, gx) = pair(&mut rng, 777);
+    let mut acc = g.zeros(777);
+    let steps = super::kernel::MAX_PENDING + 100;
+    for _ in 0..steps {
+        let t = g.scale(&gx, 0.5);
+        g.axpy(&mut acc, 1.0, &t);
+    }
+    let expect: Vec<f32> = x.iter().map(|v| v * 0.5 * steps as f32).collect();
+    let err = max_rel_err(&g.download(&acc), &expect);
+    println!("{steps} x (scale, axpy) across batch flushes: max rel err {err:.2e}");
+    assert!(err < TOL);
+}
+
+#[test]
+fn workgroup_grid_folds_past_65535() {
+    // 70,000 channels = 70,000 workgroups: folded into a 2-D grid.
+    let (g, c) = (gpu(), cpu());
+    let mut rng = Rng::new(12);
+    let cg = ChanGeom { n: 1, c: 70_000, hw: 2 };
+    let (x, gx) = pair(&mut rng, cg.len());
+    check("channel_sum over 70000 channels", &g.channel_sum(&gx, cg), &c.channel_sum(&c.upload(&x), cg));
+}
