@@ -36,9 +36,10 @@ fn main() {
         let (flip, thr, scale) = (vec![1.0; c], vec![0.0; c], vec![0.01; c]);
         let mut bits = vec![0u32; hw * hw * wpt];
         let mut row = vec![0u32; k * k * wpt];
+        let mut sums = vec![0u32; c * k * k];
         let xnor_s = best_of(5, || {
             binarize(&x, hw * hw, &flip, &thr, &mut bits);
-            bin_conv(&bits, xs, g, &scale, &packed, &mut row, &mut out, xs);
+            bin_conv(&bits, xs, g, &scale, &packed, &mut row, &mut sums, &mut out, xs);
         });
         println!(
             "{:>28} {:>12.3} {:>12.3} {:>7.1}x",

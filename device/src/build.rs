@@ -341,9 +341,9 @@ impl ModelBuilder {
             let (r, _, _) = self.span(out);
             first_write[r] = first_write[r].min(step);
             last_read[r] = last_read[r].max(step);
-            if let Op::BinConv { x, .. } = op {
+            if let Op::BinConv { x, p, .. } = op {
                 let d = self.defs[x.index()];
-                scratch_blocks.push((i, Block { words: bin_scratch_words(d.c, op_k(op), d.h, d.w), start: step, end: step }));
+                scratch_blocks.push((i, Block { words: bin_scratch_words(d.c, p.c_out, p.k, d.h, d.w), start: step, end: step }));
             }
         }
         let (lr, _, _) = self.span(logits);
@@ -433,14 +433,6 @@ impl ModelBuilder {
             Op::Gap { x, out } => (kind::GLOBAL_AVG_POOL, vec![id(x), id(out)]),
             Op::Linear { x, out, weights, bias } => (kind::LINEAR, [vec![id(x), id(out)], bits(weights), bits(bias)].concat()),
         })
-    }
-}
-
-fn op_k(op: &Op) -> usize {
-    match op {
-        Op::BinConv { p, .. } => p.k,
-        Op::Conv { p, .. } => p.k,
-        _ => 1,
     }
 }
 

@@ -66,8 +66,9 @@ fn place(blocks: &[Block], order: &[usize], best_fit: bool) -> (Vec<usize>, usiz
     (offsets, top)
 }
 
-/// Perturbed orders tried after the simple ones when the bound is not reached.
-const RANDOM_ORDERS: usize = 256;
+/// Perturbed orders tried after the simple ones when the bound is not reached (each try is
+/// O(blocks^2); a few hundred cost well under a second for a cell network).
+const RANDOM_ORDERS: usize = 512;
 
 /// Plans the arena: the best of several greedy placements.
 pub fn plan(blocks: &[Block]) -> Plan {
@@ -90,14 +91,15 @@ pub fn plan(blocks: &[Block]) -> Plan {
     // Then perturbed copies of the size order (a deterministic xorshift), for graphs where no
     // simple order reaches the bound.
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
-    for _ in 0..RANDOM_ORDERS {
-        let mut order = orders[0].clone();
+    for r in 0..RANDOM_ORDERS {
+        let mut order = orders[r % 2].clone();
         for i in 1..order.len() {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            if seed % 3 == 0 {
-                order.swap(i - 1, i);
+            if seed % (2 + (r as u64 / 2) % 4) == 0 {
+                let j = (seed >> 32) as usize % (i + 1);
+                order.swap(j, i);
             }
         }
         orders.push(order);

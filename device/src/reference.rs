@@ -9,6 +9,15 @@ use crate::error::Error;
 use crate::infer::Input;
 use crate::model::{Model, Node, TensorId};
 
+/// ReLU with +0.0 for NaN and zeros (the kernels' definition, restated here).
+fn relu(x: f32) -> f32 {
+    if x > 0.0 {
+        x
+    } else {
+        0.0
+    }
+}
+
 struct Store {
     roots: Vec<Vec<f32>>,
 }
@@ -67,7 +76,7 @@ pub fn run(model: &Model, input: Input<'_>) -> Result<Vec<f32>, Error> {
             Node::Conv(c) => {
                 let xi = model.tensor(c.x)?;
                 let xv = st.get(model, c.x);
-                conv_naive(&xv, (xi.c, xi.h, xi.w), c.c_out, c.geom.k, c.geom.stride, c.geom.pad, c.geom.dil, (oh, ow), |o, ci, t| c.weights[(o * xi.c + ci) * c.geom.k * c.geom.k + t], |o| c.bias.map_or(0.0, |b| b[o]), |_, s| if c.relu { s.max(0.0) } else { s })
+                conv_naive(&xv, (xi.c, xi.h, xi.w), c.c_out, c.geom.k, c.geom.stride, c.geom.pad, c.geom.dil, (oh, ow), |o, ci, t| c.weights[(o * xi.c + ci) * c.geom.k * c.geom.k + t], |o| c.bias.map_or(0.0, |b| b[o]), |_, s| if c.relu { relu(s) } else { s })
             }
             Node::BinConv(b) => {
                 let xi = model.tensor(b.x)?;
@@ -79,7 +88,7 @@ pub fn run(model: &Model, input: Input<'_>) -> Result<Vec<f32>, Error> {
                     .map(|(i, &v)| if v * b.flip[i / hw] >= b.threshold[i / hw] { 1.0 } else { -1.0 })
                     .collect();
                 let k = b.geom.k;
-                conv_naive(&signs, (xi.c, xi.h, xi.w), b.c_out, k, b.geom.stride, b.geom.pad, b.geom.dil, (oh, ow), |o, ci, t| b.weight(o, ci, t / k, t % k).expect("in range"), |_| 0.0, |o, s| (s * b.scale[o]).max(0.0))
+                conv_naive(&signs, (xi.c, xi.h, xi.w), b.c_out, k, b.geom.stride, b.geom.pad, b.geom.dil, (oh, ow), |o, ci, t| b.weight(o, ci, t / k, t % k).expect("in range"), |_| 0.0, |o, s| relu(s * b.scale[o]))
             }
             Node::MaxPool { x, stride, .. } | Node::AvgPool { x, stride, .. } => {
                 let xi = model.tensor(x)?;

@@ -25,11 +25,12 @@ pub fn binarize(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mu
 
 /// XNOR-popcount conv over packed bits `[h_in*w_in, words]` with weights `[c_out, k*k, words]`.
 ///
-/// For each output pixel the valid taps are gathered into `row` (`[k*k, words]`, padded taps
-/// zeroed), then for each filter `s = c_in*k*k - 2*popcount(row ^ w)`. A zeroed padded tap
-/// contributes `-sum_c w[c]` to that; adding back `c_in - 2*popcount(w_tap)` for each padded tap
-/// makes it contribute exactly 0, as zero padding after sign does in the float network.
-/// `out[o, p] = max(0, s as f32 * scale[o])`.
+/// For each output pixel the taps are gathered into `row` (`[k*k, words]`, padded taps zeroed),
+/// then for each filter `s = c_in*k*k - 2*popcount(row ^ w)`. A zeroed padded tap contributes
+/// `c_in - 2*popcount(w_tap)` to that; `tap_sums` (`[c_out, k*k]` scratch, filled here once per
+/// call) holds those values, and subtracting them for each padded tap makes padding contribute
+/// exactly 0, as zero padding after sign does in the float network.
+/// `out[o, p] = relu(s as f32 * scale[o])`.
 #[allow(clippy::too_many_arguments)]
 pub fn bin_conv(
     bits: &[u32],
@@ -38,23 +39,34 @@ pub fn bin_conv(
     scale: &[f32],
     packed: &[u32],
     row: &mut [u32],
+    tap_sums: &mut [u32],
     out: &mut [f32],
     os: Shape,
 ) {
     let wpt = words_for(xs.c);
     let kk = g.k * g.k;
     let row_len = kk * wpt;
-    if wpt == 0 || row.len() < row_len {
+    if wpt == 0 || row.len() < row_len || kk > MAX_TAPS {
         return;
+    }
+    for (sum, w_tap) in tap_sums.iter_mut().zip(packed.chunks_exact(wpt)) {
+        let ones: u32 = w_tap.iter().map(|w| w.count_ones()).sum();
+        *sum = (xs.c as i32 - 2 * ones as i32) as u32;
     }
     let full = (xs.c * kk) as i32;
     let ohw = os.hw();
+    let mut padded = [0u8; MAX_TAPS];
     for p in 0..ohw {
         let (oy, ox) = (p / os.w, p % os.w);
-        let mut padded = 0u64;
+        let mut n_padded = 0usize;
+        let (mut ky, mut kx) = (0usize, 0usize);
         for (t, tap) in row.chunks_exact_mut(wpt).take(kk).enumerate() {
-            let iy = (oy * g.stride + t / g.k * g.dil) as isize - g.pad as isize;
-            let ix = (ox * g.stride + t % g.k * g.dil) as isize - g.pad as isize;
+            let iy = (oy * g.stride + ky * g.dil) as isize - g.pad as isize;
+            let ix = (ox * g.stride + kx * g.dil) as isize - g.pad as isize;
+            kx += 1;
+            if kx == g.k {
+                (kx, ky) = (0, ky + 1);
+            }
             let src = if iy >= 0 && ix >= 0 && (iy as usize) < xs.h && (ix as usize) < xs.w {
                 let at = (iy as usize * xs.w + ix as usize) * wpt;
                 bits.get(at..at + wpt)
@@ -62,33 +74,29 @@ pub fn bin_conv(
                 None
             };
             match src {
-                Some(src) => tap.copy_from_slice(src),
+                Some(src) => tap.iter_mut().zip(src).for_each(|(d, s)| *d = *s),
                 None => {
-                    tap.fill(0);
-                    padded |= 1u64 << t;
+                    tap.iter_mut().for_each(|d| *d = 0);
+                    if let Some(slot) = padded.get_mut(n_padded) {
+                        *slot = t as u8;
+                        n_padded += 1;
+                    }
                 }
             }
         }
         let row = row.get(..row_len).unwrap_or(&[]);
+        let padded = padded.get(..n_padded).unwrap_or(&[]);
         let outs = out.iter_mut().skip(p).step_by(ohw.max(1));
-        for ((o, w_o), &sc) in outs.zip(packed.chunks_exact(row_len)).zip(scale) {
+        let filters = packed.chunks_exact(row_len).zip(tap_sums.chunks_exact(kk));
+        for ((o, (w_o, sums)), &sc) in outs.zip(filters).zip(scale) {
             let mut s = full - 2 * xor_popcount(row, w_o) as i32;
-            if padded != 0 {
-                s -= padding_correction(w_o, wpt, xs.c, padded);
+            for &t in padded {
+                s -= sums.get(usize::from(t)).copied().unwrap_or(0) as i32;
             }
-            *o = (s as f32 * sc).max(0.0);
+            *o = super::relu(s as f32 * sc);
         }
     }
 }
 
-/// What the zeroed padded taps added to the count: `sum over padded taps of (c_in - 2*popcount(w_tap))`.
-fn padding_correction(w_o: &[u32], wpt: usize, c_in: usize, padded: u64) -> i32 {
-    let mut corr = 0i32;
-    for (t, w_tap) in w_o.chunks_exact(wpt).enumerate() {
-        if (padded >> t) & 1 == 1 {
-            let ones: u32 = w_tap.iter().map(|w| w.count_ones()).sum();
-            corr += c_in as i32 - 2 * ones as i32;
-        }
-    }
-    corr
-}
+/// Largest number of taps (`k*k` for k <= 7).
+const MAX_TAPS: usize = crate::format::MAX_KERNEL * crate::format::MAX_KERNEL;

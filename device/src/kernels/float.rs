@@ -48,7 +48,7 @@ pub fn conv2d(
             }
         }
         if relu {
-            out_o.iter_mut().for_each(|v| *v = v.max(0.0));
+            out_o.iter_mut().for_each(|v| *v = super::relu(*v));
         }
     }
 }

@@ -24,6 +24,17 @@ impl Shape {
     }
 }
 
+/// ReLU as `x > 0 ? x : +0.0`: NaN and -0.0 both give +0.0, identically on every target
+/// (`f32::max` leaves the sign of a zero unspecified and is a libm call on a Cortex-M4).
+#[inline(always)]
+pub fn relu(x: f32) -> f32 {
+    if x > 0.0 {
+        x
+    } else {
+        0.0
+    }
+}
+
 /// Output positions `o` in `0..n_out` whose input `o * stride + off` lies in `0..n_in`, as a range.
 pub(crate) fn valid_range(n_out: usize, n_in: usize, stride: usize, off: isize) -> core::ops::Range<usize> {
     let s = stride.max(1) as isize;
