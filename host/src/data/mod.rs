@@ -226,7 +226,7 @@ pub fn load(kind: &DatasetKind, root: Option<&Path>, split: Split) -> Result<Dat
 /// Splits `0..n` at random into two halves (the search's train / val split, both sorted);
 /// the first gets `n / 2` indices, the second the rest.
 pub fn split_half(n: usize, seed: u64) -> (Vec<usize>, Vec<usize>) {
-    const SPLIT_STREAM: u64 = 0x5EA4_C4_5917;
+    const SPLIT_STREAM: u64 = 0x005E_A4C4_5917;
     let mut all: Vec<usize> = (0..n).collect();
     Rng::derive(seed, SPLIT_STREAM).shuffle(&mut all);
     let mut second = all.split_off(n / 2);

@@ -184,7 +184,7 @@ fn cifar_batches_load_in_root_or_subfolder() {
     let test = load(&DatasetKind::Cifar10, Some(&tmp.0), Split::Test).unwrap();
     assert_eq!((train.len(), train.c, train.h, train.w, test.len()), (15, 3, 32, 32, 2));
     assert_eq!(train.labels[13], 3);
-    assert_eq!(&train.image(13)[..], &cifar_record(13)[1..]);
+    assert_eq!(train.image(13), &cifar_record(13)[1..]);
     assert_eq!(train.class_names[0], "airplane");
 
     let tmp = TempDir::new("cifar-root");

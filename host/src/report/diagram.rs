@@ -133,6 +133,14 @@ fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// "c_{k-1}" as c with a real subscript; other labels escaped as they are.
+fn svg_node_label(label: &str) -> String {
+    match label.strip_prefix("c_{").and_then(|r| r.strip_suffix('}')) {
+        Some(sub) => format!(r#"c<tspan dy="5" font-size="12">{}</tspan>"#, xml_escape(sub)),
+        None => xml_escape(label),
+    }
+}
+
 fn hex(c: Rgb) -> String {
     format!("#{:02x}{:02x}{:02x}", c[0], c[1], c[2])
 }
@@ -203,7 +211,7 @@ pub fn cell_diagram_svg(d: &CellDiagram) -> String {
             n.x,
             n.y + 5.5,
             hex(INK),
-            xml_escape(&n.label)
+            svg_node_label(&n.label)
         );
     }
     s.push_str("</svg>\n");
