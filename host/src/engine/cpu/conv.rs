@@ -115,6 +115,19 @@ impl Plan {
                     let dst = &mut col[r * ld + off..][..self.ohow];
                     dst[..y_lo * ow].fill(0.0);
                     dst[y_hi * ow..].fill(0.0);
+                    if g.stride == 1 && ow == g.w && x_lo < x_hi && y_lo < y_hi {
+                        // Same-size output: tap (ky, kx) is the whole plane shifted by a constant,
+                        // so one contiguous copy, then zero the columns that fell off an edge
+                        // (thousands of row-sized copies would cost a third of the convolution).
+                        let (first, end) = (y_lo * ow + x_lo, (y_hi - 1) * ow + x_hi);
+                        let src0 = (y_lo + ky * g.dil - g.pad) * g.w + x_lo + kx * g.dil - g.pad;
+                        dst[first..end].copy_from_slice(&plane[src0..src0 + (end - first)]);
+                        for oy in y_lo..y_hi {
+                            dst[oy * ow..oy * ow + x_lo].fill(0.0);
+                            dst[oy * ow + x_hi..(oy + 1) * ow].fill(0.0);
+                        }
+                        continue;
+                    }
                     for oy in y_lo..y_hi {
                         let row = &mut dst[oy * ow..(oy + 1) * ow];
                         row[..x_lo].fill(0.0);

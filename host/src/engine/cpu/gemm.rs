@@ -27,6 +27,7 @@ impl<'a> Mat<'a> {
 
 /// `C[m, n] = A[m, k] B[k, n] + beta * C`, with C row-major of leading dimension `ldc`.
 /// When `beta == 0` the prior contents of C are ignored (they may be garbage).
+#[allow(clippy::too_many_arguments)] // the BLAS signature: three sizes, three operands
 pub(super) fn gemm(m: usize, k: usize, n: usize, a: Mat<'_>, b: Mat<'_>, beta: f32, c: &mut [f32], ldc: usize) {
     if m == 0 || n == 0 {
         return;

@@ -123,6 +123,9 @@ pub(super) fn adam_step(
     });
 }
 
+/// One chunk of a parameter, of its gradient, and of each state buffer.
+type Part<'a> = (&'a mut [f32], &'a [f32], Vec<&'a mut [f32]>);
+
 /// Runs `f` over matching chunks of `p`, `grad` and every state buffer in `states`, in
 /// parallel when the parameter is large.
 fn in_chunks<const S: usize>(
@@ -139,7 +142,7 @@ fn in_chunks<const S: usize>(
     }
     // Split every buffer at the same chunk boundaries.
     let chunk = super::PAR_CHUNK;
-    let mut parts: Vec<(&mut [f32], &[f32], Vec<&mut [f32]>)> =
+    let mut parts: Vec<Part<'_>> =
         p.chunks_mut(chunk).zip(grad.chunks(chunk)).map(|(p, g)| (p, g, Vec::with_capacity(S))).collect();
     for s in states.iter_mut() {
         for (part, sc) in parts.iter_mut().zip(s.chunks_mut(chunk)) {

@@ -120,29 +120,12 @@ pub(super) fn batch_norm_bwd(
     (dx, dgamma, dbeta)
 }
 
-/// The in-bounds input cells `(iy, ix)` of the 3x3 window of output `(oy, ox)`, in row-major
-/// window order.
-fn window(g: &PoolGeom, oy: usize, ox: usize) -> impl Iterator<Item = (usize, usize)> {
-    let (h, w) = (g.h, g.w);
-    let (y0, x0) = (oy * g.stride, ox * g.stride);
-    (0..PoolGeom::K).flat_map(move |ky| (0..PoolGeom::K).map(move |kx| (y0 + ky, x0 + kx))).filter_map(
-        move |(py, px)| {
-            let (iy, ix) = (py.checked_sub(PoolGeom::PAD)?, px.checked_sub(PoolGeom::PAD)?);
-            (iy < h && ix < w).then_some((iy, ix))
-        },
-    )
-}
-
-/// Index into the plane of the first maximum of the window of `(oy, ox)`.
-fn argmax(g: &PoolGeom, plane: &[f32], oy: usize, ox: usize) -> usize {
-    let mut best: Option<(usize, f32)> = None;
-    for (iy, ix) in window(g, oy, ox) {
-        let i = iy * g.w + ix;
-        if best.is_none_or(|(_, b)| plane[i] > b) {
-            best = Some((i, plane[i]));
-        }
-    }
-    best.map_or(0, |(i, _)| i)
+/// The in-bounds input range `[lo, hi)` along one axis of the 3x3, padding-1 window of
+/// output position `o`.
+#[inline]
+fn window_range(o: usize, stride: usize, len: usize) -> (usize, usize) {
+    let start = o * stride;
+    (start.saturating_sub(PoolGeom::PAD), (start + PoolGeom::K - PoolGeom::PAD).min(len))
 }
 
 /// Runs `f(plane_in, out_plane)` for every `[h, w]` plane, in parallel over planes.
@@ -157,28 +140,104 @@ fn per_plane(
     cpu.for_rows(out, out_plane, |p, o| f(&x[p * in_plane..][..in_plane], o));
 }
 
-pub(super) fn max_pool(cpu: &Cpu, x: &[f32], g: PoolGeom) -> Vec<f32> {
+/// Separable 3x3 window reduction of one plane: `reduce` across each row's window into
+/// `rows` (`[h, ow]`), then down each column's window into `out`; `finish(value, cells)`
+/// turns the reduction and the number of in-bounds cells into the output.
+fn pool_plane(
+    g: &PoolGeom,
+    plane: &[f32],
+    out: &mut [f32],
+    rows: &mut [f32],
+    reduce: impl Fn(f32, f32) -> f32 + Copy,
+    finish: impl Fn(f32, usize) -> f32,
+) {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    for (row_in, row_out) in plane.chunks_exact(g.w).zip(rows.chunks_exact_mut(ow)) {
+        if g.stride == 1 && g.w >= 3 {
+            // Interior windows as three shifted slices (vectorizes); the two edges below.
+            let (l, c, r) = (&row_in[..g.w - 2], &row_in[1..g.w - 1], &row_in[2..]);
+            for (((o, &l), &c), &r) in row_out[1..g.w - 1].iter_mut().zip(l).zip(c).zip(r) {
+                *o = reduce(reduce(l, c), r);
+            }
+            row_out[0] = reduce(row_in[0], row_in[1]);
+            row_out[g.w - 1] = reduce(row_in[g.w - 2], row_in[g.w - 1]);
+            continue;
+        }
+        for (ox, v) in row_out.iter_mut().enumerate() {
+            let (x0, x1) = window_range(ox, g.stride, g.w);
+            *v = row_in[x0 + 1..x1].iter().fold(row_in[x0], |a, &b| reduce(a, b));
+        }
+    }
+    for oy in 0..oh {
+        let (y0, y1) = window_range(oy, g.stride, g.h);
+        let out_row = &mut out[oy * ow..(oy + 1) * ow];
+        out_row.copy_from_slice(&rows[y0 * ow..(y0 + 1) * ow]);
+        for iy in y0 + 1..y1 {
+            out_row.iter_mut().zip(&rows[iy * ow..(iy + 1) * ow]).for_each(|(o, &v)| *o = reduce(*o, v));
+        }
+        for (ox, o) in out_row.iter_mut().enumerate() {
+            let x_cells = if ox == 0 || ox + 1 == ow { window_range(ox, g.stride, g.w) } else { (0, 3) };
+            *o = finish(*o, (y1 - y0) * (x_cells.1 - x_cells.0));
+        }
+    }
+}
+
+fn pool(
+    cpu: &Cpu,
+    x: &[f32],
+    g: PoolGeom,
+    reduce: impl Fn(f32, f32) -> f32 + Copy + Sync + Send,
+    finish: impl Fn(f32, usize) -> f32 + Copy + Sync + Send,
+) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
     let mut y = vec![0.0; g.out_len()];
     per_plane(cpu, &mut y, oh * ow, g.h * g.w, x, |plane, out| {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                out[oy * ow + ox] = plane[argmax(&g, plane, oy, ox)];
-            }
-        }
+        let mut rows = vec![0.0; g.h * ow];
+        pool_plane(&g, plane, out, &mut rows, reduce, finish);
     });
     y
 }
 
+pub(super) fn max_pool(cpu: &Cpu, x: &[f32], g: PoolGeom) -> Vec<f32> {
+    pool(cpu, x, g, f32::max, |v, _| v)
+}
+
+/// Routes `dy` to the first maximum (row-major window order) of each window. Separable:
+/// the first maximum of each row's window, then of the (up to 3) rows in order, keeping the
+/// earlier on ties; selects instead of branches, which mispredict constantly on real data.
 pub(super) fn max_pool_bwd(cpu: &Cpu, x: &[f32], dy: &[f32], g: PoolGeom) -> Vec<f32> {
     let (oh, ow, hw) = (g.out_h(), g.out_w(), g.h * g.w);
     let mut dx = vec![0.0; g.in_len()];
     cpu.for_rows(&mut dx, hw, |p, dxp| {
         let plane = &x[p * hw..][..hw];
         let dyp = &dy[p * oh * ow..][..oh * ow];
-        for oy in 0..oh {
+        // Per input row and output column: the max value and its index in the plane.
+        let mut row_max = vec![0f32; g.h * ow];
+        let mut row_arg = vec![0u32; g.h * ow];
+        for iy in 0..g.h {
+            let base = iy * g.w;
             for ox in 0..ow {
-                dxp[argmax(&g, plane, oy, ox)] += dyp[oy * ow + ox];
+                let (x0, x1) = window_range(ox, g.stride, g.w);
+                let (mut bv, mut bi) = (plane[base + x0], (base + x0) as u32);
+                for (i, &v) in plane.iter().enumerate().take(base + x1).skip(base + x0 + 1) {
+                    let greater = v > bv;
+                    bi = if greater { i as u32 } else { bi };
+                    bv = if greater { v } else { bv };
+                }
+                row_max[iy * ow + ox] = bv;
+                row_arg[iy * ow + ox] = bi;
+            }
+        }
+        for oy in 0..oh {
+            let (y0, y1) = window_range(oy, g.stride, g.h);
+            for ox in 0..ow {
+                let (mut bv, mut bi) = (row_max[y0 * ow + ox], row_arg[y0 * ow + ox]);
+                for iy in y0 + 1..y1 {
+                    let greater = row_max[iy * ow + ox] > bv;
+                    bi = if greater { row_arg[iy * ow + ox] } else { bi };
+                    bv = if greater { row_max[iy * ow + ox] } else { bv };
+                }
+                dxp[bi as usize] += dyp[oy * ow + ox];
             }
         }
     });
@@ -186,33 +245,33 @@ pub(super) fn max_pool_bwd(cpu: &Cpu, x: &[f32], dy: &[f32], g: PoolGeom) -> Vec
 }
 
 pub(super) fn avg_pool(cpu: &Cpu, x: &[f32], g: PoolGeom) -> Vec<f32> {
-    let (oh, ow) = (g.out_h(), g.out_w());
-    let mut y = vec![0.0; g.out_len()];
-    per_plane(cpu, &mut y, oh * ow, g.h * g.w, x, |plane, out| {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let (mut acc, mut count) = (0.0, 0usize);
-                for (iy, ix) in window(&g, oy, ox) {
-                    acc += plane[iy * g.w + ix];
-                    count += 1;
-                }
-                out[oy * ow + ox] = acc / count as f32;
-            }
-        }
-    });
-    y
+    pool(cpu, x, g, |a, b| a + b, |v, cells| v / cells as f32)
 }
 
 pub(super) fn avg_pool_bwd(cpu: &Cpu, dy: &[f32], g: PoolGeom) -> Vec<f32> {
     let (oh, ow, hw) = (g.out_h(), g.out_w(), g.h * g.w);
+    if g.stride == 1 {
+        // With stride 1 and same-size output, "window of o contains i" is symmetric, so the
+        // adjoint is a sum pool of dy / cells.
+        let cells = pool(cpu, &vec![1.0; hw], PoolGeom { n: 1, c: 1, ..g }, |a, b| a + b, |v, _| v);
+        let mut dx = vec![0.0; g.in_len()];
+        cpu.for_rows(&mut dx, hw, |p, dxp| {
+            let scaled: Vec<f32> = dy[p * hw..][..hw].iter().zip(&cells).map(|(&d, &c)| d / c).collect();
+            let mut rows = vec![0.0; hw];
+            pool_plane(&g, &scaled, dxp, &mut rows, |a, b| a + b, |v, _| v);
+        });
+        return dx;
+    }
     let mut dx = vec![0.0; g.in_len()];
     cpu.for_rows(&mut dx, hw, |p, dxp| {
         let dyp = &dy[p * oh * ow..][..oh * ow];
         for oy in 0..oh {
+            let (y0, y1) = window_range(oy, g.stride, g.h);
             for ox in 0..ow {
-                let d = dyp[oy * ow + ox] / window(&g, oy, ox).count() as f32;
-                for (iy, ix) in window(&g, oy, ox) {
-                    dxp[iy * g.w + ix] += d;
+                let (x0, x1) = window_range(ox, g.stride, g.w);
+                let d = dyp[oy * ow + ox] / ((y1 - y0) * (x1 - x0)) as f32;
+                for iy in y0..y1 {
+                    dxp[iy * g.w + x0..iy * g.w + x1].iter_mut().for_each(|v| *v += d);
                 }
             }
         }
