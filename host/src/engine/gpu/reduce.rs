@@ -20,9 +20,23 @@ pub(super) enum SumOf {
     Square = 1,
 }
 
-/// Params in the order of the WGSL struct: len, mode, off, n, c, hw, alpha, splits.
-fn params(len: usize, mode: usize, off: usize, n: usize, c: usize, hw: usize, alpha: f32, splits: usize) -> Params {
-    Params::new().u(len).u(mode).u(off).u(n).u(c).u(hw).f(alpha).u(splits)
+/// The WGSL `Params` of reduce.wgsl (see there for what each entry point reads).
+#[derive(Default)]
+struct ReduceParams {
+    len: usize,
+    mode: usize,
+    off: usize,
+    n: usize,
+    c: usize,
+    hw: usize,
+    alpha: f32,
+    splits: usize,
+}
+
+impl ReduceParams {
+    fn pack(self) -> Params {
+        Params::new().u(self.len).u(self.mode).u(self.off).u(self.n).u(self.c).u(self.hw).f(self.alpha).u(self.splits)
+    }
 }
 
 impl Gpu {
@@ -42,7 +56,7 @@ impl Gpu {
         }
         let groups = Self::partial_groups(x.len);
         let y_buf = y.map_or(&x.buffer, |y| &y.buffer);
-        let p = params(x.len, mode as usize, off, 0, 0, 0, 0.0, 0);
+        let p = ReduceParams { len: x.len, mode: mode as usize, off, ..Default::default() }.pack();
         let bufs = [(1, &x.buffer), (2, y_buf), (3, &partials.buffer)];
         self.dispatch(self.rd(), "partial_sum", p, &bufs, (groups as u32, 1));
     }
@@ -57,7 +71,7 @@ impl Gpu {
         out: &GpuBuf,
         index: usize,
     ) {
-        let p = params(count, index, off, 0, 0, 0, alpha, 0);
+        let p = ReduceParams { len: count, mode: index, off, alpha, ..Default::default() }.pack();
         self.dispatch(self.rd(), "final_sum", p, &[(4, &partials.buffer), (5, &out.buffer)], (1, 1));
     }
 
@@ -65,7 +79,7 @@ impl Gpu {
     pub(super) fn channel_sum_scaled(&self, x: &GpuBuf, n: usize, c: usize, hw: usize, alpha: f32) -> GpuBuf {
         debug_assert!(n * hw / 256 < 65_535, "channel_sum: {n} x {hw} values per channel is too many per thread");
         let out = self.alloc(c);
-        let p = params(0, 0, 0, n, c, hw, alpha, 0);
+        let p = ReduceParams { n, c, hw, alpha, ..Default::default() }.pack();
         self.dispatch(self.rd(), "channel_sum", p, &[(1, &x.buffer), (5, &out.buffer)], (c.max(1) as u32, 1));
         out
     }
@@ -73,7 +87,7 @@ impl Gpu {
     /// `[len]`: sum of the `splits` stacked slices of `x` (`[splits, len]`).
     pub(super) fn sum_splits(&self, x: &GpuBuf, len: usize, splits: usize) -> GpuBuf {
         let out = self.alloc(len);
-        let p = params(len, 0, 0, 0, 0, 0, 0.0, splits);
+        let p = ReduceParams { len, splits, ..Default::default() }.pack();
         self.dispatch(self.rd(), "sum_splits", p, &[(1, &x.buffer), (5, &out.buffer)], (groups_for(len), 1));
         out
     }
