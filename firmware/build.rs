@@ -13,9 +13,8 @@ fn main() {
     fs::copy("memory.x", out.join("memory.x")).expect("copy memory.x");
     println!("cargo:rustc-link-search={}", out.display());
 
-    let path = env::var("BNAS_MODEL").unwrap_or_else(|_| {
-        panic!("set BNAS_MODEL to the .bnas model file to embed (an absolute path)")
-    });
+    let path = env::var("BNAS_MODEL")
+        .unwrap_or_else(|_| panic!("set BNAS_MODEL to the .bnas model file to embed (an absolute path)"));
     println!("cargo:rerun-if-changed={path}");
     let bytes = fs::read(&path).unwrap_or_else(|e| panic!("BNAS_MODEL={path}: {e}"));
     let mut words = vec![0u32; bytes.len().div_ceil(4)];

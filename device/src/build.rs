@@ -3,6 +3,8 @@
 //! Tensors are per-image CHW f32. Every op writes into `out`, a fresh tensor or a channel slice of a
 //! concat; `finish` plans the arena from tensor lifetimes and writes magic, version and CRC32.
 
+#![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)] // host-side code, not the inference path
+
 use crate::format::{self, kind, words_for};
 use crate::model::{bin_scratch_words, TensorId};
 use crate::plan::{self, Block};
@@ -167,7 +169,13 @@ impl ModelBuilder {
         ra == rb && a0 < b1 && b0 < a1
     }
 
-    fn check_out(&self, op: &'static str, x: &[TensorId], out: TensorId, shape: (usize, usize, usize)) -> Result<(), BuildError> {
+    fn check_out(
+        &self,
+        op: &'static str,
+        x: &[TensorId],
+        out: TensorId,
+        shape: (usize, usize, usize),
+    ) -> Result<(), BuildError> {
         let o = self.def(op, out)?;
         if out == self.input() {
             return err(op, "cannot write the input tensor");
@@ -191,7 +199,17 @@ impl ModelBuilder {
         Ok(())
     }
 
-    fn conv_shape(&self, op: &'static str, x: Def, c_out: usize, k: usize, stride: usize, pad: usize, dil: usize) -> Result<(usize, usize, usize), BuildError> {
+    #[allow(clippy::too_many_arguments)]
+    fn conv_shape(
+        &self,
+        op: &'static str,
+        x: Def,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+        dil: usize,
+    ) -> Result<(usize, usize, usize), BuildError> {
         Self::check_geom(op, k, stride, pad, dil)?;
         let oh = format::conv_out(x.h, k, stride, pad, dil);
         let ow = format::conv_out(x.w, k, stride, pad, dil);
@@ -250,7 +268,14 @@ impl ModelBuilder {
         Ok(())
     }
 
-    fn pool(&mut self, op: &'static str, kind: u32, x: TensorId, stride: usize, out: TensorId) -> Result<(), BuildError> {
+    fn pool(
+        &mut self,
+        op: &'static str,
+        kind: u32,
+        x: TensorId,
+        stride: usize,
+        out: TensorId,
+    ) -> Result<(), BuildError> {
         let d = self.def(op, x)?;
         let shape = self.conv_shape(op, d, d.c, 3, stride, 1, 1)?;
         self.check_out(op, &[x], out, shape)?;
@@ -273,7 +298,10 @@ impl ModelBuilder {
         let da = self.def("add", a)?;
         let db = self.def("add", b)?;
         if (da.c, da.h, da.w) != (db.c, db.h, db.w) {
-            return err("add", format!("operands differ: [{}, {}, {}] vs [{}, {}, {}]", da.c, da.h, da.w, db.c, db.h, db.w));
+            return err(
+                "add",
+                format!("operands differ: [{}, {}, {}] vs [{}, {}, {}]", da.c, da.h, da.w, db.c, db.h, db.w),
+            );
         }
         let reads: Vec<TensorId> = [a, b].into_iter().filter(|&t| t != out).collect();
         self.check_out("add", &reads, out, (da.c, da.h, da.w))?;
@@ -343,7 +371,8 @@ impl ModelBuilder {
             last_read[r] = last_read[r].max(step);
             if let Op::BinConv { x, p, .. } = op {
                 let d = self.defs[x.index()];
-                scratch_blocks.push((i, Block { words: bin_scratch_words(d.c, p.c_out, p.k, d.h, d.w), start: step, end: step }));
+                scratch_blocks
+                    .push((i, Block { words: bin_scratch_words(d.c, p.c_out, p.k, d.h, d.w), start: step, end: step }));
             }
         }
         let (lr, _, _) = self.span(logits);
@@ -378,7 +407,14 @@ impl ModelBuilder {
         self.write(logits, &root_off, &scratch_off, plan.arena_words, plan.lower_bound_words)
     }
 
-    fn write(&self, logits: TensorId, root_off: &[usize], scratch_off: &[usize], arena: usize, lower: usize) -> Result<Vec<u8>, BuildError> {
+    fn write(
+        &self,
+        logits: TensorId,
+        root_off: &[usize],
+        scratch_off: &[usize],
+        arena: usize,
+        lower: usize,
+    ) -> Result<Vec<u8>, BuildError> {
         let too_big = || BuildError { op: "finish", reason: "a size exceeds 32 bits".into() };
         let u = |v: usize| u32::try_from(v).map_err(|_| too_big());
         let mut w: Vec<u32> = Vec::new();
@@ -389,7 +425,7 @@ impl ModelBuilder {
                 Some(p) => (u32::from(p), root_off[usize::from(p)] + d.ch_off * d.h * d.w),
                 None => (format::NO_PARENT, root_off[t]),
             };
-            
+
             w.extend([u(d.c)?, u(d.h)?, u(d.w)?, parent, u(d.ch_off)?, u(off)?]);
         }
         if let Some((s, b)) = &self.affine {
@@ -416,22 +452,31 @@ impl ModelBuilder {
         let id = |t: &TensorId| u32::from(t.0);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
         Ok(match op {
-            Op::Affine { x, out, scale, bias } => (kind::AFFINE, [vec![id(x), id(out)], bits(scale), bits(bias)].concat()),
+            Op::Affine { x, out, scale, bias } => {
+                (kind::AFFINE, [vec![id(x), id(out)], bits(scale), bits(bias)].concat())
+            }
             Op::Conv { x, out, p } => {
-                let flags = if p.relu { format::CONV_RELU } else { 0 } | if p.bias.is_some() { format::CONV_BIAS } else { 0 };
+                let flags =
+                    if p.relu { format::CONV_RELU } else { 0 } | if p.bias.is_some() { format::CONV_BIAS } else { 0 };
                 let head = vec![id(x), id(out), u(p.c_out)?, u(p.k)?, u(p.stride)?, u(p.pad)?, u(p.dil)?, flags];
                 (kind::CONV, [head, bits(&p.weights), bits(p.bias.as_deref().unwrap_or(&[]))].concat())
             }
             Op::BinConv { x, out, p } => {
                 let c_in = self.defs[x.index()].c;
                 let head = vec![id(x), id(out), u(p.c_out)?, u(p.k)?, u(p.stride)?, u(p.pad)?, u(p.dil)?, u(scratch)?];
-                (kind::BIN_CONV, [head, bits(&p.flip), bits(&p.threshold), bits(&p.scale), pack(&p.weights, p.c_out, c_in, p.k)].concat())
+                (
+                    kind::BIN_CONV,
+                    [head, bits(&p.flip), bits(&p.threshold), bits(&p.scale), pack(&p.weights, p.c_out, c_in, p.k)]
+                        .concat(),
+                )
             }
             Op::Pool { kind, x, out, stride } => (*kind, vec![id(x), id(out), u(*stride)?]),
             Op::Add { a, b, out } => (kind::ADD, vec![id(a), id(b), id(out)]),
             Op::Zero { out } => (kind::ZERO, vec![id(out)]),
             Op::Gap { x, out } => (kind::GLOBAL_AVG_POOL, vec![id(x), id(out)]),
-            Op::Linear { x, out, weights, bias } => (kind::LINEAR, [vec![id(x), id(out)], bits(weights), bits(bias)].concat()),
+            Op::Linear { x, out, weights, bias } => {
+                (kind::LINEAR, [vec![id(x), id(out)], bits(weights), bits(bias)].concat())
+            }
         })
     }
 }

@@ -38,14 +38,19 @@ impl fmt::Display for Error {
             Error::BadMagic { found } => write!(f, "not a bnas model: magic at offset 0 is {found:#010x}"),
             Error::BadVersion { found } => write!(f, "unsupported bnas model version {found} at offset 4"),
             Error::BadCrc { stored, computed } => {
-                write!(f, "model payload corrupted: CRC32 at offset 12 is {stored:#010x}, payload gives {computed:#010x}")
+                write!(
+                    f,
+                    "model payload corrupted: CRC32 at offset 12 is {stored:#010x}, payload gives {computed:#010x}"
+                )
             }
             Error::Malformed { offset, what } => write!(f, "malformed model at offset {offset}: {what}"),
             Error::ArenaTooSmall { needed_bytes, got_bytes } => {
                 write!(f, "arena too small: model needs {needed_bytes} bytes, got {got_bytes}")
             }
             Error::InputSize { expected, got } => write!(f, "input has {got} elements, model expects {expected}"),
-            Error::LogitsSize { expected, got } => write!(f, "logits buffer has {got} elements, model has {expected} classes"),
+            Error::LogitsSize { expected, got } => {
+                write!(f, "logits buffer has {got} elements, model has {expected} classes")
+            }
         }
     }
 }

@@ -44,6 +44,8 @@ pub const fn words_for(c: usize) -> usize {
     c.div_ceil(BITS)
 }
 
+// A const fn cannot use iterators; `i < 256` bounds every index.
+#[allow(clippy::indexing_slicing)]
 const fn crc_table() -> [u32; 256] {
     let mut table = [0u32; 256];
     let mut i = 0;

@@ -56,8 +56,11 @@ impl<'s> Reader<'s> {
     }
 }
 
+/// Three disjoint parts of the arena: before, inside and after a range.
+type Parts<'s> = (&'s mut [u32], &'s mut [u32], &'s mut [u32]);
+
 /// Splits `arena` into (before `w`, `w`, after `w`).
-fn split3(arena: &mut [u32], w: Range<usize>) -> Result<(&mut [u32], &mut [u32], &mut [u32]), Error> {
+fn split3(arena: &mut [u32], w: Range<usize>) -> Result<Parts<'_>, Error> {
     let (before, rest) = arena.split_at_mut_checked(w.start).ok_or(OVERLAP)?;
     let (written, after) = rest.split_at_mut_checked(w.end.checked_sub(w.start).ok_or(OVERLAP)?).ok_or(OVERLAP)?;
     Ok((before, written, after))
@@ -71,7 +74,12 @@ fn split(arena: &mut [u32], w: Range<usize>) -> Result<(Reader<'_>, &mut [u32]),
 }
 
 /// Mutable access to `r`, which must lie wholly inside `before` or `after` of a `split3` at `w`.
-fn other_mut<'s>(before: &'s mut [u32], after: &'s mut [u32], w: &Range<usize>, r: Range<usize>) -> Result<&'s mut [u32], Error> {
+fn other_mut<'s>(
+    before: &'s mut [u32],
+    after: &'s mut [u32],
+    w: &Range<usize>,
+    r: Range<usize>,
+) -> Result<&'s mut [u32], Error> {
     if r.end <= before.len() {
         before.get_mut(r).ok_or(OVERLAP)
     } else if r.start >= w.end {

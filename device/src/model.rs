@@ -1,7 +1,7 @@
 //! `Model::parse`: a zero-copy view of a packed model, validated once, and its graph accessors.
 
 use crate::error::Error;
-use crate::format::{self, kind, conv_out, words_for};
+use crate::format::{self, conv_out, kind, words_for};
 use core::ops::Range;
 
 /// Index of a tensor in the model's tensor table.
@@ -117,9 +117,7 @@ impl BinConvNode<'_> {
     pub fn weights_pm1(&self) -> impl Iterator<Item = f32> + '_ {
         let k = self.geom.k;
         (0..self.c_out).flat_map(move |o| {
-            (0..self.c_in).flat_map(move |c| {
-                (0..k * k).map(move |t| self.weight(o, c, t / k, t % k).unwrap_or(0.0))
-            })
+            (0..self.c_in).flat_map(move |c| (0..k * k).map(move |t| self.weight(o, c, t / k, t % k).unwrap_or(0.0)))
         })
     }
 }
@@ -134,21 +132,48 @@ pub fn bin_scratch_words(c_in: usize, c_out: usize, k: usize, h_in: usize, w_in:
 #[derive(Debug, Clone, Copy)]
 pub enum Node<'a> {
     /// Per-channel `out = x * scale[c] + bias[c]` (BatchNorm in eval mode).
-    Affine { x: TensorId, out: TensorId, scale: &'a [f32], bias: &'a [f32] },
+    Affine {
+        x: TensorId,
+        out: TensorId,
+        scale: &'a [f32],
+        bias: &'a [f32],
+    },
     Conv(ConvNode<'a>),
     BinConv(BinConvNode<'a>),
     /// 3x3 max pool, pad 1 (padding never wins).
-    MaxPool { x: TensorId, out: TensorId, stride: usize },
+    MaxPool {
+        x: TensorId,
+        out: TensorId,
+        stride: usize,
+    },
     /// 3x3 average pool, pad 1, dividing by the number of valid taps.
-    AvgPool { x: TensorId, out: TensorId, stride: usize },
+    AvgPool {
+        x: TensorId,
+        out: TensorId,
+        stride: usize,
+    },
     /// `out = a + b`; `out` may be `a` or `b` itself.
-    Add { a: TensorId, b: TensorId, out: TensorId },
+    Add {
+        a: TensorId,
+        b: TensorId,
+        out: TensorId,
+    },
     /// `out = 0`.
-    Zero { out: TensorId },
+    Zero {
+        out: TensorId,
+    },
     /// `out[c] = mean over h, w of x[c]`; `out` is `[c, 1, 1]`.
-    GlobalAvgPool { x: TensorId, out: TensorId },
+    GlobalAvgPool {
+        x: TensorId,
+        out: TensorId,
+    },
     /// `out[j] = sum_i w[j, i] * x[i] + bias[j]`, x flattened; weights `[classes, n]`.
-    Linear { x: TensorId, out: TensorId, weights: &'a [f32], bias: &'a [f32] },
+    Linear {
+        x: TensorId,
+        out: TensorId,
+        weights: &'a [f32],
+        bias: &'a [f32],
+    },
 }
 
 impl Node<'_> {
@@ -208,11 +233,7 @@ fn usize_at(words: &[u32], i: usize) -> Result<usize, Error> {
 
 fn slice_at(words: &[u32], at: usize, n: usize) -> Result<&[u32], Error> {
     let end = at.checked_add(n).ok_or(Error::Malformed { offset: at * 4, what: "length overflows" })?;
-    words.get(at..end).ok_or(Error::Truncated {
-        offset: at * 4,
-        needed: n.saturating_mul(4),
-        len: words.len() * 4,
-    })
+    words.get(at..end).ok_or(Error::Truncated { offset: at * 4, needed: n.saturating_mul(4), len: words.len() * 4 })
 }
 
 fn f32s_at(words: &[u32], at: usize, n: usize) -> Result<&[f32], Error> {
@@ -260,10 +281,9 @@ impl<'a> Model<'a> {
         if payload_len % 4 != 0 {
             return Err(malformed(2, "payload length is not a multiple of 4"));
         }
-        let total = format::HEADER_BYTES
-            .checked_add(payload_len)
-            .ok_or(malformed(2, "payload length overflows"))?;
-        let file = bytes.get(..total).ok_or(Error::Truncated { offset: format::HEADER_BYTES, needed: payload_len, len })?;
+        let total = format::HEADER_BYTES.checked_add(payload_len).ok_or(malformed(2, "payload length overflows"))?;
+        let file =
+            bytes.get(..total).ok_or(Error::Truncated { offset: format::HEADER_BYTES, needed: payload_len, len })?;
         let payload = file.get(format::HEADER_BYTES..).unwrap_or(&[]);
         let computed = format::crc32(payload);
         if computed != head_word(3) {
@@ -313,9 +333,8 @@ impl<'a> Model<'a> {
         }
         if flags & format::FLAG_INPUT_AFFINE != 0 {
             model.affine_at = Some(after_tensors);
-            model.nodes_at = after_tensors
-                .checked_add(mul(2, input_info.c, m + 6)?)
-                .ok_or(malformed(m + 6, "affine overflows"))?;
+            model.nodes_at =
+                after_tensors.checked_add(mul(2, input_info.c, m + 6)?).ok_or(malformed(m + 6, "affine overflows"))?;
             slice_at(words, after_tensors, 2 * input_info.c)?;
         }
         let mut at = model.nodes_at;
@@ -452,7 +471,8 @@ impl<'a> Model<'a> {
                 _ => Err(malformed(at + i, "tensor id out of range")),
             }
         };
-        let field = |i: usize| -> Result<usize, Error> { usize_at(rec, i).map_err(|_| malformed(at + i, "node field")) };
+        let field =
+            |i: usize| -> Result<usize, Error> { usize_at(rec, i).map_err(|_| malformed(at + i, "node field")) };
         let exact = |used: usize| -> Result<(), Error> {
             if used == len {
                 Ok(())
@@ -539,7 +559,14 @@ impl<'a> Model<'a> {
     fn geom(&self, rec: &[u32], at: usize) -> Result<ConvGeom, Error> {
         let f = |i: usize| usize_at(rec, i).map_err(|_| malformed(at + i, "conv geometry"));
         let g = ConvGeom { k: f(5)?, stride: f(6)?, pad: f(7)?, dil: f(8)? };
-        if g.k == 0 || g.k > format::MAX_KERNEL || g.stride == 0 || g.dil == 0 || g.pad > 64 || g.dil > 64 || g.stride > 64 {
+        if g.k == 0
+            || g.k > format::MAX_KERNEL
+            || g.stride == 0
+            || g.dil == 0
+            || g.pad > 64
+            || g.dil > 64
+            || g.stride > 64
+        {
             return Err(malformed(at + 5, "conv geometry out of range (k 1..=7, stride/dil 1..=64, pad <= 64)"));
         }
         Ok(g)

@@ -6,6 +6,8 @@
 //! lifetime and by size*lifetime) and keep the smallest arena. `finish` records both the arena
 //! and the lower bound in the file, so any gap is visible (`Model::liveness_lower_bound_bytes`).
 
+#![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)] // host-side code, not the inference path
+
 /// One block to place: `words` live from step `start` to step `end`, both inclusive.
 #[derive(Debug, Clone, Copy)]
 pub struct Block {
@@ -24,10 +26,7 @@ pub struct Plan {
 /// The largest sum of blocks live at the same step.
 pub fn lower_bound(blocks: &[Block]) -> usize {
     let steps = blocks.iter().map(|b| b.end + 1).max().unwrap_or(0);
-    (0..steps)
-        .map(|s| blocks.iter().filter(|b| b.start <= s && s <= b.end).map(|b| b.words).sum())
-        .max()
-        .unwrap_or(0)
+    (0..steps).map(|s| blocks.iter().filter(|b| b.start <= s && s <= b.end).map(|b| b.words).sum()).max().unwrap_or(0)
 }
 
 fn place(blocks: &[Block], order: &[usize], best_fit: bool) -> (Vec<usize>, usize) {
@@ -70,10 +69,13 @@ fn place(blocks: &[Block], order: &[usize], best_fit: bool) -> (Vec<usize>, usiz
 /// O(blocks^2); a few hundred cost well under a second for a cell network).
 const RANDOM_ORDERS: usize = 512;
 
+/// A sort key for placement orders.
+type OrderKey = &'static dyn Fn(&Block) -> (usize, usize);
+
 /// Plans the arena: the best of several greedy placements.
 pub fn plan(blocks: &[Block]) -> Plan {
     let lower_bound_words = lower_bound(blocks);
-    let keys: [&dyn Fn(&Block) -> (usize, usize); 4] = [
+    let keys: [OrderKey; 4] = [
         &|b| (usize::MAX - b.words, b.start),
         &|b| (b.start, usize::MAX - b.words),
         &|b| (usize::MAX - (b.end - b.start), usize::MAX - b.words),
@@ -97,7 +99,7 @@ pub fn plan(blocks: &[Block]) -> Plan {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
-            if seed % (2 + (r as u64 / 2) % 4) == 0 {
+            if seed.is_multiple_of(2 + (r as u64 / 2) % 4) {
                 let j = (seed >> 32) as usize % (i + 1);
                 order.swap(j, i);
             }

@@ -5,6 +5,8 @@
 //! every op is a naive loop. Binary convs sum `(+-1) * (+-1)` products in f32 (exact integers)
 //! and multiply by the scale once, so they agree with the popcount kernel bit for bit.
 
+#![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)] // host-side code, not the inference path
+
 use crate::error::Error;
 use crate::infer::Input;
 use crate::model::{Model, Node, TensorId};
@@ -44,7 +46,9 @@ impl Store {
 /// Runs `model` on one input with naive float loops; returns the logits.
 pub fn run(model: &Model, input: Input<'_>) -> Result<Vec<f32>, Error> {
     let mut st = Store {
-        roots: (0..model.n_tensors()).map(|t| vec![0.0; model.tensor(TensorId(t as u16)).map(|i| i.len()).unwrap_or(0)]).collect(),
+        roots: (0..model.n_tensors())
+            .map(|t| vec![0.0; model.tensor(TensorId(t as u16)).map(|i| i.len()).unwrap_or(0)])
+            .collect(),
     };
     let xi = model.tensor(model.input())?;
     let x: Vec<f32> = match input {
@@ -76,7 +80,19 @@ pub fn run(model: &Model, input: Input<'_>) -> Result<Vec<f32>, Error> {
             Node::Conv(c) => {
                 let xi = model.tensor(c.x)?;
                 let xv = st.get(model, c.x);
-                conv_naive(&xv, (xi.c, xi.h, xi.w), c.c_out, c.geom.k, c.geom.stride, c.geom.pad, c.geom.dil, (oh, ow), |o, ci, t| c.weights[(o * xi.c + ci) * c.geom.k * c.geom.k + t], |o| c.bias.map_or(0.0, |b| b[o]), |_, s| if c.relu { relu(s) } else { s })
+                conv_naive(
+                    &xv,
+                    (xi.c, xi.h, xi.w),
+                    c.c_out,
+                    c.geom.k,
+                    c.geom.stride,
+                    c.geom.pad,
+                    c.geom.dil,
+                    (oh, ow),
+                    |o, ci, t| c.weights[(o * xi.c + ci) * c.geom.k * c.geom.k + t],
+                    |o| c.bias.map_or(0.0, |b| b[o]),
+                    |_, s| if c.relu { relu(s) } else { s },
+                )
             }
             Node::BinConv(b) => {
                 let xi = model.tensor(b.x)?;
@@ -88,7 +104,19 @@ pub fn run(model: &Model, input: Input<'_>) -> Result<Vec<f32>, Error> {
                     .map(|(i, &v)| if v * b.flip[i / hw] >= b.threshold[i / hw] { 1.0 } else { -1.0 })
                     .collect();
                 let k = b.geom.k;
-                conv_naive(&signs, (xi.c, xi.h, xi.w), b.c_out, k, b.geom.stride, b.geom.pad, b.geom.dil, (oh, ow), |o, ci, t| b.weight(o, ci, t / k, t % k).expect("in range"), |_| 0.0, |o, s| relu(s * b.scale[o]))
+                conv_naive(
+                    &signs,
+                    (xi.c, xi.h, xi.w),
+                    b.c_out,
+                    k,
+                    b.geom.stride,
+                    b.geom.pad,
+                    b.geom.dil,
+                    (oh, ow),
+                    |o, ci, t| b.weight(o, ci, t / k, t % k).expect("in range"),
+                    |_| 0.0,
+                    |o, s| relu(s * b.scale[o]),
+                )
             }
             Node::MaxPool { x, stride, .. } | Node::AvgPool { x, stride, .. } => {
                 let xi = model.tensor(x)?;
@@ -129,7 +157,9 @@ pub fn run(model: &Model, input: Input<'_>) -> Result<Vec<f32>, Error> {
             Node::Linear { x, weights, bias, .. } => {
                 let xv = st.get(model, x);
                 (0..out.len())
-                    .map(|j| xv.iter().enumerate().fold(0.0f32, |a, (i, v)| a + weights[j * xv.len() + i] * v) + bias[j])
+                    .map(|j| {
+                        xv.iter().enumerate().fold(0.0f32, |a, (i, v)| a + weights[j * xv.len() + i] * v) + bias[j]
+                    })
                     .collect()
             }
         };

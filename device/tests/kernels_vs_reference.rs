@@ -65,7 +65,15 @@ fn kernels_match_reference_bit_for_bit_on_a_fixed_net() {
 fn arena_plan_reaches_the_liveness_lower_bound() {
     let mut worst = 0.0f64;
     for seed in 1..33u64 {
-        let spec = NetSpec { in_c: 3, hw: 8 + (seed as usize % 5), c: 16, cells: 1 + seed as usize % 4, nodes: 4, classes: 10, seed };
+        let spec = NetSpec {
+            in_c: 3,
+            hw: 8 + (seed as usize % 5),
+            c: 16,
+            cells: 1 + seed as usize % 4,
+            nodes: 4,
+            classes: 10,
+            seed,
+        };
         let bytes = random_net(spec);
         let words = aligned(&bytes);
         let m = Model::parse(&bytemuck::cast_slice(&words)[..bytes.len()]).unwrap();

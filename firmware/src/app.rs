@@ -93,21 +93,34 @@ fn argmax(v: &[f32]) -> u32 {
 }
 
 /// Serves images forever: announces itself, then answers each frame (see `bnas_device::link`).
-pub fn serve<S: Read + Write, C: Clock>(model_bytes: &[u8], serial: &mut S, clock: &mut C, b: &mut Buffers<'_>, stack: StackProbe) -> ! {
+pub fn serve<S: Read + Write, C: Clock>(
+    model_bytes: &[u8],
+    serial: &mut S,
+    clock: &mut C,
+    b: &mut Buffers<'_>,
+    stack: StackProbe,
+) -> ! {
     let model = match Model::parse(model_bytes) {
         Ok(m) => m,
-        Err(_) => loop {
+        Err(_) => {
             send(serial, b, link::TAG_ERROR, &[&10u32.to_le_bytes()]);
             loop {
                 core::hint::spin_loop();
             }
-        },
+        }
     };
     let t0 = clock.ticks();
     empty_call();
     let empty = clock.ticks().wrapping_sub(t0);
     let (c, h, w) = model.input_shape();
-    let ready = [link::LINK_VERSION, (c * h * w) as u32, model.classes() as u32, model.arena_bytes() as u32, model_bytes.len() as u32, empty];
+    let ready = [
+        link::LINK_VERSION,
+        (c * h * w) as u32,
+        model.classes() as u32,
+        model.arena_bytes() as u32,
+        model_bytes.len() as u32,
+        empty,
+    ];
     send_words(serial, b, link::TAG_READY, &ready, &[]);
     loop {
         let Some(n) = read_frame(serial, b.rx) else {
@@ -134,7 +147,9 @@ pub fn serve<S: Read + Write, C: Clock>(model_bytes: &[u8], serial: &mut S, cloc
                 for (dst, w) in body.chunks_exact_mut(4).zip(words) {
                     dst.copy_from_slice(&w.to_le_bytes());
                 }
-                if let Some(n) = link::encode_frame(link::TAG_RESULT, &[&body, bnas_device_bytes(logits)], b.tx_raw, b.tx) {
+                if let Some(n) =
+                    link::encode_frame(link::TAG_RESULT, &[&body, bnas_device_bytes(logits)], b.tx_raw, b.tx)
+                {
                     let _ = serial.write_all(b.tx.get(..n).unwrap_or(&[]));
                 }
             }

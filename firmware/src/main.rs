@@ -10,6 +10,7 @@ mod cmsdk;
 use core::ptr::addr_of_mut;
 use cortex_m_rt::entry;
 
+#[allow(dead_code)]
 mod model {
     include!(concat!(env!("OUT_DIR"), "/model_consts.rs"));
 }
@@ -73,7 +74,5 @@ fn main() -> ! {
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     // Unreachable by design (bnas-device has no panicking paths); halt rather than guess.
-    loop {
-        cortex_m::asm::udf();
-    }
+    cortex_m::asm::udf()
 }
