@@ -90,7 +90,7 @@ fn read_idx(path: &Path, ndim: usize) -> Result<Idx, DataError> {
             path,
             0,
             format!(
-                "bad magic {:02x}{:02x}{:02x}{:02x}, expected 000008{ndim:02x} (IDX, unsigned bytes, {ndim} dimensions)",
+                "bad magic {:02x}{:02x}{:02x}{:02x}, expected 000008{ndim:02x} (IDX of unsigned bytes with {ndim} dimension(s))",
                 magic[0], magic[1], magic[2], magic[3]
             ),
         ));

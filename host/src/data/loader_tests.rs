@@ -144,6 +144,9 @@ fn image_folder_loads_resizes_and_checks_classes() {
     println!("{err}");
     assert!(matches!(&err, DataError::Decode { path, .. } if path.ends_with("val/dog/broken.png")), "{err}");
 
+    let err = load(&DatasetKind::Folder { path: None, size: None }, None, Split::Train).unwrap_err();
+    println!("{err}");
+    assert!(matches!(err, DataError::NoPath(_)));
     let err =
         load(&DatasetKind::Folder { path: None, size: None }, Some(&tmp.0.join("nope")), Split::Train).unwrap_err();
     println!("{err}");
@@ -170,4 +173,18 @@ fn real_fashion_mnist_if_installed() {
     println!("train mean {:.4} std {:.4}", norm.mean[0], norm.std[0]);
     // Widely quoted values: mean 0.2860, std 0.3530.
     assert!((norm.mean[0] - 0.2860).abs() < 1e-3 && (norm.std[0] - 0.3530).abs() < 1e-3);
+
+    // One augmented epoch through the background loader, to show what it can feed.
+    let train = Arc::new(train);
+    let indices: Vec<usize> = (0..train.len()).collect();
+    let o = LoaderOptions { batch_size: 256, augment: Some(Augment::for_size(28, 28)), ..LoaderOptions::default() };
+    let t = std::time::Instant::now();
+    let (mut batches, mut images) = (0, 0);
+    for b in BatchLoader::new(train.clone(), &norm, &indices, 0, &o) {
+        batches += 1;
+        images += b.len();
+    }
+    let secs = t.elapsed().as_secs_f64();
+    println!("loader: {batches} augmented batches of 256 in {secs:.2} s = {:.0} images/s", images as f64 / secs);
+    assert_eq!(batches, 60000 / 256);
 }

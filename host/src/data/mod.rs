@@ -184,6 +184,8 @@ fn parse_size(s: &str) -> Option<(usize, usize)> {
 pub enum DataError {
     #[error("unknown dataset '{0}': expected fashion-mnist, cifar10 or folder:PATH[@H[xW]]")]
     UnknownKind(String),
+    #[error("dataset '{0}' needs a location: give it as folder:PATH or pass --data DIR")]
+    NoPath(String),
     #[error("{dataset} not found: looked for {}; {hint}", list_paths(.looked_for))]
     Missing { dataset: String, looked_for: Vec<PathBuf>, hint: String },
     #[error("cannot read {}: {source}", .path.display())]
@@ -208,13 +210,7 @@ pub fn load(kind: &DatasetKind, root: Option<&Path>, split: Split) -> Result<Dat
     let root = match (root, kind.default_root()) {
         (Some(r), _) => r.to_path_buf(),
         (None, Some(r)) => r,
-        (None, None) => {
-            return Err(DataError::Missing {
-                dataset: "image folder".into(),
-                looked_for: vec![],
-                hint: "give its path as folder:PATH or pass --data DIR".into(),
-            })
-        }
+        (None, None) => return Err(DataError::NoPath(kind.name().to_string())),
     };
     match kind {
         DatasetKind::FashionMnist => idx::load_fashion_mnist(&root, split),
@@ -246,7 +242,7 @@ pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
             return Err(DataError::Corrupt {
                 path: path.to_path_buf(),
                 offset: out.len() as u64,
-                problem: format!("the gzip stream breaks off after this many decompressed bytes ({e})"),
+                problem: format!("the gzip stream breaks off at this offset of the decompressed data ({e})"),
             });
         }
         Ok(out)
