@@ -47,7 +47,12 @@ pub struct DeviceRunOptions {
 
 impl Default for DeviceRunOptions {
     fn default() -> Self {
-        DeviceRunOptions { firmware: None, qemu: "qemu-system-arm".into(), timeout: Duration::from_secs(120), profile: true }
+        DeviceRunOptions {
+            firmware: None,
+            qemu: "qemu-system-arm".into(),
+            timeout: Duration::from_secs(120),
+            profile: true,
+        }
     }
 }
 
@@ -148,7 +153,8 @@ pub fn build_firmware(model_path: &Path) -> Result<PathBuf> {
     let fw = firmware_dir();
     let target = fw.join("target");
     let elf = target.join("bnas-firmware").join(format!("{:016x}", fnv1a64(&bytes))).join("bnas-firmware.elf");
-    let sources = [fw.join("src"), fw.join("Cargo.toml"), fw.join("memory.x"), fw.join("build.rs"), fw.join("../device/src")];
+    let sources =
+        [fw.join("src"), fw.join("Cargo.toml"), fw.join("memory.x"), fw.join("build.rs"), fw.join("../device/src")];
     if let Ok(m) = std::fs::metadata(&elf).and_then(|m| m.modified()) {
         if m >= newest_source(&sources) {
             return Ok(elf);
@@ -253,9 +259,13 @@ impl Qemu {
     fn send(&mut self, tag: u8, body: &[u8]) -> Result<()> {
         let mut scratch = vec![0u8; body.len() + 5];
         let mut out = vec![0u8; link::max_frame_len(body.len())];
-        let n = link::encode_frame(tag, &[body], &mut scratch, &mut out).ok_or_else(|| DeviceRunError::Protocol("frame too large".into()))?;
+        let n = link::encode_frame(tag, &[body], &mut scratch, &mut out)
+            .ok_or_else(|| DeviceRunError::Protocol("frame too large".into()))?;
         let stdin = self.child.stdin.as_mut().ok_or_else(|| DeviceRunError::Protocol("has no stdin".into()))?;
-        stdin.write_all(&out[..n]).and_then(|_| stdin.flush()).map_err(|e| DeviceRunError::Protocol(format!("stopped reading: {e}")))
+        stdin
+            .write_all(&out[..n])
+            .and_then(|_| stdin.flush())
+            .map_err(|e| DeviceRunError::Protocol(format!("stopped reading: {e}")))
     }
 
     /// The next frame: (tag, body). Error frames from the firmware become errors.
@@ -263,7 +273,8 @@ impl Qemu {
         let mut frame = self.frames.recv_timeout(self.timeout).map_err(|_| {
             DeviceRunError::Protocol(format!("sent nothing for {:?} (QEMU hung or exited)", self.timeout))
         })?;
-        let (tag, body) = link::decode_frame(&mut frame).ok_or_else(|| DeviceRunError::Protocol("sent a corrupted frame".into()))?;
+        let (tag, body) =
+            link::decode_frame(&mut frame).ok_or_else(|| DeviceRunError::Protocol("sent a corrupted frame".into()))?;
         if tag == link::TAG_ERROR {
             return Err(DeviceRunError::Protocol(format!("reported error code {:?}", link::body_u32(body, 0))));
         }
@@ -308,7 +319,8 @@ pub fn bin_macs_per_node(model: &Model<'_>) -> Vec<u64> {
 pub fn run_images(model_path: &Path, images: &[Vec<u8>], opts: &DeviceRunOptions) -> Result<DeviceRunSummary> {
     let (model_words, len) = read_model(model_path)?;
     let model_bytes = &bytemuck::cast_slice::<u32, u8>(&model_words)[..len];
-    let model = Model::parse(model_bytes).map_err(|source| DeviceRunError::Model { path: model_path.into(), source })?;
+    let model =
+        Model::parse(model_bytes).map_err(|source| DeviceRunError::Model { path: model_path.into(), source })?;
     let (c, h, w) = model.input_shape();
     for (index, img) in images.iter().enumerate() {
         if img.len() != c * h * w {
@@ -322,7 +334,10 @@ pub fn run_images(model_path: &Path, images: &[Vec<u8>], opts: &DeviceRunOptions
     let (flash_bytes, static_ram_bytes) = elf_memory(&elf)?;
     let mut q = Qemu::start(&opts.qemu, &elf, opts.timeout)?;
     let ready = words(&q.recv(link::TAG_READY)?);
-    if ready.first() != Some(&link::LINK_VERSION) || ready.get(1) != Some(&((c * h * w) as u32)) || ready.get(4) != Some(&(len as u32)) {
+    if ready.first() != Some(&link::LINK_VERSION)
+        || ready.get(1) != Some(&((c * h * w) as u32))
+        || ready.get(4) != Some(&(len as u32))
+    {
         return Err(DeviceRunError::Protocol(format!("runs another model or protocol (ready: {ready:?})")));
     }
     let mut arena = vec![0u32; model.arena_words()];
@@ -336,7 +351,9 @@ pub fn run_images(model_path: &Path, images: &[Vec<u8>], opts: &DeviceRunOptions
             return Err(DeviceRunError::Protocol(format!("failed an inference (status {:?})", head.first())));
         }
         let dev: Vec<f32> = words(&body[16..]).into_iter().map(f32::from_bits).collect();
-        model.infer(Input::U8(img), &mut arena, &mut host).map_err(|source| DeviceRunError::Model { path: model_path.into(), source })?;
+        model
+            .infer(Input::U8(img), &mut arena, &mut host)
+            .map_err(|source| DeviceRunError::Model { path: model_path.into(), source })?;
         let bit_identical = dev.len() == host.len() && dev.iter().zip(&host).all(|(a, b)| a.to_bits() == b.to_bits());
         let max_abs_diff = dev.iter().zip(&host).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
         per_image.push(ImageResult {
