@@ -4,6 +4,8 @@
 //! the value to gradients of the op's inputs. `backward` walks the nodes in reverse. Parameters
 //! are borrowed from a `ParamStore` for the lifetime of the tape, so nothing is copied.
 
+use std::rc::Rc;
+
 use super::backend::Backend;
 use super::params::{Group, ParamId, ParamStore};
 
@@ -26,6 +28,8 @@ pub(crate) struct Node<'p, B: Backend> {
     pub(crate) param: Option<ParamId>,
     /// Whether a gradient must flow to this node (it depends on a parameter).
     pub(crate) needs_grad: bool,
+    /// The layer that recorded the node (for error reports).
+    pub(crate) scope: Option<Rc<str>>,
 }
 
 /// The tape. With `grad == false` (evaluation) no backward closures are kept.
@@ -39,6 +43,7 @@ pub struct Tape<'p, B: Backend> {
     /// When set, only parameters of this group receive gradients (the search's alpha step
     /// skips the weight gradients it would discard).
     pub grad_group: Option<Group>,
+    scope: Option<Rc<str>>,
 }
 
 /// Gradients of the parameters, indexed like `ParamStore::params`.
@@ -55,7 +60,7 @@ impl<B: Backend> Grads<B> {
 impl<'p, B: Backend> Tape<'p, B> {
     /// A tape recording gradients when `grad`, running the network in training mode when `train`.
     pub fn new(backend: &'p B, params: &'p ParamStore<B>, grad: bool, train: bool) -> Self {
-        Self { backend, params, nodes: Vec::new(), grad, train, grad_group: None }
+        Self { backend, params, nodes: Vec::new(), grad, train, grad_group: None, scope: None }
     }
 
     pub fn value(&self, v: Var) -> &B::Buf {
@@ -86,6 +91,22 @@ impl<'p, B: Backend> Tape<'p, B> {
         self.push_node(Value::Borrowed(&p.value), p.shape.clone(), None, Some(id), wanted)
     }
 
+    /// Names the layer recording the following nodes (reported when a value goes non-finite).
+    pub fn set_scope(&mut self, name: &str) {
+        if self.scope.as_deref() != Some(name) {
+            self.scope = Some(Rc::from(name));
+        }
+    }
+
+    /// The first recorded value holding a NaN or infinity, as `(node index, layer name)`.
+    /// Downloads every value: for error reports only.
+    pub fn first_non_finite(&self) -> Option<(usize, String)> {
+        (0..self.nodes.len()).find_map(|i| {
+            let v = self.backend.download(self.value(Var(i)));
+            v.iter().any(|x| !x.is_finite()).then(|| (i, self.nodes[i].scope.as_deref().unwrap_or("input").to_string()))
+        })
+    }
+
     pub(crate) fn needs_grad(&self, v: Var) -> bool {
         self.nodes[v.0].needs_grad
     }
@@ -99,7 +120,8 @@ impl<'p, B: Backend> Tape<'p, B> {
         needs_grad: bool,
     ) -> Var {
         let back = if self.grad && needs_grad { back } else { None };
-        self.nodes.push(Node { value, shape, back, param, needs_grad: self.grad && needs_grad });
+        let scope = self.scope.clone();
+        self.nodes.push(Node { value, shape, back, param, needs_grad: self.grad && needs_grad, scope });
         Var(self.nodes.len() - 1)
     }
 
@@ -110,11 +132,17 @@ impl<'p, B: Backend> Tape<'p, B> {
     }
 
     /// Reverse pass from a scalar `loss` (seeded with 1). Returns the parameter gradients.
-    pub fn backward(mut self, loss: Var) -> Grads<B> {
+    pub fn backward(self, loss: Var) -> Grads<B> {
+        let seed = self.backend.upload(&[1.0]);
+        self.backward_with(loss, seed)
+    }
+
+    /// Reverse pass from `v` seeded with the gradient `seed` (same shape as `v`).
+    pub fn backward_with(mut self, loss: Var, seed: B::Buf) -> Grads<B> {
         assert!(self.grad, "backward on a tape recorded without gradients");
         let b = self.backend;
         let mut grads: Vec<Option<B::Buf>> = (0..self.nodes.len()).map(|_| None).collect();
-        grads[loss.0] = Some(b.upload(&[1.0]));
+        grads[loss.0] = Some(seed);
         let mut out: Vec<Option<B::Buf>> = (0..self.params.params.len()).map(|_| None).collect();
         for i in (0..=loss.0).rev() {
             let Some(g) = grads[i].take() else { continue };

@@ -26,6 +26,7 @@ impl<B: Backend> Builder<'_, B> {
 /// Batch norm: affine parameters (optional) and running statistics.
 #[derive(Debug, Clone)]
 pub struct BnLayer {
+    pub name: String,
     pub c: usize,
     pub gamma: Option<ParamId>,
     pub beta: Option<ParamId>,
@@ -44,10 +45,11 @@ impl BnLayer {
         };
         let mean = b.buffers.add(b.backend, format!("{name}.running_mean"), vec![c], vec![0.0; c]);
         let var = b.buffers.add(b.backend, format!("{name}.running_var"), vec![c], vec![1.0; c]);
-        Self { c, gamma, beta, mean, var }
+        Self { name: name.to_string(), c, gamma, beta, mean, var }
     }
 
     pub fn forward<B: Backend>(&self, t: &mut Tape<'_, B>, bufs: &mut Buffers<B>, x: Var) -> Result<Var, ShapeError> {
+        t.set_scope(&self.name);
         let stats = if t.train {
             let (mean, var) = bufs.pair_mut(self.mean, self.var);
             BnStats::Train { mean, var }
@@ -61,6 +63,7 @@ impl BnLayer {
 /// Full-precision conv (stem, reduction skip, search preprocessing).
 #[derive(Debug, Clone)]
 pub struct ConvLayer {
+    pub name: String,
     pub c_in: usize,
     pub c_out: usize,
     pub spec: ConvSpec,
@@ -81,10 +84,11 @@ impl ConvLayer {
             b.params.add(b.backend, format!("{name}.bias"), vec![c_out], Group::Weight, init)
         });
         b.fp_macs += (c_out * fan_in * out_hw) as u64;
-        Self { c_in, c_out, spec, w, bias }
+        Self { name: name.to_string(), c_in, c_out, spec, w, bias }
     }
 
     pub fn forward<B: Backend>(&self, t: &mut Tape<'_, B>, x: Var) -> Result<Var, ShapeError> {
+        t.set_scope(&self.name);
         t.conv2d(x, self.w, self.bias, self.spec)
     }
 }
@@ -92,6 +96,7 @@ impl ConvLayer {
 /// Binary conv op of bnas-method.md: BN(C_in) -> sign -> XNOR conv -> ReLU.
 #[derive(Debug, Clone)]
 pub struct BinConvLayer {
+    pub name: String,
     pub c_in: usize,
     pub c_out: usize,
     pub spec: ConvSpec,
@@ -112,10 +117,11 @@ impl BinConvLayer {
         b.binary_macs += (c_out * c_in * spec.k * spec.k * out_hw) as u64;
         let index = b.bin_convs;
         b.bin_convs += 1;
-        Self { c_in, c_out, spec, bn, w, index }
+        Self { name: name.to_string(), c_in, c_out, spec, bn, w, index }
     }
 
     pub fn forward<B: Backend>(&self, t: &mut Tape<'_, B>, bufs: &mut Buffers<B>, eval: Option<&EvalCache<B>>, x: Var) -> Result<Var, ShapeError> {
+        t.set_scope(&self.name);
         let sign_in = if t.train {
             let (mean, var) = bufs.pair_mut(self.bn.mean, self.bn.var);
             SignInput::Train { gamma: self.bn.gamma, beta: self.bn.beta, mean, var }

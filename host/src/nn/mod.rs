@@ -7,3 +7,7 @@ pub mod supernet;
 
 pub use genotype::{Cell, Genotype, Op};
 pub use network::{NetConfig, Network, Template};
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod gpu_agreement;

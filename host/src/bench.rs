@@ -1,0 +1,113 @@
+//! `bnas bench`: throughput of the binary conv op and of whole training steps on each
+//! backend, side by side with the PyTorch anchor when it is available.
+
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::cli::BackendArgs;
+use crate::engine::cpu::Cpu;
+use crate::engine::gpu::Gpu;
+use crate::engine::optim::Sgd;
+use crate::engine::{Backend, Buffers, ConvGeom, ConvSpec, Group, ParamId, ParamStore, SignInput, Tape};
+use crate::nn::layers::{BinConvLayer, Builder};
+use crate::nn::{Genotype, NetConfig, Network, Template};
+use crate::rng::Rng;
+use crate::select::BackendChoice;
+
+/// Seconds per forward + backward of the fused binary conv op (BN -> sign -> XNOR conv -> ReLU).
+pub fn time_bin_conv<B: Backend>(b: &B, g: ConvGeom, reps: usize) -> f64 {
+    let (mut params, mut bufs) = (ParamStore::default(), Buffers::default());
+    let mut rng = Rng::new(1);
+    let spec = ConvSpec { k: g.k, stride: g.stride, pad: g.pad, dil: g.dil };
+    let mut builder = Builder { backend: b, params: &mut params, buffers: &mut bufs, rng: &mut rng, bin_convs: 0, binary_macs: 0, fp_macs: 0 };
+    let layer = BinConvLayer::new(&mut builder, "bench", g.c_in, g.c_out, spec, true, g.out_h() * g.out_w());
+    let x = b.upload(&(0..g.in_len()).map(|_| rng.normal()).collect::<Vec<_>>());
+    let dy = b.upload(&(0..g.out_len()).map(|_| rng.normal()).collect::<Vec<_>>());
+    let mut run = || {
+        params.refresh_binary(b, true);
+        let mut t = Tape::new(b, &params, true, true);
+        let xv = t.constant(b.copy(&x), vec![g.n, g.c_in, g.h, g.w]);
+        let (mean, var) = bufs.pair_mut(layer.bn.mean, layer.bn.var);
+        let sign_in = SignInput::Train { gamma: layer.bn.gamma, beta: layer.bn.beta, mean, var };
+        let y = t.bin_conv(xv, layer.w, sign_in, spec).expect("bench shapes are valid");
+        let grads = t.backward_with(y, b.copy(&dy));
+        b.download(&b.sum_squares(&[grads.get(layer.w).expect("weight gradient")]))[0]
+    };
+    run();
+    let start = Instant::now();
+    for _ in 0..reps.max(1) {
+        run();
+    }
+    start.elapsed().as_secs_f64() / reps.max(1) as f64
+}
+
+/// Images per second of full training steps (forward, backward, SGD) of a genotype network.
+pub fn train_step_rate<B: Backend>(b: &B, genotype: &Genotype, cfg: &NetConfig, batch: usize, steps: usize) -> f64 {
+    let (mut params, mut bufs) = (ParamStore::default(), Buffers::default());
+    let mut rng = Rng::new(0);
+    let net = Network::new(b, genotype, cfg, &mut params, &mut bufs, &mut rng);
+    let ids: Vec<ParamId> = params.ids(Group::Weight).collect();
+    let mut sgd = Sgd::new(params.params.len(), 0.9, 3e-6);
+    let [c, h, w] = cfg.input;
+    let x: Vec<f32> = (0..batch * c * h * w).map(|_| rng.normal()).collect();
+    let labels: Vec<f32> = (0..batch).map(|i| (i % cfg.classes) as f32).collect();
+    let mut step = |params: &mut ParamStore<B>, bufs: &mut Buffers<B>| {
+        params.refresh_binary(b, true);
+        let mut t = Tape::new(b, params, true, true);
+        let xv = t.constant(b.upload(&x), vec![batch, c, h, w]);
+        let logits = net.forward(&mut t, bufs, None, xv, None).expect("bench network");
+        let loss = t.softmax_xent(logits, &b.upload(&labels), 0.0).expect("bench loss");
+        let _ = t.to_vec(loss);
+        let grads = t.backward(loss);
+        let norm = crate::engine::optim::grad_norm(b, &grads, &ids);
+        sgd.step(b, params, &grads, &ids, 0.01, crate::engine::optim::clip_factor(norm, Some(5.0)));
+    };
+    step(&mut params, &mut bufs);
+    let start = Instant::now();
+    for _ in 0..steps.max(1) {
+        step(&mut params, &mut bufs);
+    }
+    (batch * steps.max(1)) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn backend_report<B: Backend>(b: &B, reps: usize) -> Vec<(String, f64)> {
+    println!("\n== {} ==", b.describe());
+    println!("binary conv op (BN -> sign -> XNOR conv -> ReLU), forward + backward, batch 64:");
+    println!("{:>8} {:>6} {:>8} {:>10} {:>10}", "channels", "size", "kernel", "ms", "GFLOP/s");
+    for g in crate::engine::bench::supernet_conv_shapes() {
+        let s = time_bin_conv(b, g, reps);
+        // forward + two backward GEMM-shaped passes: 3 * 2 * MACs.
+        let gflops = 6.0 * g.macs() as f64 / s / 1e9;
+        let kernel = format!("{}x{}{}", g.k, g.k, if g.dil > 1 { " d2" } else { "" });
+        println!("{:>8} {:>6} {:>8} {:>10.2} {:>10.1}", g.c_in, g.h, kernel, s * 1e3, gflops);
+    }
+    let cfg = NetConfig { layers: 8, channels: 16, classes: 10, input: [1, 28, 28], template: Template::Bnas };
+    let mut rates = Vec::new();
+    for (name, g) in [("bnas-imagenet", Genotype::bnas_imagenet()), ("bnas-a", Genotype::bnas_a())] {
+        let r = train_step_rate(b, &g, &cfg, 64, reps.max(2));
+        println!("training step, {name}, 8 cells x 16 channels, batch 64, 1x28x28: {r:.1} images/s");
+        rates.push((name.to_string(), r));
+    }
+    rates
+}
+
+pub fn run(reps: usize, only: Option<BackendChoice>, args: &BackendArgs) -> Result<()> {
+    if only != Some(BackendChoice::Gpu) {
+        let cpu = Cpu::new(args.threads)?;
+        backend_report(&cpu, reps);
+    }
+    if only != Some(BackendChoice::Cpu) {
+        match Gpu::new(args.adapter.as_deref()) {
+            Ok(gpu) => {
+                if gpu.is_software() && only != Some(BackendChoice::Gpu) {
+                    println!("\n(skipping the software GPU adapter {}; --only gpu measures it)", gpu.describe());
+                } else {
+                    backend_report(&gpu, reps);
+                }
+            }
+            Err(e) => println!("\nno GPU measured: {e}"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! Checkpoints: every tensor of a run (parameters, buffers, optimizer state) in one
+//! safetensors file whose metadata carries the run's JSON state, written to a temporary file
+//! and renamed, so a run killed at any moment leaves either the old or the new checkpoint.
+//! A copy of the state is written beside it as `state.json` for people.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::engine::optim::{Adam, Sgd};
+use crate::engine::{Backend, Buffers, ParamStore};
+
+pub const FILE: &str = "checkpoint.safetensors";
+const STATE_KEY: &str = "bnas_state";
+
+/// A named f32 tensor on the host.
+pub struct HostTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Writes `path` atomically: a temporary file beside it, then a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
+}
+
+/// Saves tensors and the JSON `state` to `dir/checkpoint.safetensors` (and `dir/state.json`).
+pub fn save(dir: &Path, tensors: &[HostTensor], state: &serde_json::Value) -> Result<PathBuf> {
+    let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|(t, b)| Ok((t.name.clone(), TensorView::new(Dtype::F32, t.shape.clone(), b)?)))
+        .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
+    let state_text = serde_json::to_string(state)?;
+    let meta = HashMap::from([(STATE_KEY.to_string(), state_text.clone())]);
+    let file = safetensors::serialize(views, Some(meta))?;
+    let path = dir.join(FILE);
+    write_atomic(&path, &file)?;
+    write_atomic(&dir.join("state.json"), serde_json::to_string_pretty(state)?.as_bytes())?;
+    Ok(path)
+}
+
+/// A loaded checkpoint.
+pub struct Loaded {
+    pub tensors: HashMap<String, HostTensor>,
+    pub state: serde_json::Value,
+}
+
+impl Loaded {
+    /// Takes tensor `name`, checking its shape.
+    pub fn take(&mut self, name: &str, shape: &[usize], file: &Path) -> Result<Vec<f32>> {
+        let t = self.tensors.remove(name).with_context(|| format!("{}: tensor {name} is missing", file.display()))?;
+        if t.shape != shape {
+            bail!("{}: tensor {name} has shape {:?}, the network expects {shape:?}", file.display(), t.shape);
+        }
+        Ok(t.data)
+    }
+}
+
+pub fn load(path: &Path) -> Result<Loaded> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{}: not a safetensors checkpoint", path.display()))?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).with_context(|| format!("{}: unreadable header", path.display()))?;
+    let state_text = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(STATE_KEY))
+        .with_context(|| format!("{}: no bnas state in the metadata (not written by bnas?)", path.display()))?;
+    let state = serde_json::from_str(state_text).with_context(|| format!("{}: corrupt state JSON", path.display()))?;
+    let mut tensors = HashMap::new();
+    for (name, view) in st.tensors() {
+        if view.dtype() != Dtype::F32 {
+            bail!("{}: tensor {name} is {:?}, expected F32", path.display(), view.dtype());
+        }
+        let data = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        tensors.insert(name.clone(), HostTensor { name, shape: view.shape().to_vec(), data });
+    }
+    Ok(Loaded { tensors, state })
+}
+
+/// Every parameter and buffer of a store, downloaded.
+pub fn collect<B: Backend>(b: &B, params: &ParamStore<B>, bufs: &Buffers<B>) -> Vec<HostTensor> {
+    let mut out: Vec<HostTensor> =
+        params.params.iter().map(|p| HostTensor { name: p.name.clone(), shape: p.shape.clone(), data: b.download(&p.value) }).collect();
+    out.extend(bufs.list.iter().map(|x| HostTensor { name: x.name.clone(), shape: x.shape.clone(), data: b.download(&x.value) }));
+    out
+}
+
+/// SGD momentum buffers as `sgd.<param>` tensors.
+pub fn collect_sgd<B: Backend>(b: &B, params: &ParamStore<B>, sgd: &Sgd<B>) -> Vec<HostTensor> {
+    params
+        .params
+        .iter()
+        .zip(&sgd.state)
+        .filter_map(|(p, m)| m.as_ref().map(|m| HostTensor { name: format!("sgd.{}", p.name), shape: p.shape.clone(), data: b.download(m) }))
+        .collect()
+}
+
+/// Adam moments as `adam_m.<param>` and `adam_v.<param>` tensors.
+pub fn collect_adam<B: Backend>(b: &B, params: &ParamStore<B>, adam: &Adam<B>) -> Vec<HostTensor> {
+    let mut out = Vec::new();
+    for (p, s) in params.params.iter().zip(&adam.state) {
+        if let Some((m, v)) = s {
+            out.push(HostTensor { name: format!("adam_m.{}", p.name), shape: p.shape.clone(), data: b.download(m) });
+            out.push(HostTensor { name: format!("adam_v.{}", p.name), shape: p.shape.clone(), data: b.download(v) });
+        }
+    }
+    out
+}
+
+/// Restores parameters and buffers (all must be present with matching shapes).
+pub fn restore<B: Backend>(b: &B, loaded: &mut Loaded, file: &Path, params: &mut ParamStore<B>, bufs: &mut Buffers<B>) -> Result<()> {
+    for p in &mut params.params {
+        p.value = b.upload(&loaded.take(&p.name, &p.shape, file)?);
+    }
+    for x in &mut bufs.list {
+        x.value = b.upload(&loaded.take(&x.name, &x.shape, file)?);
+    }
+    Ok(())
+}
+
+pub fn restore_sgd<B: Backend>(b: &B, loaded: &mut Loaded, file: &Path, params: &ParamStore<B>, sgd: &mut Sgd<B>) -> Result<()> {
+    for (p, m) in params.params.iter().zip(sgd.state.iter_mut()) {
+        let name = format!("sgd.{}", p.name);
+        if loaded.tensors.contains_key(&name) {
+            *m = Some(b.upload(&loaded.take(&name, &p.shape, file)?));
+        }
+    }
+    Ok(())
+}
+
+pub fn restore_adam<B: Backend>(b: &B, loaded: &mut Loaded, file: &Path, params: &ParamStore<B>, adam: &mut Adam<B>) -> Result<()> {
+    for (p, s) in params.params.iter().zip(adam.state.iter_mut()) {
+        let (mn, vn) = (format!("adam_m.{}", p.name), format!("adam_v.{}", p.name));
+        if loaded.tensors.contains_key(&mn) {
+            let m = b.upload(&loaded.take(&mn, &p.shape, file)?);
+            let v = b.upload(&loaded.take(&vn, &p.shape, file)?);
+            *s = Some((m, v));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,370 @@
+//! The `bnas` command line: argument parsing and dispatch to the library.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+use crate::nn::Template;
+use crate::select::{select, BackendChoice};
+use crate::train::{Schedule, TrainConfig};
+use crate::with_backend;
+
+#[derive(Parser)]
+#[command(name = "bnas", version, about = "Binary neural architecture search: search, train, export and verify binary networks")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Backend options shared by every command that computes.
+#[derive(Args, Clone)]
+pub struct BackendArgs {
+    /// Where to compute: a real GPU if there is one (auto), the CPU, or the GPU (any adapter, lavapipe too).
+    #[arg(long, env = "BNAS_BACKEND", value_enum, default_value = "auto")]
+    pub backend: BackendChoice,
+    /// Use the GPU adapter whose name contains this text.
+    #[arg(long, env = "BNAS_ADAPTER")]
+    pub adapter: Option<String>,
+    /// CPU backend threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train a network from a genotype.
+    Train(TrainArgs),
+    /// Parameters, MACs, FLOPs and packed size of a network.
+    Info(InfoArgs),
+    /// Benchmark the binary conv op's forward and backward on each backend.
+    Bench(BenchArgs),
+    /// Search a binary cell on a dataset (the BNAS supernet with the diversity regularizer).
+    Search(SearchArgs),
+    /// Export a trained run to a model folder: packed model, ONNX, engine weights, card.
+    Export(ExportArgs),
+    /// Run the test set through every runtime and compare them (the verification triangle).
+    Verify(VerifyArgs),
+    /// Run a packed model on the Cortex-M4F firmware under QEMU and compare with the host.
+    Device(DeviceArgs),
+    /// The main job: a small search -> train -> export -> verify (host and QEMU), one summary.
+    Demo(DemoArgs),
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    #[arg(long, default_value = "fashion-mnist")]
+    pub dataset: String,
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long, default_value_t = 8)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 16)]
+    pub channels: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 50)]
+    pub epochs: usize,
+    /// Diversity regularizer strength lambda (0: the plain DARTS objective).
+    #[arg(long = "lambda", default_value_t = crate::search::LAMBDA)]
+    pub lambda: f32,
+    /// Decay time constant tau of the regularizer weight, in epochs.
+    #[arg(long, default_value_t = crate::search::TAU)]
+    pub tau: f32,
+    #[arg(long, default_value_t = 0.025)]
+    pub lr: f32,
+    #[arg(long, default_value_t = 0.001)]
+    pub lr_min: f32,
+    #[arg(long, default_value_t = 3e-4)]
+    pub alpha_lr: f32,
+    /// Search without zeroise (the paper's Table 2 ablation).
+    #[arg(long)]
+    pub no_zeroise: bool,
+    /// Cell template: bnas (inter-cell skip) or darts (no skip; the ablation).
+    #[arg(long, value_enum, default_value = "bnas")]
+    pub template: Template,
+    /// Divide the zeroise weight by this before deriving (3: the paper's transfer trick).
+    #[arg(long, default_value_t = 1.0)]
+    pub zeroise_gamma: f32,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Search on at most this many training images (split 50/50 into search-train and search-val).
+    #[arg(long)]
+    pub train_subset: Option<usize>,
+    /// Measure validation accuracy on at most this many search-val images per epoch.
+    #[arg(long, default_value_t = 2000)]
+    pub val_subset: usize,
+    #[arg(long)]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+impl SearchArgs {
+    pub fn config(&self) -> crate::search::SearchConfig {
+        crate::search::SearchConfig {
+            dataset: self.dataset.clone(),
+            data: self.data.clone(),
+            layers: self.layers,
+            channels: self.channels,
+            batch_size: self.batch_size,
+            epochs: self.epochs,
+            lambda: self.lambda,
+            tau: self.tau,
+            lr: self.lr,
+            lr_min: self.lr_min,
+            alpha_lr: self.alpha_lr,
+            zeroise: !self.no_zeroise,
+            template: self.template,
+            zeroise_gamma: self.zeroise_gamma,
+            seed: self.seed,
+            train_subset: self.train_subset,
+            val_subset: Some(self.val_subset),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// A training run folder.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// The model folder to write (its name names the files).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// A model folder written by `bnas export`.
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long, default_value = "fashion-mnist")]
+    pub dataset: String,
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Use the first N test images (default: all).
+    #[arg(long)]
+    pub n: Option<usize>,
+    /// Also run the first N images on the firmware under QEMU.
+    #[arg(long, num_args = 0..=1, default_missing_value = "100")]
+    pub qemu: Option<usize>,
+    /// Skip the packed XNOR kernel on the GPU.
+    #[arg(long)]
+    pub no_gpu: bool,
+    /// Write one row per image: index, label, each runtime's class and top logit.
+    #[arg(long)]
+    pub predictions: Option<PathBuf>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+#[derive(Args)]
+pub struct DeviceArgs {
+    #[command(subcommand)]
+    pub command: DeviceCommand,
+}
+
+#[derive(Subcommand)]
+pub enum DeviceCommand {
+    /// Stream test images to the firmware in QEMU and compare every answer with the host build.
+    Run {
+        /// A packed model (`.bnas`) or a model folder.
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value = "fashion-mnist")]
+        dataset: String,
+        #[arg(long)]
+        data: Option<PathBuf>,
+        #[arg(long, default_value_t = 100)]
+        n: usize,
+    },
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value = "runs/demo")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 2)]
+    pub search_epochs: usize,
+    #[arg(long, default_value_t = 4000)]
+    pub search_images: usize,
+    #[arg(long, default_value_t = 5)]
+    pub search_layers: usize,
+    #[arg(long, default_value_t = 8)]
+    pub search_channels: usize,
+    #[arg(long, default_value_t = 2)]
+    pub train_epochs: usize,
+    #[arg(long, default_value_t = 5)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 16)]
+    pub channels: usize,
+    /// Train on at most this many images (default: the whole training set).
+    #[arg(long)]
+    pub train_images: Option<usize>,
+    /// Test images streamed to the firmware under QEMU.
+    #[arg(long, default_value_t = 50)]
+    pub qemu_images: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// A built-in genotype (bnas-a, bnas-imagenet) or a genotype JSON file.
+    #[arg(long, default_value = "bnas-imagenet")]
+    pub genotype: String,
+    /// fashion-mnist, cifar10, or folder:PATH (class subfolders).
+    #[arg(long, default_value = "fashion-mnist")]
+    pub dataset: String,
+    /// Dataset folder (default: the dataset's standard place).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long, default_value_t = 8)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 16)]
+    pub channels: usize,
+    /// Cell template: bnas (inter-cell skip) or darts (no skip; the ablation).
+    #[arg(long, value_enum, default_value = "bnas")]
+    pub template: Template,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    /// Peak learning rate.
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f32,
+    #[arg(long, default_value_t = 0.0)]
+    pub lr_min: f32,
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub schedule: Schedule,
+    /// Linear warm-up length for the cosine schedule, in epochs.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup_epochs: f32,
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f32,
+    #[arg(long, default_value_t = 3e-6)]
+    pub weight_decay: f32,
+    #[arg(long, default_value_t = 0.0)]
+    pub label_smoothing: f32,
+    /// Drop-path probability reached at the last epoch (ramped linearly from 0).
+    #[arg(long, default_value_t = 0.0)]
+    pub drop_path: f32,
+    /// Clip the gradient norm to this (0 disables).
+    #[arg(long, default_value_t = 5.0)]
+    pub grad_clip: f32,
+    /// Disable random crop and flip.
+    #[arg(long)]
+    pub no_augment: bool,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Train on at most this many images.
+    #[arg(long)]
+    pub train_subset: Option<usize>,
+    /// Evaluate each epoch on at most this many test images (the final evaluation uses all).
+    #[arg(long)]
+    pub eval_subset: Option<usize>,
+    /// Also checkpoint every this many steps.
+    #[arg(long)]
+    pub checkpoint_every: Option<usize>,
+    /// Run folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+impl TrainArgs {
+    pub fn config(&self) -> TrainConfig {
+        TrainConfig {
+            genotype: self.genotype.clone(),
+            dataset: self.dataset.clone(),
+            data: self.data.clone(),
+            layers: self.layers,
+            channels: self.channels,
+            template: self.template,
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            lr_min: self.lr_min,
+            schedule: self.schedule,
+            warmup_epochs: self.warmup_epochs,
+            momentum: self.momentum,
+            weight_decay: self.weight_decay,
+            label_smoothing: self.label_smoothing,
+            drop_path: self.drop_path,
+            grad_clip: (self.grad_clip > 0.0).then_some(self.grad_clip),
+            augment: !self.no_augment,
+            seed: self.seed,
+            train_subset: self.train_subset,
+            eval_subset: self.eval_subset,
+            checkpoint_every: self.checkpoint_every,
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct InfoArgs {
+    #[arg(long, default_value = "bnas-a")]
+    pub genotype: String,
+    #[arg(long, default_value_t = 20)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 36)]
+    pub channels: usize,
+    /// fashion-mnist, cifar10, imagenet (shapes only; no data is read).
+    #[arg(long, default_value = "cifar10")]
+    pub dataset: String,
+}
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Repetitions per shape.
+    #[arg(long, default_value_t = 3)]
+    pub reps: usize,
+    /// Benchmark only these backends (default: cpu, and gpu when an adapter exists).
+    #[arg(long, value_enum)]
+    pub only: Option<BackendChoice>,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(a) => {
+            let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
+            let cfg = a.config();
+            with_backend!(sel, |b| crate::train::train(b, &cfg, &a.out, a.resume))?;
+            Ok(())
+        }
+        Command::Info(a) => crate::info::print_info(&a.genotype, a.layers, a.channels, &a.dataset),
+        Command::Bench(a) => crate::bench::run(a.reps, a.only, &a.backend),
+        Command::Search(a) => {
+            let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
+            let cfg = a.config();
+            with_backend!(sel, |b| crate::search::search(b, &cfg, &a.out, a.resume))?;
+            Ok(())
+        }
+        Command::Export(a) => crate::export::bundle::export(&a.run, &a.out).map(|_| ()),
+        Command::Verify(a) => {
+            let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
+            let opts = crate::verify::VerifyOptions { n: a.n, qemu: a.qemu, predictions: a.predictions.clone(), data: a.data.clone(), gpu: !a.no_gpu };
+            with_backend!(sel, |b| crate::verify::verify(b, &a.model, &a.dataset, &opts))?;
+            Ok(())
+        }
+        Command::Device(DeviceArgs { command: DeviceCommand::Run { model, dataset, data, n } }) => {
+            crate::demo::device_run(&model, &dataset, data.as_deref(), n).map(|_| ())
+        }
+        Command::Demo(a) => {
+            let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
+            with_backend!(sel, |b| crate::demo::demo(b, &a))
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! `bnas export`: a run folder becomes a model folder: `NAME.bnas` (packed, for the device),
+//! `NAME.onnx` (the float graph), the weights for the engine, the genotype and a model card.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::cpu::Cpu;
+use crate::info::NetCost;
+use crate::nn::{Genotype, NetConfig};
+use crate::train::{load_run, read_json, write_json, TrainConfig, TrainResult};
+
+/// What a model folder says about its model (`card.json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub name: String,
+    pub dataset: String,
+    pub genotype: Genotype,
+    pub network: NetConfig,
+    /// Test accuracy measured at the end of training, when the run has one.
+    pub test_accuracy: Option<f64>,
+    pub parameters: usize,
+    pub binary_macs: u64,
+    pub fp_macs: u64,
+    /// FLOPs = BOPs / 64 + full-precision FLOPs.
+    pub flops: f64,
+    pub packed_bytes: usize,
+    pub onnx_bytes: usize,
+    pub arena_bytes: usize,
+    pub liveness_lower_bound_bytes: usize,
+    pub train_config: TrainConfig,
+}
+
+/// Files of a model folder.
+pub struct ModelFiles {
+    pub dir: PathBuf,
+    pub name: String,
+}
+
+impl ModelFiles {
+    pub fn new(dir: &Path) -> Result<Self> {
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{}: a model folder needs a name", dir.display()))?
+            .to_string();
+        Ok(Self { dir: dir.to_path_buf(), name })
+    }
+    pub fn packed(&self) -> PathBuf {
+        self.dir.join(format!("{}.bnas", self.name))
+    }
+    pub fn onnx(&self) -> PathBuf {
+        self.dir.join(format!("{}.onnx", self.name))
+    }
+    pub fn card(&self) -> PathBuf {
+        self.dir.join("card.json")
+    }
+    /// The engine's copy of the run (weights, configs), so `verify` can evaluate it.
+    pub fn engine_dir(&self) -> PathBuf {
+        self.dir.join("engine")
+    }
+}
+
+/// Model bytes as aligned words (`Model::parse` reads u32 words in place).
+pub fn aligned(bytes: &[u8]) -> Vec<u32> {
+    let mut words = vec![0u32; bytes.len().div_ceil(4)];
+    bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+    words
+}
+
+pub fn parse<'a>(words: &'a [u32], len: usize, file: &Path) -> Result<bnas_device::Model<'a>> {
+    bnas_device::Model::parse(&bytemuck::cast_slice::<u32, u8>(words)[..len]).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+}
+
+/// Exports the run in `run` to the model folder `out`.
+pub fn export(run: &Path, out: &Path) -> Result<ModelCard> {
+    let files = ModelFiles::new(out)?;
+    std::fs::create_dir_all(files.engine_dir()).with_context(|| format!("cannot create {}", out.display()))?;
+    let cpu = Cpu::new(None)?;
+    let (cfg, mut t) = load_run(&cpu, run)?;
+    let packed = super::packed::lower(&cpu, &t.net, &mut t.params, &t.bufs, &t.norm)?;
+    let words = aligned(&packed);
+    let model = parse(&words, packed.len(), &files.packed())?;
+    let onnx = super::onnx::to_onnx(&model).map_err(|e| anyhow::anyhow!("ONNX export: {e}"))?;
+    crate::checkpoint::write_atomic(&files.packed(), &packed)?;
+    crate::checkpoint::write_atomic(&files.onnx(), &onnx)?;
+    std::fs::write(out.join("genotype.json"), t.net.genotype.to_json())?;
+    // The engine's copy: weights and buffers only (no optimizer state).
+    let tensors = crate::checkpoint::collect(&cpu, &t.params, &t.bufs);
+    let engine = files.engine_dir();
+    crate::checkpoint::save(&engine, &tensors, &serde_json::json!({ "exported_from": run.display().to_string() }))?;
+    for f in ["config.json", "network.json", "normalization.json", "genotype.json"] {
+        std::fs::copy(run.join(f), engine.join(f)).with_context(|| format!("cannot copy {}", run.join(f).display()))?;
+    }
+    let result: Option<TrainResult> = read_json(&run.join("result.json")).ok();
+    let cost = NetCost {
+        parameters: t.params.count(crate::engine::Group::Weight),
+        binary_params: 0,
+        binary_macs: t.net.binary_macs,
+        fp_macs: t.net.fp_macs,
+    };
+    let card = ModelCard {
+        name: files.name.clone(),
+        dataset: cfg.dataset.clone(),
+        genotype: t.net.genotype.clone(),
+        network: t.net.cfg.clone(),
+        test_accuracy: result.map(|r| r.test_accuracy),
+        parameters: cost.parameters,
+        binary_macs: cost.binary_macs,
+        fp_macs: cost.fp_macs,
+        flops: cost.flops(),
+        packed_bytes: packed.len(),
+        onnx_bytes: onnx.len(),
+        arena_bytes: model.arena_bytes(),
+        liveness_lower_bound_bytes: model.liveness_lower_bound_bytes(),
+        train_config: cfg,
+    };
+    write_json(&files.card(), &card)?;
+    println!(
+        "exported {} -> {} ({} bytes packed, arena {} bytes, liveness bound {} bytes) and {} ({} bytes); test accuracy {}",
+        run.display(),
+        files.packed().display(),
+        card.packed_bytes,
+        card.arena_bytes,
+        card.liveness_lower_bound_bytes,
+        files.onnx().display(),
+        card.onnx_bytes,
+        card.test_accuracy.map_or("not measured".into(), |a| format!("{:.2}%", 100.0 * a))
+    );
+    Ok(card)
+}

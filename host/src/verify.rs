@@ -1,0 +1,236 @@
+//! `bnas verify`: the verification triangle. The test set runs through the engine (float
+//! simulation, evaluation mode), tract on the ONNX export, the device crate on the packed
+//! export (host build), the packed XNOR kernels on the GPU when there is an adapter, and
+//! optionally the Cortex-M4 firmware under QEMU. Every runtime is compared with tract.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+
+use crate::data::{Dataset, Normalization, Split};
+use crate::engine::{Backend, Buffers, ParamStore, Tape};
+use crate::export::bundle::{aligned, parse, ModelCard, ModelFiles};
+use crate::export::tract_run::TractModel;
+use crate::nn::{Genotype, NetConfig, Network};
+use crate::rng::Rng;
+use crate::train::{argmax, load_dataset, read_json};
+
+/// One runtime's results over the same images.
+pub struct RuntimeResult {
+    pub name: String,
+    /// `[n, classes]`.
+    pub logits: Vec<f32>,
+    pub seconds: f64,
+    /// Images it ran (QEMU runs a prefix).
+    pub images: usize,
+}
+
+/// Comparison of a runtime with the reference (tract).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Row {
+    pub runtime: String,
+    pub images: usize,
+    pub accuracy: f64,
+    /// Fraction of images whose class equals tract's.
+    pub agreement: f64,
+    /// Largest |logit - tract logit| / max |tract logit| over the images.
+    pub max_rel_logit_diff: f64,
+    pub images_per_s: f64,
+}
+
+pub struct VerifyOptions {
+    pub n: Option<usize>,
+    pub qemu: Option<usize>,
+    pub predictions: Option<PathBuf>,
+    pub data: Option<PathBuf>,
+    pub gpu: bool,
+}
+
+/// Runs the engine in evaluation mode on the model folder's weights.
+pub fn engine_logits<B: Backend>(b: &B, files: &ModelFiles, ds: &Dataset, indices: &[usize]) -> Result<Vec<f32>> {
+    let dir = files.engine_dir();
+    let genotype = Genotype::load(&dir.join("genotype.json"))?;
+    let net_cfg: NetConfig = read_json(&dir.join("network.json"))?;
+    let norm: Normalization = read_json(&dir.join("normalization.json"))?;
+    let (mut params, mut bufs) = (ParamStore::default(), Buffers::default());
+    let net = Network::new(b, &genotype, &net_cfg, &mut params, &mut bufs, &mut Rng::new(0));
+    let file = dir.join(crate::checkpoint::FILE);
+    let mut loaded = crate::checkpoint::load(&file)?;
+    crate::checkpoint::restore(b, &mut loaded, &file, &mut params, &mut bufs)?;
+    params.refresh_binary(b, false);
+    let cache = net.eval_cache(b, &params, &bufs);
+    let mut out = Vec::with_capacity(indices.len() * net_cfg.classes);
+    for batch in crate::data::eval_batches(ds, &norm, indices.to_vec(), 200) {
+        let mut t = Tape::new(b, &params, false, false);
+        let [c, h, w] = batch.chw;
+        let x = t.constant(b.upload(&batch.x), vec![batch.len(), c, h, w]);
+        let logits = net.forward(&mut t, &mut bufs, Some(&cache), x, None)?;
+        out.extend(t.to_vec(logits));
+    }
+    Ok(out)
+}
+
+fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
+    let start = Instant::now();
+    let v = f()?;
+    Ok((v, start.elapsed().as_secs_f64()))
+}
+
+/// Compares runtimes with the first one (tract).
+pub fn compare(results: &[RuntimeResult], labels: &[u16], classes: usize) -> Vec<Row> {
+    let reference = &results[0];
+    results
+        .iter()
+        .map(|r| {
+            let mut agree = 0;
+            let mut correct = 0;
+            let mut worst = 0f64;
+            for i in 0..r.images {
+                let a = &r.logits[i * classes..(i + 1) * classes];
+                let t = &reference.logits[i * classes..(i + 1) * classes];
+                let scale = t.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12) as f64;
+                let diff = a.iter().zip(t).fold(0f32, |m, (x, y)| m.max((x - y).abs())) as f64;
+                worst = worst.max(diff / scale);
+                agree += usize::from(argmax(a) == argmax(t));
+                correct += usize::from(argmax(a) == labels[i] as usize);
+            }
+            Row {
+                runtime: r.name.clone(),
+                images: r.images,
+                accuracy: correct as f64 / r.images.max(1) as f64,
+                agreement: agree as f64 / r.images.max(1) as f64,
+                max_rel_logit_diff: worst,
+                images_per_s: r.images as f64 / r.seconds.max(1e-9),
+            }
+        })
+        .collect()
+}
+
+pub fn print_table(rows: &[Row]) {
+    println!("{:<34} {:>7} {:>9} {:>14} {:>16} {:>10}", "runtime", "images", "accuracy", "agree w/ tract", "max logit diff", "images/s");
+    for r in rows {
+        println!(
+            "{:<34} {:>7} {:>8.2}% {:>13.2}% {:>16.2e} {:>10.1}",
+            r.runtime,
+            r.images,
+            100.0 * r.accuracy,
+            100.0 * r.agreement,
+            r.max_rel_logit_diff,
+            r.images_per_s
+        );
+    }
+}
+
+/// Runs the triangle on a model folder and prints the table.
+pub fn verify<B: Backend>(b: &B, model_dir: &Path, dataset: &str, opts: &VerifyOptions) -> Result<Vec<Row>> {
+    let files = ModelFiles::new(model_dir)?;
+    let card: ModelCard = read_json(&files.card())?;
+    let ds = load_dataset(dataset, opts.data.as_deref(), Split::Test)?;
+    let [c, h, w] = card.network.input;
+    if [ds.c, ds.h, ds.w] != [c, h, w] {
+        bail!("{}: the model takes {c}x{h}x{w} images, {} has {}x{}x{}", model_dir.display(), ds.name, ds.c, ds.h, ds.w);
+    }
+    let n = opts.n.map_or(ds.len(), |n| n.min(ds.len()));
+    let indices: Vec<usize> = (0..n).collect();
+    let images = &ds.images[..n * ds.image_len()];
+    let classes = card.network.classes;
+    let packed = std::fs::read(files.packed()).with_context(|| format!("cannot read {}", files.packed().display()))?;
+    let words = aligned(&packed);
+    let model = parse(&words, packed.len(), &files.packed())?;
+    let onnx = std::fs::read(files.onnx()).with_context(|| format!("cannot read {}", files.onnx().display()))?;
+    println!("verify {} on {} test images of {}", model_dir.display(), n, ds.name);
+
+    let mut results = Vec::new();
+    let tract = TractModel::load(&onnx, 100, (c, h, w))?;
+    let (logits, s) = timed(|| tract.run(images, n))?;
+    results.push(RuntimeResult { name: "tract (ONNX)".into(), logits, seconds: s, images: n });
+
+    let (logits, s) = timed(|| device_host_logits(&model, images, n, classes))?;
+    results.push(RuntimeResult { name: "device crate (host, XNOR)".into(), logits, seconds: s, images: n });
+
+    let (logits, s) = timed(|| engine_logits(b, &files, &ds, &indices))?;
+    results.push(RuntimeResult { name: format!("engine eval ({})", short(&b.describe())), logits, seconds: s, images: n });
+
+    if opts.gpu {
+        match crate::engine::gpu::Gpu::new(None) {
+            Ok(gpu) => {
+                let runner = crate::engine::gpu::PackedGpuModel::new(&gpu, &model)?;
+                let (logits, s) = timed(|| Ok(runner.run(images, n)))?;
+                results.push(RuntimeResult { name: format!("packed XNOR WGSL ({})", short(&gpu.describe())), logits, seconds: s, images: n });
+            }
+            Err(e) => println!("(no packed GPU run: {e})"),
+        }
+    }
+
+    if let Some(q) = opts.qemu {
+        let q = q.min(n);
+        let imgs: Vec<Vec<u8>> = (0..q).map(|i| ds.image(i).to_vec()).collect();
+        let (summary, s) = timed(|| Ok(crate::device_run::run_images(&files.packed(), &imgs, &crate::device_run::DeviceRunOptions::default())?))?;
+        let logits = summary.per_image.iter().flat_map(|r| r.logits.iter().copied()).collect();
+        results.push(RuntimeResult { name: "firmware (Cortex-M4F in QEMU)".into(), logits, seconds: s, images: q });
+        println!(
+            "firmware: {}/{} images bit-identical to the host build; {:.0} instructions per inference (min {}, max {}); {:.2} binary MACs per instruction in binary convs",
+            summary.bit_identical, summary.images, summary.instructions_mean, summary.instructions_min, summary.instructions_max, summary.bin_macs_per_instruction
+        );
+        println!(
+            "firmware memory: flash {} bytes (model {}), static RAM {} bytes (arena {}, liveness bound {}), peak stack {} bytes",
+            summary.flash_bytes, summary.model_bytes, summary.static_ram_bytes, summary.arena_bytes, summary.liveness_lower_bound_bytes, summary.peak_stack_bytes
+        );
+    }
+
+    let rows = compare(&results, &ds.labels, classes);
+    print_table(&rows);
+    if let Some(path) = &opts.predictions {
+        write_predictions(path, &results, &ds.labels, classes)?;
+        println!("predictions written to {}", path.display());
+    }
+    Ok(rows)
+}
+
+fn short(s: &str) -> String {
+    s.chars().take(24).collect()
+}
+
+/// Logits of the device crate's kernels on the host, one image per task.
+pub fn device_host_logits(model: &bnas_device::Model<'_>, images: &[u8], n: usize, classes: usize) -> Result<Vec<f32>> {
+    let per = images.len() / n.max(1);
+    let arena_words = model.arena_bytes().div_ceil(4);
+    let out: Vec<Result<Vec<f32>>> = images
+        .par_chunks(per)
+        .map_init(
+            || vec![0u32; arena_words],
+            |arena, img| {
+                let mut logits = vec![0f32; classes];
+                model.infer(bnas_device::Input::U8(img), arena, &mut logits).map_err(|e| anyhow::anyhow!("device inference: {e}"))?;
+                Ok(logits)
+            },
+        )
+        .collect();
+    Ok(out.into_iter().collect::<Result<Vec<_>>>()?.concat())
+}
+
+fn write_predictions(path: &Path, results: &[RuntimeResult], labels: &[u16], classes: usize) -> Result<()> {
+    let mut text = String::from("index,label");
+    for r in results {
+        let key = r.name.split(' ').next().unwrap_or("runtime");
+        text.push_str(&format!(",{key}_class,{key}_top_logit"));
+    }
+    text.push('\n');
+    let n = results[0].images;
+    for i in 0..n {
+        text.push_str(&format!("{i},{}", labels[i]));
+        for r in results {
+            if i < r.images {
+                let row = &r.logits[i * classes..(i + 1) * classes];
+                let k = argmax(row);
+                text.push_str(&format!(",{k},{}", row[k]));
+            } else {
+                text.push_str(",,");
+            }
+        }
+        text.push('\n');
+    }
+    crate::checkpoint::write_atomic(path, text.as_bytes())
+}
