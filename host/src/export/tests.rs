@@ -218,3 +218,17 @@ fn every_op_of_s_b_exports_and_loads_in_tract() {
         );
     }
 }
+
+/// Not a timed assertion: prints tract vs device images/s on a Fashion-MNIST-sized random network.
+/// `cargo test --release -p bnas --lib export::tests::bench -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn bench_tract_vs_device_on_a_random_network() {
+    let spec = NetSpec { in_c: 1, hw: 28, c: 16, cells: 3, nodes: 4, classes: 10, seed: 7 };
+    let bytes = random_net(spec);
+    let n = 256;
+    let mut r = Rng(3);
+    let images: Vec<u8> = (0..n * 28 * 28).map(|_| (r.next() >> 11) as u8).collect();
+    println!("{spec:?}");
+    super::tract_run::bench_tract_vs_device(&bytes, &images, n).expect("bench");
+}
