@@ -129,3 +129,11 @@ fn supernet_alpha_gradients_match_finite_differences() {
     println!("alpha gradient vs central differences: {checked} entries, largest error {worst:.2e} of the gradient scale");
     assert!(worst < 2e-2, "alpha gradient error {worst}");
 }
+
+/// The shipped genotype files are the built-in cells.
+#[test]
+fn shipped_paper_genotypes_match_the_builtins() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models");
+    assert_eq!(Genotype::load(&dir.join("bnas-a.genotype.json")).unwrap(), Genotype::bnas_a());
+    assert_eq!(Genotype::load(&dir.join("bnas-imagenet.genotype.json")).unwrap(), Genotype::bnas_imagenet());
+}
