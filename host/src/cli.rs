@@ -190,21 +190,23 @@ pub struct DemoArgs {
     pub out: PathBuf,
     #[arg(long, default_value_t = 2)]
     pub search_epochs: usize,
-    #[arg(long, default_value_t = 4000)]
+    /// Search on this many training images (half search-train, half search-val).
+    #[arg(long, default_value_t = 2000)]
     pub search_images: usize,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 3)]
     pub search_layers: usize,
     #[arg(long, default_value_t = 8)]
     pub search_channels: usize,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     pub train_epochs: usize,
     #[arg(long, default_value_t = 5)]
     pub layers: usize,
-    #[arg(long, default_value_t = 16)]
+    /// Channels of the trained network (its f32 activations must fit the firmware's 640 KiB RAM).
+    #[arg(long, default_value_t = 12)]
     pub channels: usize,
-    /// Train on at most this many images (default: the whole training set).
-    #[arg(long)]
-    pub train_images: Option<usize>,
+    /// Train on at most this many images (0: the whole training set).
+    #[arg(long, default_value_t = 20000)]
+    pub train_images: usize,
     /// Test images streamed to the firmware under QEMU.
     #[arg(long, default_value_t = 50)]
     pub qemu_images: usize,

@@ -72,7 +72,7 @@ pub fn demo<B: Backend>(b: &B, a: &DemoArgs) -> Result<()> {
         lr: 0.05,
         schedule: Schedule::Cosine,
         warmup_epochs: 0.3,
-        train_subset: a.train_images,
+        train_subset: (a.train_images > 0).then_some(a.train_images),
         eval_subset: Some(2000),
         seed: a.seed,
         ..Default::default()

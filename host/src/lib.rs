@@ -17,3 +17,6 @@ pub mod search;
 pub mod select;
 pub mod train;
 pub mod verify;
+
+#[cfg(test)]
+mod run_tests;

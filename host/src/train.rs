@@ -262,6 +262,12 @@ pub struct TrainResult {
 
 /// Trains (or resumes with `resume`) a run in `out`. Returns the final test evaluation.
 pub fn train<B: Backend>(b: &B, cfg: &TrainConfig, out: &Path, resume: bool) -> Result<TrainResult> {
+    Ok(train_session(b, cfg, out, resume, None)?.expect("a session without a stop runs to the end"))
+}
+
+/// Like `train`, but stops after `stop_after` epochs of this session (as if killed right
+/// after a checkpoint), returning `None` when the run is not finished.
+pub fn train_session<B: Backend>(b: &B, cfg: &TrainConfig, out: &Path, resume: bool, stop_after: Option<usize>) -> Result<Option<TrainResult>> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
     let config_path = out.join("config.json");
     if !resume && out.join(checkpoint::FILE).exists() {
@@ -320,7 +326,12 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig, out: &Path, resume: bool) -> 
     let eval_idx = |limit: Option<usize>| (0..limit.map_or(test_ds.len(), |l| l.min(test_ds.len()))).collect::<Vec<_>>();
     let mut progress = Progress::new("train", cfg.epochs);
     let classes = train_ds.classes;
+    let first_epoch = state.epoch;
     while state.epoch < cfg.epochs {
+        if stop_after.is_some_and(|k| state.epoch - first_epoch >= k) {
+            progress.finish();
+            return Ok(None);
+        }
         let epoch = state.epoch;
         let opts = LoaderOptions {
             batch_size: cfg.batch_size,
@@ -432,7 +443,7 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig, out: &Path, resume: bool) -> 
         result.train_images_per_s,
         out.display()
     );
-    Ok(result)
+    Ok(Some(result))
 }
 
 fn save_train_checkpoint<B: Backend>(

@@ -1,0 +1,83 @@
+//! Tests of whole runs on real Fashion-MNIST images (installed by `.ci/run`): training
+//! resumes exactly, and the diversity regularizer keeps the alphas' entropy higher.
+
+use std::path::PathBuf;
+
+use crate::checkpoint;
+use crate::engine::cpu::Cpu;
+use crate::search::{search, SearchConfig};
+use crate::train::{train, train_session, TrainConfig};
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bnas-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn tiny_train(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        genotype: "bnas-imagenet".into(),
+        layers: 3,
+        channels: 4,
+        epochs,
+        batch_size: 32,
+        train_subset: Some(256),
+        eval_subset: Some(64),
+        drop_path: 0.1,
+        seed: 3,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn a_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one() {
+    let cpu = Cpu::new(Some(2)).unwrap();
+    let (whole, split) = (tmp("whole"), tmp("split"));
+    train(&cpu, &tiny_train(2), &whole, false).unwrap();
+    // "Killed" right after the first epoch's checkpoint, then resumed.
+    assert!(train_session(&cpu, &tiny_train(2), &split, false, Some(1)).unwrap().is_none());
+    train(&cpu, &tiny_train(2), &split, true).unwrap();
+    let a = checkpoint::load(&whole.join(checkpoint::FILE)).unwrap();
+    let b = checkpoint::load(&split.join(checkpoint::FILE)).unwrap();
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    let mut worst = 0f32;
+    for (name, t) in &a.tensors {
+        let u = &b.tensors[name];
+        worst = t.data.iter().zip(&u.data).fold(worst, |m, (x, y)| m.max((x - y).abs()));
+    }
+    println!("{} tensors compared; largest difference {worst:e}", a.tensors.len());
+    assert_eq!(worst, 0.0, "resumed weights differ");
+    // Every figure but the wall-clock ones (seconds, images/s) must be identical.
+    let numbers = |s: &serde_json::Value| -> Vec<Vec<serde_json::Value>> {
+        let keys = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"];
+        s["history"].as_array().unwrap().iter().map(|e| keys.iter().map(|k| e[k].clone()).collect()).collect()
+    };
+    assert_eq!(numbers(&a.state), numbers(&b.state), "per-epoch metrics differ");
+}
+
+#[test]
+fn the_diversity_regularizer_keeps_edge_entropy_higher() {
+    let cpu = Cpu::new(Some(2)).unwrap();
+    let run = |lambda: f32, name: &str| {
+        let cfg = SearchConfig {
+            layers: 3,
+            channels: 4,
+            batch_size: 16,
+            epochs: 1,
+            lambda,
+            alpha_lr: 3e-2,
+            train_subset: Some(320),
+            val_subset: Some(32),
+            seed: 5,
+            ..Default::default()
+        };
+        let out = tmp(name);
+        search(&cpu, &cfg, &out, false).unwrap();
+        let state = checkpoint::load(&out.join(checkpoint::FILE)).unwrap().state;
+        state["history"][0]["entropy"].as_f64().unwrap()
+    };
+    let with = run(1.0, "lambda1");
+    let without = run(0.0, "lambda0");
+    println!("mean edge entropy after epoch 1: lambda 1 -> {with:.6}, lambda 0 -> {without:.6} (max ln 7 = {:.6})", 7f64.ln());
+    assert!(with > without, "entropy with the regularizer ({with}) is not above without ({without})");
+}
