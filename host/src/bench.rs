@@ -71,6 +71,24 @@ pub fn train_step_rate<B: Backend>(b: &B, genotype: &Genotype, cfg: &NetConfig, 
     (batch * steps.max(1)) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// Images per second of supernet search steps (alpha step on one batch + weight step on
+/// another), counting both batches like the anchor.
+pub fn search_step_rate<B: Backend>(b: &B, cfg: &NetConfig, batch: usize, steps: usize) -> f64 {
+    let scfg = crate::search::SearchConfig { layers: cfg.layers, channels: cfg.channels, batch_size: batch, ..Default::default() };
+    let mut s = crate::search::Searcher::new(b, &scfg, cfg);
+    let mut rng = Rng::new(0);
+    let [c, h, w] = cfg.input;
+    let x: Vec<f32> = (0..batch * c * h * w).map(|_| rng.normal()).collect();
+    let y: Vec<u32> = (0..batch).map(|i| (i % cfg.classes) as u32).collect();
+    let mut step = || s.step(b, &scfg, (&x, &y), (&x, &y), cfg.input, 1.0, 0.025).expect("bench search step");
+    step();
+    let start = Instant::now();
+    for _ in 0..steps.max(1) {
+        step();
+    }
+    (2 * batch * steps.max(1)) as f64 / start.elapsed().as_secs_f64()
+}
+
 fn backend_report<B: Backend>(b: &B, reps: usize) -> Vec<(String, f64)> {
     println!("\n== {} ==", b.describe());
     println!("binary conv op (BN -> sign -> XNOR conv -> ReLU), forward + backward, batch 64:");
@@ -89,13 +107,45 @@ fn backend_report<B: Backend>(b: &B, reps: usize) -> Vec<(String, f64)> {
         println!("training step, {name}, 8 cells x 16 channels, batch 64, 1x28x28: {r:.1} images/s");
         rates.push((name.to_string(), r));
     }
+    let r = search_step_rate(b, &cfg, 64, 1);
+    println!("search step (alpha step + weight step), supernet 8 cells x 16 channels, batch 64: {r:.1} images/s (both batches)");
+    rates.push(("search".to_string(), r));
     rates
 }
 
-pub fn run(reps: usize, only: Option<BackendChoice>, args: &BackendArgs) -> Result<()> {
+/// Runs the PyTorch anchor and returns its images/s for bnas-imagenet, bnas-a, search.
+fn anchor_rates(script: &std::path::Path) -> Result<Vec<(String, f64)>> {
+    let run = |cmd: &str| -> Result<serde_json::Value> {
+        println!("running the PyTorch anchor: python3 {} {cmd}", script.display());
+        let out = std::process::Command::new("python3").arg(script).arg(cmd).output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let line = text.lines().rev().find(|l| l.starts_with("RESULT ")).ok_or_else(|| {
+            anyhow::anyhow!("{} {cmd} printed no RESULT line: {}", script.display(), String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""))
+        })?;
+        Ok(serde_json::from_str(&line["RESULT ".len()..])?)
+    };
+    let train = run("step-train")?;
+    let search = run("step-search")?;
+    let rate = |v: &serde_json::Value| v["images_per_s"].as_f64().unwrap_or(f64::NAN);
+    Ok(vec![
+        ("bnas-imagenet".into(), rate(&train["nets"]["latest_cell"]["train_step"])),
+        ("bnas-a".into(), rate(&train["nets"]["bnas_a"]["train_step"])),
+        ("search".into(), rate(&search["search_step"])),
+    ])
+}
+
+pub fn run(reps: usize, only: Option<BackendChoice>, args: &BackendArgs, anchor: Option<&std::path::Path>) -> Result<()> {
     if only != Some(BackendChoice::Gpu) {
         let cpu = Cpu::new(args.threads)?;
-        backend_report(&cpu, reps);
+        let ours = backend_report(&cpu, reps);
+        if let Some(script) = anchor {
+            let theirs = anchor_rates(script)?;
+            println!("\nside by side, same machine, same run (images/s, 8 cells x 16 channels, batch 64, 1x28x28):");
+            println!("{:<16} {:>12} {:>12} {:>8}", "workload", "bnas cpu", "pytorch cpu", "ratio");
+            for ((name, a), (_, p)) in ours.iter().zip(&theirs) {
+                println!("{:<16} {:>12.1} {:>12.1} {:>7.2}x", if name == "search" { "search step" } else { name }, a, p, a / p);
+            }
+        }
     }
     if only != Some(BackendChoice::Cpu) {
         match Gpu::new(args.adapter.as_deref()) {

@@ -334,6 +334,9 @@ pub struct BenchArgs {
     /// Benchmark only these backends (default: cpu, and gpu when an adapter exists).
     #[arg(long, value_enum)]
     pub only: Option<BackendChoice>,
+    /// Also run the PyTorch anchor (`pytorch_bnas.py`) and print the ratios side by side.
+    #[arg(long)]
+    pub anchor: Option<PathBuf>,
     #[command(flatten)]
     pub backend: BackendArgs,
 }
@@ -347,7 +350,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Info(a) => crate::info::print_info(&a.genotype, a.layers, a.channels, &a.dataset),
-        Command::Bench(a) => crate::bench::run(a.reps, a.only, &a.backend),
+        Command::Bench(a) => crate::bench::run(a.reps, a.only, &a.backend, a.anchor.as_deref()),
         Command::Search(a) => {
             let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
             let cfg = a.config();
