@@ -49,6 +49,25 @@ pub enum Command {
     Device(DeviceArgs),
     /// The main job: a small search -> train -> export -> verify (host and QEMU), one summary.
     Demo(DemoArgs),
+    /// List the (layers, channels) of a genotype network that fit FLOPs, parameter or RAM budgets.
+    Scale(ScaleArgs),
+}
+
+#[derive(Args)]
+pub struct ScaleArgs {
+    #[arg(long)]
+    pub genotype: String,
+    /// fashion-mnist, cifar10, imagenet (shapes only).
+    #[arg(long, default_value = "fashion-mnist")]
+    pub dataset: String,
+    /// Largest FLOPs (BOPs/64 + FLOPs) per image, e.g. 5e6.
+    #[arg(long)]
+    pub max_flops: Option<f64>,
+    #[arg(long)]
+    pub max_params: Option<usize>,
+    /// Largest inference arena (peak activation bytes, batch 1), e.g. 655360 for 640 KiB.
+    #[arg(long)]
+    pub max_ram: Option<usize>,
 }
 
 #[derive(Args)]
@@ -367,6 +386,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Device(DeviceArgs { command: DeviceCommand::Run { model, dataset, data, n } }) => {
             crate::demo::device_run(&model, &dataset, data.as_deref(), n).map(|_| ())
         }
+        Command::Scale(a) => crate::info::scale(&a.genotype, &a.dataset, a.max_flops, a.max_params, a.max_ram).map(|_| ()),
         Command::Demo(a) => {
             let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
             with_backend!(sel, |b| crate::demo::demo(b, &a))

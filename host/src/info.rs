@@ -41,11 +41,23 @@ pub fn cost(genotype: &Genotype, cfg: &NetConfig) -> Result<(NetCost, Network, P
     Ok((cost, net, params, bufs))
 }
 
+/// Packed model bytes and arena bytes (inference, batch 1) of a network, from its real export.
+pub fn packed_size(net: &Network, params: &mut ParamStore<Cpu>, bufs: &Buffers<Cpu>) -> Result<(usize, usize)> {
+    let cpu = Cpu::new(Some(1))?;
+    let c = net.cfg.input[0];
+    let norm = crate::data::Normalization { mean: vec![0.5; c], std: vec![0.25; c] };
+    let bytes = crate::export::packed::lower(&cpu, net, params, bufs, &norm)?;
+    let words = crate::export::bundle::aligned(&bytes);
+    let model = crate::export::bundle::parse(&words, bytes.len(), std::path::Path::new("(in memory)"))?;
+    Ok((bytes.len(), model.arena_bytes()))
+}
+
 pub fn print_info(genotype: &str, layers: usize, channels: usize, dataset: &str) -> Result<()> {
     let g = Genotype::resolve(genotype)?;
     let (input, classes) = dataset_shape(dataset)?;
     let cfg = NetConfig { layers, channels, classes, input, template: Template::Bnas };
-    let (c, _, _, _) = cost(&g, &cfg)?;
+    let (c, net, mut params, bufs) = cost(&g, &cfg)?;
+    let (packed, arena) = packed_size(&net, &mut params, &bufs)?;
     println!("genotype {genotype}\n{}", g.summary());
     println!("network: {layers} layers, {channels} channels, input {input:?}, {classes} classes");
     println!("parameters:        {:>14}", group_digits(c.parameters as u64));
@@ -53,7 +65,58 @@ pub fn print_info(genotype: &str, layers: usize, channels: usize, dataset: &str)
     println!("binary MACs/image: {:>14}", group_digits(c.binary_macs));
     println!("FP MACs/image:     {:>14}", group_digits(c.fp_macs));
     println!("FLOPs (BOPs/64 + FLOPs): {:.2} M", c.flops() / 1e6);
+    println!("packed model bytes: {:>13}", group_digits(packed as u64));
+    println!("inference arena bytes (batch 1): {}", group_digits(arena as u64));
     Ok(())
+}
+
+/// One (layers, channels) choice and its costs.
+pub struct ScaleRow {
+    pub layers: usize,
+    pub channels: usize,
+    pub cost: NetCost,
+    pub packed_bytes: usize,
+    pub arena_bytes: usize,
+}
+
+/// `bnas scale`: every (layers, channels) on a grid whose costs fit the budgets, sorted by FLOPs.
+pub fn scale(genotype: &str, dataset: &str, max_flops: Option<f64>, max_params: Option<usize>, max_ram: Option<usize>) -> Result<Vec<ScaleRow>> {
+    let g = Genotype::resolve(genotype)?;
+    let (input, classes) = dataset_shape(dataset)?;
+    let mut rows = Vec::new();
+    for layers in [3, 5, 8, 11, 14, 17, 20] {
+        for channels in [4, 8, 12, 16, 24, 32, 36, 48, 64] {
+            let cfg = NetConfig { layers, channels, classes, input, template: Template::Bnas };
+            let (c, net, mut params, bufs) = cost(&g, &cfg)?;
+            if max_flops.is_some_and(|f| c.flops() > f) || max_params.is_some_and(|p| c.parameters > p) {
+                continue;
+            }
+            // Packed size and arena come from a real export of the network (random weights).
+            let (packed, arena) = packed_size(&net, &mut params, &bufs)?;
+            if max_ram.is_some_and(|r| arena > r) {
+                continue;
+            }
+            rows.push(ScaleRow { layers, channels, cost: c, packed_bytes: packed, arena_bytes: arena });
+        }
+    }
+    rows.sort_by(|a, b| a.cost.flops().total_cmp(&b.cost.flops()));
+    println!("{genotype} on {dataset} {input:?}: (layers, channels) within the budget");
+    println!("{:>6} {:>8} {:>12} {:>12} {:>12} {:>14}", "layers", "channels", "params", "MFLOPs", "packed B", "arena B");
+    for r in &rows {
+        println!(
+            "{:>6} {:>8} {:>12} {:>12.2} {:>12} {:>14}",
+            r.layers,
+            r.channels,
+            group_digits(r.cost.parameters as u64),
+            r.cost.flops() / 1e6,
+            group_digits(r.packed_bytes as u64),
+            group_digits(r.arena_bytes as u64)
+        );
+    }
+    if rows.is_empty() {
+        println!("(nothing on the grid fits: layers 3..20, channels 4..64)");
+    }
+    Ok(rows)
 }
 
 /// `5578252` -> `5,578,252`.
