@@ -1,4 +1,4 @@
-// Row-wise softmax, label-smoothed softmax cross-entropy and softmax entropy over
+// Row-wise softmax and its backward, label-smoothed softmax cross-entropy and softmax entropy over
 // [rows, k] matrices: one workgroup per row, classes strided over 256 threads, max and sum
 // by tree reduction in workgroup memory. The row values written to `row_out` are averaged
 // by reduce.wgsl `final_sum`.
@@ -16,6 +16,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read> labels: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<storage, read_write> row_out: array<f32>;
+@group(0) @binding(5) var<storage, read> dy: array<f32>;
 
 var<workgroup> red: array<f32, 256>;
 
@@ -54,6 +55,21 @@ fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let lse = log_sum_exp(r, lid.x);
     for (var j = lid.x; j < p.k; j = j + WG) {
         y[r * p.k + j] = exp(x[r * p.k + j] - lse.x - lse.y);
+    }
+}
+
+// Backward of the row softmax from its output y (bound as `x`):
+// dx_j = y_j * (dy_j - sum_i y_i dy_i), written to `y`.
+@compute @workgroup_size(256)
+fn softmax_rows_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let r = wid.x + wid.y * nwg.x;
+    if r >= p.rows { return; }
+    var s = 0.0;
+    for (var j = lid.x; j < p.k; j = j + WG) { s = s + x[r * p.k + j] * dy[r * p.k + j]; }
+    let dot = wg_reduce(lid.x, s, false);
+    for (var j = lid.x; j < p.k; j = j + WG) {
+        let i = r * p.k + j;
+        y[i] = x[i] * (dy[i] - dot);
     }
 }
 

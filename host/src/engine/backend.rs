@@ -175,6 +175,9 @@ pub trait Backend: Send + Sync + 'static {
     fn softmax_xent(&self, logits: &Self::Buf, labels: &Self::Buf, rows: usize, classes: usize, smoothing: f32) -> (Self::Buf, Self::Buf);
     /// `[rows, k]` row-wise softmax.
     fn softmax_rows(&self, x: &Self::Buf, rows: usize, k: usize) -> Self::Buf;
+    /// Backward of `softmax_rows` from its output `y` `[rows, k]`:
+    /// `dx = y * (dy - sum_j y_j dy_j)` per row.
+    fn softmax_rows_bwd(&self, y: &Self::Buf, dy: &Self::Buf, rows: usize, k: usize) -> Self::Buf;
     /// Mean over rows of the entropy `-sum p log p` of `softmax(alpha[r, :])`. Returns
     /// (`[1]` mean entropy, `[rows, k]` its gradient w.r.t. alpha).
     fn softmax_entropy(&self, alpha: &Self::Buf, rows: usize, k: usize) -> (Self::Buf, Self::Buf);

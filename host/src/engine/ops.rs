@@ -391,21 +391,8 @@ impl<'p, B: Backend> Tape<'p, B> {
         };
         let y = self.backend.softmax_rows(self.value(x), rows, k);
         let y_index = self.nodes.len();
-        // dx = y * (dy - sum_j y_j dy_j) per row; done on the host side of the backend API
-        // through primitives: s = rowwise dot, computed with matmul against ones.
         let back = Box::new(move |b: &B, t: &Tape<'p, B>, dy: &B::Buf| {
-            let yv = t.value(Var(y_index));
-            let prod = b.download(yv).iter().zip(b.download(dy)).map(|(p, d)| p * d).collect::<Vec<f32>>();
-            let y_host = b.download(yv);
-            let mut dx = vec![0f32; rows * k];
-            for r in 0..rows {
-                let s: f32 = prod[r * k..(r + 1) * k].iter().sum();
-                for j in 0..k {
-                    let i = r * k + j;
-                    dx[i] = prod[i] - y_host[i] * s;
-                }
-            }
-            vec![(x, b.upload(&dx))]
+            vec![(x, b.softmax_rows_bwd(t.value(Var(y_index)), dy, rows, k))]
         });
         Ok(self.op(y, vec![rows, k], &[x], back))
     }

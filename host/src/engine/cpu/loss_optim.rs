@@ -60,6 +60,23 @@ pub(super) fn softmax_rows(x: &[f32], rows: usize, k: usize) -> Vec<f32> {
     p
 }
 
+/// Backward of the row softmax from its output: `dx = y * (dy - sum_j y_j dy_j)` per row
+/// (the row dot accumulated in f64).
+pub(super) fn softmax_rows_bwd(y: &[f32], dy: &[f32], rows: usize, k: usize) -> Vec<f32> {
+    debug_assert_eq!(y.len(), rows * k);
+    debug_assert_eq!(dy.len(), rows * k);
+    let mut dx = vec![0.0; rows * k];
+    if k > 0 {
+        for ((y, dy), dx) in y.chunks_exact(k).zip(dy.chunks_exact(k)).zip(dx.chunks_exact_mut(k)) {
+            let s = y.iter().zip(dy).map(|(&y, &d)| y as f64 * d as f64).sum::<f64>() as f32;
+            for ((dx, &y), &d) in dx.iter_mut().zip(y).zip(dy) {
+                *dx = y * (d - s);
+            }
+        }
+    }
+    dx
+}
+
 /// `([1] mean entropy of softmax rows, [rows, k] its gradient)`:
 /// `dH/dz_j = -p_j (log p_j + H)` for each row, divided by `rows` for the mean.
 pub(super) fn softmax_entropy(alpha: &[f32], rows: usize, k: usize) -> (Vec<f32>, Vec<f32>) {

@@ -270,6 +270,9 @@ impl Backend for Cpu {
     fn softmax_rows(&self, x: &Vec<f32>, rows: usize, k: usize) -> Vec<f32> {
         loss_optim::softmax_rows(x, rows, k)
     }
+    fn softmax_rows_bwd(&self, y: &Vec<f32>, dy: &Vec<f32>, rows: usize, k: usize) -> Vec<f32> {
+        loss_optim::softmax_rows_bwd(y, dy, rows, k)
+    }
     fn softmax_entropy(&self, alpha: &Vec<f32>, rows: usize, k: usize) -> (Vec<f32>, Vec<f32>) {
         loss_optim::softmax_entropy(alpha, rows, k)
     }

@@ -280,6 +280,20 @@ fn loss_gradients_match_finite_differences() {
 }
 
 #[test]
+fn softmax_rows_backward_matches_finite_differences() {
+    let mut rng = Rng::new(20);
+    let cpu = cpu(2);
+    for (rows, k) in [(1, 1), (3, 7), (14, 8), (2, 300)] {
+        let x = randn(&mut rng, rows * k, 2.0);
+        let r = randn(&mut rng, rows * k, 1.0);
+        let y = cpu.softmax_rows(&x, rows, k);
+        let got = cpu.softmax_rows_bwd(&y, &r, rows, k);
+        let fd = fd_grad(&to64(&x), &to64(&r), |x| x.chunks(k).flat_map(naive::softmax).collect());
+        check(&format!("softmax_rows_bwd [{rows}, {k}]"), &got, &fd);
+    }
+}
+
+#[test]
 fn binarize_weights_bwd_matches_the_reference_formula() {
     // No true derivative exists: compare with a direct f64 transcription of
     // dW = (beta * 1{|W| <= 1} * g + sign(W) * mean_filter(sign(W) * g)) * (1 - 1/c_in) * n.

@@ -186,6 +186,9 @@ impl Backend for Gpu {
     fn softmax_rows(&self, x: &GpuBuf, rows: usize, k: usize) -> GpuBuf {
         self.softmax(x, rows, k)
     }
+    fn softmax_rows_bwd(&self, y: &GpuBuf, dy: &GpuBuf, rows: usize, k: usize) -> GpuBuf {
+        self.softmax_bwd(y, dy, rows, k)
+    }
     fn softmax_entropy(&self, alpha: &GpuBuf, rows: usize, k: usize) -> (GpuBuf, GpuBuf) {
         self.row_loss("entropy_rows", alpha, None, rows, k, 0.0)
     }

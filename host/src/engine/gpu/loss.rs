@@ -1,4 +1,4 @@
-//! `shaders/loss.wgsl`: row softmax, label-smoothed cross-entropy, softmax entropy.
+//! `shaders/loss.wgsl`: row softmax and its backward, label-smoothed cross-entropy, softmax entropy.
 
 use super::kernel::{Params, Shader};
 use super::{Gpu, GpuBuf, GpuError};
@@ -17,6 +17,14 @@ impl Gpu {
         let bufs = [(1, &x.buffer), (3, &y.buffer)];
         self.dispatch(&self.shaders.loss, "softmax_rows", params(rows, k, 0.0), &bufs, (rows as u32, 1));
         y
+    }
+
+    /// `dx = y * (dy - sum_j y_j dy_j)` per row, from the softmax output `y`.
+    pub(super) fn softmax_bwd(&self, y: &GpuBuf, dy: &GpuBuf, rows: usize, k: usize) -> GpuBuf {
+        let dx = self.alloc(rows * k);
+        let bufs = [(1, &y.buffer), (3, &dx.buffer), (5, &dy.buffer)];
+        self.dispatch(&self.shaders.loss, "softmax_rows_bwd", params(rows, k, 0.0), &bufs, (rows as u32, 1));
+        dx
     }
 
     /// (`[1]` mean over rows, `[rows, k]` gradient of that mean) for `xent_rows` (with

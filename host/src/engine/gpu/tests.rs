@@ -342,6 +342,13 @@ fn losses_match_cpu() {
         check(&format!("softmax_xent loss {name}"), &gl, &cl);
         check(&format!("softmax_xent grad {name}"), &gg, &cg);
         check(&format!("softmax_rows {name}"), &g.softmax_rows(&gx, rows, k), &c.softmax_rows(&cx, rows, k));
+        let (cdy, gdy) = pair(&mut rng, rows * k);
+        let (gy, cy) = (g.softmax_rows(&gx, rows, k), c.softmax_rows(&cx, rows, k));
+        check(
+            &format!("softmax_rows_bwd {name}"),
+            &g.softmax_rows_bwd(&gy, &gdy, rows, k),
+            &c.softmax_rows_bwd(&cy, &cdy, rows, k),
+        );
         let (gh, ghg) = g.softmax_entropy(&gx, rows, k);
         let (ch, chg) = c.softmax_entropy(&cx, rows, k);
         check(&format!("softmax_entropy {name}"), &gh, &ch);
