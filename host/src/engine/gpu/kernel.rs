@@ -63,7 +63,7 @@ impl Shader {
         Ok(Shader { module, pipelines: Mutex::new(HashMap::new()) })
     }
 
-    fn pipeline(&self, device: &wgpu::Device, entry: &'static str) -> wgpu::ComputePipeline {
+    pub(super) fn pipeline(&self, device: &wgpu::Device, entry: &'static str) -> wgpu::ComputePipeline {
         let mut map = self.pipelines.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(entry)
             .or_insert_with(|| {

@@ -16,6 +16,7 @@ mod kernel;
 mod loss;
 mod matmul;
 mod optim;
+mod packed;
 mod pool;
 mod reduce;
 #[cfg(test)]
@@ -27,6 +28,7 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 use kernel::{Pending, Shader};
+pub use packed::PackedGpuModel;
 
 /// Why the GPU backend could not start.
 #[derive(Debug, thiserror::Error)]

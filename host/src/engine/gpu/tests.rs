@@ -51,7 +51,7 @@ fn every_shader_validates_with_naga() {
         }
     }
     println!("{count} shaders validated");
-    assert!(count >= 9, "expected the 9 shader files, found {count}");
+    assert!(count >= 10, "expected the 10 shader files, found {count}");
 }
 
 #[test]
