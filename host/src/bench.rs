@@ -20,7 +20,15 @@ pub fn time_bin_conv<B: Backend>(b: &B, g: ConvGeom, reps: usize) -> f64 {
     let (mut params, mut bufs) = (ParamStore::default(), Buffers::default());
     let mut rng = Rng::new(1);
     let spec = ConvSpec { k: g.k, stride: g.stride, pad: g.pad, dil: g.dil };
-    let mut builder = Builder { backend: b, params: &mut params, buffers: &mut bufs, rng: &mut rng, bin_convs: 0, binary_macs: 0, fp_macs: 0 };
+    let mut builder = Builder {
+        backend: b,
+        params: &mut params,
+        buffers: &mut bufs,
+        rng: &mut rng,
+        bin_convs: 0,
+        binary_macs: 0,
+        fp_macs: 0,
+    };
     let layer = BinConvLayer::new(&mut builder, "bench", g.c_in, g.c_out, spec, true, g.out_h() * g.out_w());
     let x = b.upload(&(0..g.in_len()).map(|_| rng.normal()).collect::<Vec<_>>());
     let dy = b.upload(&(0..g.out_len()).map(|_| rng.normal()).collect::<Vec<_>>());
@@ -74,7 +82,12 @@ pub fn train_step_rate<B: Backend>(b: &B, genotype: &Genotype, cfg: &NetConfig, 
 /// Images per second of supernet search steps (alpha step on one batch + weight step on
 /// another), counting both batches like the anchor.
 pub fn search_step_rate<B: Backend>(b: &B, cfg: &NetConfig, batch: usize, steps: usize) -> f64 {
-    let scfg = crate::search::SearchConfig { layers: cfg.layers, channels: cfg.channels, batch_size: batch, ..Default::default() };
+    let scfg = crate::search::SearchConfig {
+        layers: cfg.layers,
+        channels: cfg.channels,
+        batch_size: batch,
+        ..Default::default()
+    };
     let mut s = crate::search::Searcher::new(b, &scfg, cfg);
     let mut rng = Rng::new(0);
     let [c, h, w] = cfg.input;
@@ -120,7 +133,11 @@ fn anchor_rates(script: &std::path::Path) -> Result<Vec<(String, f64)>> {
         let out = std::process::Command::new("python3").arg(script).arg(cmd).output()?;
         let text = String::from_utf8_lossy(&out.stdout);
         let line = text.lines().rev().find(|l| l.starts_with("RESULT ")).ok_or_else(|| {
-            anyhow::anyhow!("{} {cmd} printed no RESULT line: {}", script.display(), String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or(""))
+            anyhow::anyhow!(
+                "{} {cmd} printed no RESULT line: {}",
+                script.display(),
+                String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            )
         })?;
         Ok(serde_json::from_str(&line["RESULT ".len()..])?)
     };
@@ -134,7 +151,12 @@ fn anchor_rates(script: &std::path::Path) -> Result<Vec<(String, f64)>> {
     ])
 }
 
-pub fn run(reps: usize, only: Option<BackendChoice>, args: &BackendArgs, anchor: Option<&std::path::Path>) -> Result<()> {
+pub fn run(
+    reps: usize,
+    only: Option<BackendChoice>,
+    args: &BackendArgs,
+    anchor: Option<&std::path::Path>,
+) -> Result<()> {
     if only != Some(BackendChoice::Gpu) {
         let cpu = Cpu::new(args.threads)?;
         let ours = backend_report(&cpu, reps);
@@ -143,7 +165,13 @@ pub fn run(reps: usize, only: Option<BackendChoice>, args: &BackendArgs, anchor:
             println!("\nside by side, same machine, same run (images/s, 8 cells x 16 channels, batch 64, 1x28x28):");
             println!("{:<16} {:>12} {:>12} {:>8}", "workload", "bnas cpu", "pytorch cpu", "ratio");
             for ((name, a), (_, p)) in ours.iter().zip(&theirs) {
-                println!("{:<16} {:>12.1} {:>12.1} {:>7.2}x", if name == "search" { "search step" } else { name }, a, p, a / p);
+                println!(
+                    "{:<16} {:>12.1} {:>12.1} {:>7.2}x",
+                    if name == "search" { "search step" } else { name },
+                    a,
+                    p,
+                    a / p
+                );
             }
         }
     }

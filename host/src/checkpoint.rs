@@ -65,8 +65,10 @@ impl Loaded {
 
 pub fn load(path: &Path) -> Result<Loaded> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read checkpoint {}", path.display()))?;
-    let st = SafeTensors::deserialize(&bytes).with_context(|| format!("{}: not a safetensors checkpoint", path.display()))?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).with_context(|| format!("{}: unreadable header", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .with_context(|| format!("{}: not a safetensors checkpoint", path.display()))?;
+    let (_, meta) =
+        SafeTensors::read_metadata(&bytes).with_context(|| format!("{}: unreadable header", path.display()))?;
     let state_text = meta
         .metadata()
         .as_ref()
@@ -86,9 +88,16 @@ pub fn load(path: &Path) -> Result<Loaded> {
 
 /// Every parameter and buffer of a store, downloaded.
 pub fn collect<B: Backend>(b: &B, params: &ParamStore<B>, bufs: &Buffers<B>) -> Vec<HostTensor> {
-    let mut out: Vec<HostTensor> =
-        params.params.iter().map(|p| HostTensor { name: p.name.clone(), shape: p.shape.clone(), data: b.download(&p.value) }).collect();
-    out.extend(bufs.list.iter().map(|x| HostTensor { name: x.name.clone(), shape: x.shape.clone(), data: b.download(&x.value) }));
+    let mut out: Vec<HostTensor> = params
+        .params
+        .iter()
+        .map(|p| HostTensor { name: p.name.clone(), shape: p.shape.clone(), data: b.download(&p.value) })
+        .collect();
+    out.extend(bufs.list.iter().map(|x| HostTensor {
+        name: x.name.clone(),
+        shape: x.shape.clone(),
+        data: b.download(&x.value),
+    }));
     out
 }
 
@@ -98,7 +107,13 @@ pub fn collect_sgd<B: Backend>(b: &B, params: &ParamStore<B>, sgd: &Sgd<B>) -> V
         .params
         .iter()
         .zip(&sgd.state)
-        .filter_map(|(p, m)| m.as_ref().map(|m| HostTensor { name: format!("sgd.{}", p.name), shape: p.shape.clone(), data: b.download(m) }))
+        .filter_map(|(p, m)| {
+            m.as_ref().map(|m| HostTensor {
+                name: format!("sgd.{}", p.name),
+                shape: p.shape.clone(),
+                data: b.download(m),
+            })
+        })
         .collect()
 }
 
@@ -115,7 +130,13 @@ pub fn collect_adam<B: Backend>(b: &B, params: &ParamStore<B>, adam: &Adam<B>) -
 }
 
 /// Restores parameters and buffers (all must be present with matching shapes).
-pub fn restore<B: Backend>(b: &B, loaded: &mut Loaded, file: &Path, params: &mut ParamStore<B>, bufs: &mut Buffers<B>) -> Result<()> {
+pub fn restore<B: Backend>(
+    b: &B,
+    loaded: &mut Loaded,
+    file: &Path,
+    params: &mut ParamStore<B>,
+    bufs: &mut Buffers<B>,
+) -> Result<()> {
     for p in &mut params.params {
         p.value = b.upload(&loaded.take(&p.name, &p.shape, file)?);
     }
@@ -125,7 +146,13 @@ pub fn restore<B: Backend>(b: &B, loaded: &mut Loaded, file: &Path, params: &mut
     Ok(())
 }
 
-pub fn restore_sgd<B: Backend>(b: &B, loaded: &mut Loaded, file: &Path, params: &ParamStore<B>, sgd: &mut Sgd<B>) -> Result<()> {
+pub fn restore_sgd<B: Backend>(
+    b: &B,
+    loaded: &mut Loaded,
+    file: &Path,
+    params: &ParamStore<B>,
+    sgd: &mut Sgd<B>,
+) -> Result<()> {
     for (p, m) in params.params.iter().zip(sgd.state.iter_mut()) {
         let name = format!("sgd.{}", p.name);
         if loaded.tensors.contains_key(&name) {
@@ -135,7 +162,13 @@ pub fn restore_sgd<B: Backend>(b: &B, loaded: &mut Loaded, file: &Path, params: 
     Ok(())
 }
 
-pub fn restore_adam<B: Backend>(b: &B, loaded: &mut Loaded, file: &Path, params: &ParamStore<B>, adam: &mut Adam<B>) -> Result<()> {
+pub fn restore_adam<B: Backend>(
+    b: &B,
+    loaded: &mut Loaded,
+    file: &Path,
+    params: &ParamStore<B>,
+    adam: &mut Adam<B>,
+) -> Result<()> {
     for (p, s) in params.params.iter().zip(adam.state.iter_mut()) {
         let (mn, vn) = (format!("adam_m.{}", p.name), format!("adam_v.{}", p.name));
         if loaded.tensors.contains_key(&mn) {

@@ -11,7 +11,11 @@ use crate::train::{Schedule, TrainConfig};
 use crate::with_backend;
 
 #[derive(Parser)]
-#[command(name = "bnas", version, about = "Binary neural architecture search: search, train, export and verify binary networks")]
+#[command(
+    name = "bnas",
+    version,
+    about = "Binary neural architecture search: search, train, export and verify binary networks"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -379,14 +383,22 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Export(a) => crate::export::bundle::export(&a.run, &a.out).map(|_| ()),
         Command::Verify(a) => {
             let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
-            let opts = crate::verify::VerifyOptions { n: a.n, qemu: a.qemu, predictions: a.predictions.clone(), data: a.data.clone(), gpu: !a.no_gpu };
+            let opts = crate::verify::VerifyOptions {
+                n: a.n,
+                qemu: a.qemu,
+                predictions: a.predictions.clone(),
+                data: a.data.clone(),
+                gpu: !a.no_gpu,
+            };
             with_backend!(sel, |b| crate::verify::verify(b, &a.model, &a.dataset, &opts))?;
             Ok(())
         }
         Command::Device(DeviceArgs { command: DeviceCommand::Run { model, dataset, data, n } }) => {
             crate::demo::device_run(&model, &dataset, data.as_deref(), n).map(|_| ())
         }
-        Command::Scale(a) => crate::info::scale(&a.genotype, &a.dataset, a.max_flops, a.max_params, a.max_ram).map(|_| ()),
+        Command::Scale(a) => {
+            crate::info::scale(&a.genotype, &a.dataset, a.max_flops, a.max_params, a.max_ram).map(|_| ())
+        }
         Command::Demo(a) => {
             let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
             with_backend!(sel, |b| crate::demo::demo(b, &a))

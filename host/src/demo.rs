@@ -20,10 +20,18 @@ pub fn device_run(model: &Path, dataset: &str, data: Option<&Path>, n: usize) ->
     let packed = if model.is_dir() { ModelFiles::new(model)?.packed() } else { model.to_path_buf() };
     let ds = load_dataset(dataset, data, Split::Test)?;
     let images: Vec<Vec<u8>> = (0..n.min(ds.len())).map(|i| ds.image(i).to_vec()).collect();
-    println!("running {} test images of {} on the Cortex-M4F firmware under QEMU ({})", images.len(), ds.name, packed.display());
+    println!(
+        "running {} test images of {} on the Cortex-M4F firmware under QEMU ({})",
+        images.len(),
+        ds.name,
+        packed.display()
+    );
     let s = run_images(&packed, &images, &DeviceRunOptions::default())?;
     let correct = s.per_image.iter().zip(&ds.labels).filter(|(r, &y)| r.device_class == y as usize).count();
-    println!("bit-identical to the host build: {}/{}; class agreement {}/{}", s.bit_identical, s.images, s.class_agree, s.images);
+    println!(
+        "bit-identical to the host build: {}/{}; class agreement {}/{}",
+        s.bit_identical, s.images, s.class_agree, s.images
+    );
     println!("accuracy on these images: {:.2}%", 100.0 * correct as f64 / s.images.max(1) as f64);
     println!(
         "instructions per inference: mean {:.0} (min {}, max {}); binary convs {:.2} binary MACs per instruction",
@@ -31,7 +39,12 @@ pub fn device_run(model: &Path, dataset: &str, data: Option<&Path>, n: usize) ->
     );
     println!(
         "flash {} bytes (model {}), static RAM {} bytes (arena {}, liveness lower bound {}), peak stack {} bytes",
-        s.flash_bytes, s.model_bytes, s.static_ram_bytes, s.arena_bytes, s.liveness_lower_bound_bytes, s.peak_stack_bytes
+        s.flash_bytes,
+        s.model_bytes,
+        s.static_ram_bytes,
+        s.arena_bytes,
+        s.liveness_lower_bound_bytes,
+        s.peak_stack_bytes
     );
     if !s.all_agree() {
         anyhow::bail!("{} of {} firmware answers differ from the host build", s.images - s.bit_identical, s.images);
@@ -81,14 +94,28 @@ pub fn demo<B: Backend>(b: &B, a: &DemoArgs) -> Result<()> {
     println!("== 3/4 export ==");
     let card = export(&train_dir, &model_dir)?;
     println!("== 4/4 verify ==");
-    let opts = VerifyOptions { n: None, qemu: Some(a.qemu_images), predictions: Some(model_dir.join("predictions.csv")), data: None, gpu: false };
+    let opts = VerifyOptions {
+        n: None,
+        qemu: Some(a.qemu_images),
+        predictions: Some(model_dir.join("predictions.csv")),
+        data: None,
+        gpu: false,
+    };
     let rows = verify(b, &model_dir, "fashion-mnist", &opts)?;
     let device = rows.iter().find(|r| r.runtime.starts_with("device crate")).context("device row")?;
     let fw = rows.iter().find(|r| r.runtime.starts_with("firmware")).context("firmware row")?;
     println!("\n== summary ({:.1} minutes) ==", start.elapsed().as_secs_f64() / 60.0);
     println!("searched genotype (best val epoch {}):\n{}", s.best_epoch, s.genotype.summary());
-    println!("test accuracy: {:.2}% (engine, end of training); device crate {:.2}% on {} images", 100.0 * t.test_accuracy, 100.0 * device.accuracy, device.images);
-    println!("packed model: {} bytes; arena {} bytes (liveness bound {})", card.packed_bytes, card.arena_bytes, card.liveness_lower_bound_bytes);
+    println!(
+        "test accuracy: {:.2}% (engine, end of training); device crate {:.2}% on {} images",
+        100.0 * t.test_accuracy,
+        100.0 * device.accuracy,
+        device.images
+    );
+    println!(
+        "packed model: {} bytes; arena {} bytes (liveness bound {})",
+        card.packed_bytes, card.arena_bytes, card.liveness_lower_bound_bytes
+    );
     println!(
         "agreement with tract: device crate {:.2}% (max logit diff {:.1e}), firmware {:.2}% on {} images",
         100.0 * device.agreement,

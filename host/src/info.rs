@@ -36,8 +36,14 @@ pub fn cost(genotype: &Genotype, cfg: &NetConfig) -> Result<(NetCost, Network, P
     let cpu = Cpu::new(Some(1))?;
     let (mut params, mut bufs) = (ParamStore::default(), Buffers::default());
     let net = Network::new(&cpu, genotype, cfg, &mut params, &mut bufs, &mut Rng::new(0));
-    let binary_params = params.params.iter().filter(|p| p.binary.is_some()).map(|p| p.shape.iter().product::<usize>()).sum();
-    let cost = NetCost { parameters: params.count(Group::Weight), binary_params, binary_macs: net.binary_macs, fp_macs: net.fp_macs };
+    let binary_params =
+        params.params.iter().filter(|p| p.binary.is_some()).map(|p| p.shape.iter().product::<usize>()).sum();
+    let cost = NetCost {
+        parameters: params.count(Group::Weight),
+        binary_params,
+        binary_macs: net.binary_macs,
+        fp_macs: net.fp_macs,
+    };
     Ok((cost, net, params, bufs))
 }
 
@@ -80,7 +86,13 @@ pub struct ScaleRow {
 }
 
 /// `bnas scale`: every (layers, channels) on a grid whose costs fit the budgets, sorted by FLOPs.
-pub fn scale(genotype: &str, dataset: &str, max_flops: Option<f64>, max_params: Option<usize>, max_ram: Option<usize>) -> Result<Vec<ScaleRow>> {
+pub fn scale(
+    genotype: &str,
+    dataset: &str,
+    max_flops: Option<f64>,
+    max_params: Option<usize>,
+    max_ram: Option<usize>,
+) -> Result<Vec<ScaleRow>> {
     let g = Genotype::resolve(genotype)?;
     let (input, classes) = dataset_shape(dataset)?;
     let mut rows = Vec::new();
@@ -101,7 +113,10 @@ pub fn scale(genotype: &str, dataset: &str, max_flops: Option<f64>, max_params: 
     }
     rows.sort_by(|a, b| a.cost.flops().total_cmp(&b.cost.flops()));
     println!("{genotype} on {dataset} {input:?}: (layers, channels) within the budget");
-    println!("{:>6} {:>8} {:>12} {:>12} {:>12} {:>14}", "layers", "channels", "params", "MFLOPs", "packed B", "arena B");
+    println!(
+        "{:>6} {:>8} {:>12} {:>12} {:>12} {:>14}",
+        "layers", "channels", "params", "MFLOPs", "packed B", "arena B"
+    );
     for r in &rows {
         println!(
             "{:>6} {:>8} {:>12} {:>12.2} {:>12} {:>14}",
@@ -124,7 +139,7 @@ pub fn group_digits(v: u64) -> String {
     let s = v.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);

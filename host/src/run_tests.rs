@@ -78,6 +78,9 @@ fn the_diversity_regularizer_keeps_edge_entropy_higher() {
     };
     let with = run(1.0, "lambda1");
     let without = run(0.0, "lambda0");
-    println!("mean edge entropy after epoch 1: lambda 1 -> {with:.6}, lambda 0 -> {without:.6} (max ln 7 = {:.6})", 7f64.ln());
+    println!(
+        "mean edge entropy after epoch 1: lambda 1 -> {with:.6}, lambda 0 -> {without:.6} (max ln 7 = {:.6})",
+        7f64.ln()
+    );
     assert!(with > without, "entropy with the regularizer ({with}) is not above without ({without})");
 }

@@ -132,7 +132,8 @@ pub struct StepOut {
 impl<B: Backend> Searcher<B> {
     pub fn new(b: &B, cfg: &SearchConfig, net_cfg: &NetConfig) -> Self {
         let (mut params, mut bufs) = (ParamStore::default(), Buffers::default());
-        let net = SuperNet::new(b, net_cfg, SearchSpace::new(cfg.zeroise), &mut params, &mut bufs, &mut Rng::new(cfg.seed));
+        let net =
+            SuperNet::new(b, net_cfg, SearchSpace::new(cfg.zeroise), &mut params, &mut bufs, &mut Rng::new(cfg.seed));
         let weight_ids = params.ids(Group::Weight).collect();
         let arch_ids = params.ids(Group::Arch).collect();
         let n = params.params.len();
@@ -179,7 +180,9 @@ impl<B: Backend> Searcher<B> {
             let value = t.to_vec(loss)[0];
             if !value.is_finite() {
                 let (node, layer) = t.first_non_finite().unwrap_or((0, "unknown".into()));
-                bail!("the architecture loss became {value}: first non-finite value in layer {layer} (tape node {node})");
+                bail!(
+                    "the architecture loss became {value}: first non-finite value in layer {layer} (tape node {node})"
+                );
             }
             let grads = t.backward(loss);
             self.adam.step(b, &mut self.params, &grads, &self.arch_ids, cfg.alpha_lr);
@@ -227,7 +230,9 @@ impl<B: Backend> Searcher<B> {
     /// The mean softmax entropy over all edges (as the regularizer computes it).
     pub fn entropy(&self, b: &B) -> f64 {
         let (wn, wr) = self.net.alpha_weights(b, &self.params);
-        let h = |rows: &[Vec<f32>]| rows.iter().map(|p| -p.iter().map(|&q| q as f64 * (q.max(1e-30) as f64).ln()).sum::<f64>()).sum::<f64>();
+        let h = |rows: &[Vec<f32>]| {
+            rows.iter().map(|p| -p.iter().map(|&q| q as f64 * (q.max(1e-30) as f64).ln()).sum::<f64>()).sum::<f64>()
+        };
         (h(&wn) + h(&wr)) / (2 * EDGES) as f64
     }
 }
@@ -273,7 +278,8 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
         checkpoint::restore(b, &mut loaded, &file, &mut s.params, &mut s.bufs)?;
         checkpoint::restore_sgd(b, &mut loaded, &file, &s.params, &mut s.sgd)?;
         checkpoint::restore_adam(b, &mut loaded, &file, &s.params, &mut s.adam)?;
-        state = serde_json::from_value(loaded.state).with_context(|| format!("{}: malformed search state", file.display()))?;
+        state = serde_json::from_value(loaded.state)
+            .with_context(|| format!("{}: malformed search state", file.display()))?;
         s.adam.t = state.step as u32;
         println!("resuming search {} at epoch {}", out.display(), state.epoch + 1);
     }
@@ -299,9 +305,17 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
     let mut progress = Progress::new("search", cfg.epochs);
     while state.epoch < cfg.epochs {
         let epoch = state.epoch;
-        let opts = |seed: u64| LoaderOptions { batch_size: cfg.batch_size, augment: None, drop_last: true, shuffle: true, start_batch: 0, prefetch: 3, seed };
+        let opts = |seed: u64| LoaderOptions {
+            batch_size: cfg.batch_size,
+            augment: None,
+            drop_last: true,
+            shuffle: true,
+            start_batch: 0,
+            prefetch: 3,
+            seed,
+        };
         let train_loader = BatchLoader::new(ds.clone(), &norm, &train_idx, epoch as u64, &opts(cfg.seed));
-        let val_loader = BatchLoader::new(ds.clone(), &norm, &val_idx, epoch as u64, &opts(cfg.seed ^ 0x5EA7_C4));
+        let val_loader = BatchLoader::new(ds.clone(), &norm, &val_idx, epoch as u64, &opts(cfg.seed ^ 0x005E_A7C4));
         let reg = diversity_weight(cfg.lambda, cfg.tau, epoch);
         let lr = weight_lr(&cfg, epoch);
         progress.start_epoch(epoch, steps as u64, 0);
@@ -316,7 +330,11 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
             seconds += tick.elapsed().as_secs_f64();
             progress.step(
                 (k + 1) as u64,
-                &StepStats { loss: Some(loss_sum / n as f64), accuracy: Some(correct as f64 / n as f64), images_per_s: Some(2.0 * n as f64 / seconds) },
+                &StepStats {
+                    loss: Some(loss_sum / n as f64),
+                    accuracy: Some(correct as f64 / n as f64),
+                    images_per_s: Some(2.0 * n as f64 / seconds),
+                },
             );
         }
         let (val_loss, val_acc) = s.validate(b, &ds, &norm, val_eval.clone())?;
@@ -356,7 +374,9 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
     let best = state
         .history
         .iter()
-        .max_by(|a, b| a.val_acc.partial_cmp(&b.val_acc).unwrap_or(std::cmp::Ordering::Equal).then(b.epoch.cmp(&a.epoch)))
+        .max_by(|a, b| {
+            a.val_acc.partial_cmp(&b.val_acc).unwrap_or(std::cmp::Ordering::Equal).then(b.epoch.cmp(&a.epoch))
+        })
         .context("the search ran no epoch")?;
     let seconds_rate: Vec<f64> = state.history.iter().map(|e| e.images_per_s).collect();
     let result = SearchResult {
@@ -369,7 +389,12 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
     std::fs::write(out.join("genotype.json"), result.genotype.to_json())?;
     write_json(&out.join("search_result.json"), &result)?;
     draw_cells(out, &result.genotype, cfg.template)?;
-    println!("best validation accuracy {:.2}% at epoch {}; genotype:\n{}", 100.0 * result.best_val_acc, result.best_epoch, result.genotype.summary());
+    println!(
+        "best validation accuracy {:.2}% at epoch {}; genotype:\n{}",
+        100.0 * result.best_val_acc,
+        result.best_epoch,
+        result.genotype.summary()
+    );
     println!("written: {}", out.join("genotype.json").display());
     Ok(result)
 }
@@ -392,10 +417,18 @@ fn append_alphas(out: &Path, epoch: usize, wn: &[Vec<f32>], wr: &[Vec<f32>], spa
 /// Edge labels `s0->n0`, `s1->n0`, `s0->n1`, ... in supernet order.
 pub fn edge_labels() -> Vec<String> {
     let name = |j: usize| if j < 2 { format!("s{j}") } else { format!("n{}", j - 2) };
-    (0..crate::nn::genotype::STEPS).flat_map(|node| (0..2 + node).map(move |j| format!("{}->n{node}", name(j)))).collect()
+    (0..crate::nn::genotype::STEPS)
+        .flat_map(|node| (0..2 + node).map(move |j| format!("{}->n{node}", name(j))))
+        .collect()
 }
 
-fn write_search_report(out: &Path, history: &[SearchEpoch], wn: &[Vec<f32>], wr: &[Vec<f32>], space: &SearchSpace) -> Result<()> {
+fn write_search_report(
+    out: &Path,
+    history: &[SearchEpoch],
+    wn: &[Vec<f32>],
+    wr: &[Vec<f32>],
+    space: &SearchSpace,
+) -> Result<()> {
     let ops: Vec<&str> = space.ops.iter().map(|o| o.name()).collect();
     let labels = edge_labels();
     for (cell, rows) in [("normal", wn), ("reduce", wr)] {
@@ -428,7 +461,21 @@ fn write_search_report(out: &Path, history: &[SearchEpoch], wn: &[Vec<f32>], wr:
     let csv_path = out.join("search_metrics.csv");
     let tmp = csv_path.with_extension("csv.tmp");
     let _ = std::fs::remove_file(&tmp);
-    let log = report::csv::CsvLog::open(&tmp, &["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "entropy", "reg_weight", "images_per_s", "genotype"])?;
+    let log = report::csv::CsvLog::open(
+        &tmp,
+        &[
+            "epoch",
+            "lr",
+            "train_loss",
+            "train_acc",
+            "val_loss",
+            "val_acc",
+            "entropy",
+            "reg_weight",
+            "images_per_s",
+            "genotype",
+        ],
+    )?;
     for e in history {
         log.append(&[
             CsvCell::from(e.epoch),

@@ -14,7 +14,8 @@ pub enum BackendChoice {
     Gpu,
 }
 
-/// The backend in use.
+/// The backend in use (one value per process, so the size difference does not matter).
+#[allow(clippy::large_enum_variant)]
 pub enum Selected {
     Cpu(Cpu),
     Gpu(Gpu),

@@ -166,16 +166,17 @@ pub fn net_config(ds: &Dataset, layers: usize, channels: usize, template: Templa
     if layers < 3 && layers != 1 {
         bail!("--layers {layers}: a network needs 1 cell or at least 3 (reductions sit at L/3 and 2L/3)");
     }
-    if channels == 0 || channels % 2 != 0 {
+    if channels == 0 || !channels.is_multiple_of(2) {
         bail!("--channels {channels}: must be a positive even number");
     }
-    if ds.h % 4 != 0 || ds.w != ds.h {
+    if !ds.h.is_multiple_of(4) || ds.w != ds.h {
         bail!("{}: images are {}x{}; the networks need square images with a side divisible by 4", ds.name, ds.h, ds.w);
     }
     Ok(NetConfig { layers, channels, classes: ds.classes, input: [ds.c, ds.h, ds.w], template })
 }
 
 /// Evaluates `net` (evaluation mode: running statistics, BN + sign thresholds) on `indices`.
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate<B: Backend>(
     b: &B,
     net: &Network,
@@ -267,7 +268,13 @@ pub fn train<B: Backend>(b: &B, cfg: &TrainConfig, out: &Path, resume: bool) -> 
 
 /// Like `train`, but stops after `stop_after` epochs of this session (as if killed right
 /// after a checkpoint), returning `None` when the run is not finished.
-pub fn train_session<B: Backend>(b: &B, cfg: &TrainConfig, out: &Path, resume: bool, stop_after: Option<usize>) -> Result<Option<TrainResult>> {
+pub fn train_session<B: Backend>(
+    b: &B,
+    cfg: &TrainConfig,
+    out: &Path,
+    resume: bool,
+    stop_after: Option<usize>,
+) -> Result<Option<TrainResult>> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
     let config_path = out.join("config.json");
     if !resume && out.join(checkpoint::FILE).exists() {
@@ -294,14 +301,28 @@ pub fn train_session<B: Backend>(b: &B, cfg: &TrainConfig, out: &Path, resume: b
     let net = Network::new(b, &genotype, &net_cfg, &mut params, &mut bufs, &mut Rng::new(cfg.seed));
     let weight_ids: Vec<ParamId> = params.ids(Group::Weight).collect();
     let mut sgd = Sgd::new(params.params.len(), cfg.momentum, cfg.weight_decay);
-    let mut state = TrainState { epoch: 0, batch: 0, step: 0, rng: Rng::derive(cfg.seed, 0xD80F), history: vec![], partial: (0.0, 0, 0, 0.0) };
+    let mut state = TrainState {
+        epoch: 0,
+        batch: 0,
+        step: 0,
+        rng: Rng::derive(cfg.seed, 0xD80F),
+        history: vec![],
+        partial: (0.0, 0, 0, 0.0),
+    };
     if resume {
         let file = out.join(checkpoint::FILE);
         let mut loaded = checkpoint::load(&file)?;
         checkpoint::restore(b, &mut loaded, &file, &mut params, &mut bufs)?;
         checkpoint::restore_sgd(b, &mut loaded, &file, &params, &mut sgd)?;
-        state = serde_json::from_value(loaded.state).with_context(|| format!("{}: malformed training state", file.display()))?;
-        println!("resuming {} at epoch {}, batch {} (step {})", out.display(), state.epoch + 1, state.batch, state.step);
+        state = serde_json::from_value(loaded.state)
+            .with_context(|| format!("{}: malformed training state", file.display()))?;
+        println!(
+            "resuming {} at epoch {}, batch {} (step {})",
+            out.display(),
+            state.epoch + 1,
+            state.batch,
+            state.step
+        );
     }
     let n_params = params.count(Group::Weight);
     println!(
@@ -323,7 +344,8 @@ pub fn train_session<B: Backend>(b: &B, cfg: &TrainConfig, out: &Path, resume: b
         bail!("{} training images are fewer than one batch of {}", train_idx.len(), cfg.batch_size);
     }
     let total_steps = steps_per_epoch * cfg.epochs;
-    let eval_idx = |limit: Option<usize>| (0..limit.map_or(test_ds.len(), |l| l.min(test_ds.len()))).collect::<Vec<_>>();
+    let eval_idx =
+        |limit: Option<usize>| (0..limit.map_or(test_ds.len(), |l| l.min(test_ds.len()))).collect::<Vec<_>>();
     let mut progress = Progress::new("train", cfg.epochs);
     let classes = train_ds.classes;
     let first_epoch = state.epoch;
@@ -368,11 +390,17 @@ pub fn train_session<B: Backend>(b: &B, cfg: &TrainConfig, out: &Path, resume: b
                     state.batch
                 );
             }
-            let correct = t.to_vec(logits).chunks(classes).zip(&batch.y).filter(|(r, &y)| argmax(r) == y as usize).count();
+            let correct =
+                t.to_vec(logits).chunks(classes).zip(&batch.y).filter(|(r, &y)| argmax(r) == y as usize).count();
             let grads = t.backward(loss);
             let norm_g = grad_norm(b, &grads, &weight_ids);
             if !norm_g.is_finite() {
-                bail!("the gradient norm became {norm_g} at step {} (epoch {}, batch {})", state.step, epoch + 1, state.batch);
+                bail!(
+                    "the gradient norm became {norm_g} at step {} (epoch {}, batch {})",
+                    state.step,
+                    epoch + 1,
+                    state.batch
+                );
             }
             sgd.step(b, &mut params, &grads, &weight_ids, lr, clip_factor(norm_g, cfg.grad_clip));
             drop(grads);
@@ -385,9 +413,13 @@ pub fn train_session<B: Backend>(b: &B, cfg: &TrainConfig, out: &Path, resume: b
             p.3 += tick.elapsed().as_secs_f64();
             progress.step(
                 state.batch as u64,
-                &StepStats { loss: Some(p.0 / p.2 as f64), accuracy: Some(p.1 as f64 / p.2 as f64), images_per_s: Some(p.2 as f64 / p.3) },
+                &StepStats {
+                    loss: Some(p.0 / p.2 as f64),
+                    accuracy: Some(p.1 as f64 / p.2 as f64),
+                    images_per_s: Some(p.2 as f64 / p.3),
+                },
             );
-            if cfg.checkpoint_every.is_some_and(|k| state.step % k == 0) {
+            if cfg.checkpoint_every.is_some_and(|k| state.step.is_multiple_of(k)) {
                 save_train_checkpoint(b, out, &params, &bufs, &sgd, &state)?;
             }
         }
@@ -465,7 +497,10 @@ fn write_metrics(out: &Path, history: &[EpochMetrics]) -> Result<()> {
     let csv_path = out.join("metrics.csv");
     let tmp = csv_path.with_extension("csv.tmp");
     let _ = std::fs::remove_file(&tmp);
-    let log = report::csv::CsvLog::open(&tmp, &["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "images_per_s", "seconds"])?;
+    let log = report::csv::CsvLog::open(
+        &tmp,
+        &["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "images_per_s", "seconds"],
+    )?;
     for m in history {
         log.append(&[
             Cell::from(m.epoch),

@@ -79,6 +79,7 @@ fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
 }
 
 /// Compares runtimes with the first one (tract).
+#[allow(clippy::needless_range_loop)]
 pub fn compare(results: &[RuntimeResult], labels: &[u16], classes: usize) -> Vec<Row> {
     let reference = &results[0];
     results
@@ -109,7 +110,10 @@ pub fn compare(results: &[RuntimeResult], labels: &[u16], classes: usize) -> Vec
 }
 
 pub fn print_table(rows: &[Row]) {
-    println!("{:<34} {:>7} {:>9} {:>14} {:>16} {:>10}", "runtime", "images", "accuracy", "agree w/ tract", "max logit diff", "images/s");
+    println!(
+        "{:<34} {:>7} {:>9} {:>14} {:>16} {:>10}",
+        "runtime", "images", "accuracy", "agree w/ tract", "max logit diff", "images/s"
+    );
     for r in rows {
         println!(
             "{:<34} {:>7} {:>8.2}% {:>13.2}% {:>16.2e} {:>10.1}",
@@ -130,7 +134,14 @@ pub fn verify<B: Backend>(b: &B, model_dir: &Path, dataset: &str, opts: &VerifyO
     let ds = load_dataset(dataset, opts.data.as_deref(), Split::Test)?;
     let [c, h, w] = card.network.input;
     if [ds.c, ds.h, ds.w] != [c, h, w] {
-        bail!("{}: the model takes {c}x{h}x{w} images, {} has {}x{}x{}", model_dir.display(), ds.name, ds.c, ds.h, ds.w);
+        bail!(
+            "{}: the model takes {c}x{h}x{w} images, {} has {}x{}x{}",
+            model_dir.display(),
+            ds.name,
+            ds.c,
+            ds.h,
+            ds.w
+        );
     }
     let n = opts.n.map_or(ds.len(), |n| n.min(ds.len()));
     let indices: Vec<usize> = (0..n).collect();
@@ -151,14 +162,24 @@ pub fn verify<B: Backend>(b: &B, model_dir: &Path, dataset: &str, opts: &VerifyO
     results.push(RuntimeResult { name: "device crate (host, XNOR)".into(), logits, seconds: s, images: n });
 
     let (logits, s) = timed(|| engine_logits(b, &files, &ds, &indices))?;
-    results.push(RuntimeResult { name: format!("engine eval ({})", short(&b.describe())), logits, seconds: s, images: n });
+    results.push(RuntimeResult {
+        name: format!("engine eval ({})", short(&b.describe())),
+        logits,
+        seconds: s,
+        images: n,
+    });
 
     if opts.gpu {
         match crate::engine::gpu::Gpu::new(None) {
             Ok(gpu) => {
                 let runner = crate::engine::gpu::PackedGpuModel::new(&gpu, &model)?;
                 let (logits, s) = timed(|| Ok(runner.run(images, n)))?;
-                results.push(RuntimeResult { name: format!("packed XNOR WGSL ({})", short(&gpu.describe())), logits, seconds: s, images: n });
+                results.push(RuntimeResult {
+                    name: format!("packed XNOR WGSL ({})", short(&gpu.describe())),
+                    logits,
+                    seconds: s,
+                    images: n,
+                });
             }
             Err(e) => println!("(no packed GPU run: {e})"),
         }
@@ -167,7 +188,9 @@ pub fn verify<B: Backend>(b: &B, model_dir: &Path, dataset: &str, opts: &VerifyO
     if let Some(q) = opts.qemu {
         let q = q.min(n);
         let imgs: Vec<Vec<u8>> = (0..q).map(|i| ds.image(i).to_vec()).collect();
-        let (summary, s) = timed(|| Ok(crate::device_run::run_images(&files.packed(), &imgs, &crate::device_run::DeviceRunOptions::default())?))?;
+        let (summary, s) = timed(|| {
+            Ok(crate::device_run::run_images(&files.packed(), &imgs, &crate::device_run::DeviceRunOptions::default())?)
+        })?;
         let logits = summary.per_image.iter().flat_map(|r| r.logits.iter().copied()).collect();
         results.push(RuntimeResult { name: "firmware (Cortex-M4F in QEMU)".into(), logits, seconds: s, images: q });
         println!(
@@ -203,7 +226,9 @@ pub fn device_host_logits(model: &bnas_device::Model<'_>, images: &[u8], n: usiz
             || vec![0u32; arena_words],
             |arena, img| {
                 let mut logits = vec![0f32; classes];
-                model.infer(bnas_device::Input::U8(img), arena, &mut logits).map_err(|e| anyhow::anyhow!("device inference: {e}"))?;
+                model
+                    .infer(bnas_device::Input::U8(img), arena, &mut logits)
+                    .map_err(|e| anyhow::anyhow!("device inference: {e}"))?;
                 Ok(logits)
             },
         )
@@ -211,6 +236,7 @@ pub fn device_host_logits(model: &bnas_device::Model<'_>, images: &[u8], n: usiz
     Ok(out.into_iter().collect::<Result<Vec<_>>>()?.concat())
 }
 
+#[allow(clippy::needless_range_loop)]
 fn write_predictions(path: &Path, results: &[RuntimeResult], labels: &[u16], classes: usize) -> Result<()> {
     let mut text = String::from("index,label");
     for r in results {

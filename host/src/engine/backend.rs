@@ -19,8 +19,15 @@ use super::geom::{ChanGeom, ConvGeom, MatGeom, PoolGeom};
 pub enum BnMode<'a, B: Backend + ?Sized> {
     /// `momentum` as in PyTorch (0.1): `running = (1 - m) * running + m * batch`; the running
     /// variance is updated with the unbiased batch variance.
-    Train { running_mean: &'a mut B::Buf, running_var: &'a mut B::Buf, momentum: f32 },
-    Eval { running_mean: &'a B::Buf, running_var: &'a B::Buf },
+    Train {
+        running_mean: &'a mut B::Buf,
+        running_var: &'a mut B::Buf,
+        momentum: f32,
+    },
+    Eval {
+        running_mean: &'a B::Buf,
+        running_var: &'a B::Buf,
+    },
 }
 
 /// What a batch-norm forward returns: the output and the per-channel statistics it used.
@@ -149,14 +156,40 @@ pub trait Backend: Send + Sync + 'static {
     /// `g` is dL/dW_b for `W_b = sign * beta`:
     /// `dW = (beta * 1{|W| <= 1} * g + sign(W) * mean_filter(sign(W) * g)) * (1 - 1/c_in) * n`,
     /// with `n = c_in * kk`.
-    fn binarize_weights_bwd(&self, centered: &Self::Buf, beta: &Self::Buf, g: &Self::Buf, c_out: usize, c_in: usize, kk: usize) -> Self::Buf;
+    fn binarize_weights_bwd(
+        &self,
+        centered: &Self::Buf,
+        beta: &Self::Buf,
+        g: &Self::Buf,
+        c_out: usize,
+        c_in: usize,
+        kk: usize,
+    ) -> Self::Buf;
 
     // ---- batch norm, pooling ------------------------------------------------------------
     /// Batch norm over `[n, c, hw]` with `eps`; `gamma`/`beta` `[c]` when affine.
-    fn batch_norm(&self, x: &Self::Buf, gamma: Option<&Self::Buf>, beta: Option<&Self::Buf>, mode: BnMode<'_, Self>, eps: f32, g: ChanGeom) -> BnOut<Self>;
+    fn batch_norm(
+        &self,
+        x: &Self::Buf,
+        gamma: Option<&Self::Buf>,
+        beta: Option<&Self::Buf>,
+        mode: BnMode<'_, Self>,
+        eps: f32,
+        g: ChanGeom,
+    ) -> BnOut<Self>;
     /// Backward of `batch_norm`; `train` tells whether batch statistics were used (their
     /// gradient terms are then included).
-    fn batch_norm_bwd(&self, x: &Self::Buf, dy: &Self::Buf, mean: &Self::Buf, inv_std: &Self::Buf, gamma: Option<&Self::Buf>, train: bool, g: ChanGeom) -> BnGrads<Self>;
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_bwd(
+        &self,
+        x: &Self::Buf,
+        dy: &Self::Buf,
+        mean: &Self::Buf,
+        inv_std: &Self::Buf,
+        gamma: Option<&Self::Buf>,
+        train: bool,
+        g: ChanGeom,
+    ) -> BnGrads<Self>;
     /// 3x3 max pool, padding 1.
     fn max_pool(&self, x: &Self::Buf, g: PoolGeom) -> Self::Buf;
     /// Routes `dy` to the (first) maximum of each window, recomputed from `x`.
@@ -172,7 +205,14 @@ pub trait Backend: Send + Sync + 'static {
     /// Softmax cross-entropy of `[rows, classes]` logits against `labels` `[rows]`, with label
     /// smoothing `eps` (target `1 - eps + eps/classes` on the label, `eps/classes` elsewhere).
     /// Returns (`[1]` mean loss, `[rows, classes]` gradient of the mean loss).
-    fn softmax_xent(&self, logits: &Self::Buf, labels: &Self::Buf, rows: usize, classes: usize, smoothing: f32) -> (Self::Buf, Self::Buf);
+    fn softmax_xent(
+        &self,
+        logits: &Self::Buf,
+        labels: &Self::Buf,
+        rows: usize,
+        classes: usize,
+        smoothing: f32,
+    ) -> (Self::Buf, Self::Buf);
     /// `[rows, k]` row-wise softmax.
     fn softmax_rows(&self, x: &Self::Buf, rows: usize, k: usize) -> Self::Buf;
     /// Backward of `softmax_rows` from its output `y` `[rows, k]`:
@@ -187,5 +227,13 @@ pub trait Backend: Send + Sync + 'static {
     /// p -= lr * m`). `grad_scale` multiplies the gradient first (gradient clipping).
     fn sgd_step(&self, p: &mut Self::Buf, grad: &Self::Buf, momentum_buf: &mut Self::Buf, grad_scale: f32, h: SgdStep);
     /// Adam (PyTorch semantics, L2 weight decay added to the gradient).
-    fn adam_step(&self, p: &mut Self::Buf, grad: &Self::Buf, m: &mut Self::Buf, v: &mut Self::Buf, grad_scale: f32, h: AdamStep);
+    fn adam_step(
+        &self,
+        p: &mut Self::Buf,
+        grad: &Self::Buf,
+        m: &mut Self::Buf,
+        v: &mut Self::Buf,
+        grad_scale: f32,
+        h: AdamStep,
+    );
 }

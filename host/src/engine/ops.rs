@@ -55,7 +55,10 @@ impl<'p, B: Backend> Tape<'p, B> {
     fn check_param(&self, op: &'static str, id: ParamId, want: &[usize]) -> Result<(), ShapeError> {
         let p = self.params.get(id);
         if p.shape != want {
-            return Err(ShapeError::new(op, format!("parameter {} has shape {:?}, expected {want:?}", p.name, p.shape)));
+            return Err(ShapeError::new(
+                op,
+                format!("parameter {} has shape {:?}, expected {want:?}", p.name, p.shape),
+            ));
         }
         Ok(())
     }
@@ -174,7 +177,13 @@ impl<'p, B: Backend> Tape<'p, B> {
     }
 
     /// Batch norm over `[N, C, H, W]`, affine when `gamma`/`beta` are given.
-    pub fn batch_norm(&mut self, x: Var, gamma: Option<ParamId>, beta: Option<ParamId>, stats: BnStats<'_, B>) -> OpResult {
+    pub fn batch_norm(
+        &mut self,
+        x: Var,
+        gamma: Option<ParamId>,
+        beta: Option<ParamId>,
+        stats: BnStats<'_, B>,
+    ) -> OpResult {
         let cg = chan_geom("batch_norm", self.shape(x))?;
         for id in [gamma, beta].into_iter().flatten() {
             self.check_param("batch_norm", id, &[cg.c])?;
@@ -182,7 +191,9 @@ impl<'p, B: Backend> Tape<'p, B> {
         let b = self.backend;
         let train = matches!(stats, BnStats::Train { .. });
         let mode = match stats {
-            BnStats::Train { mean, var } => BnMode::Train { running_mean: mean, running_var: var, momentum: BN_MOMENTUM },
+            BnStats::Train { mean, var } => {
+                BnMode::Train { running_mean: mean, running_var: var, momentum: BN_MOMENTUM }
+            }
             BnStats::Eval { mean, var } => BnMode::Eval { running_mean: mean, running_var: var },
         };
         let gv = gamma.map(|id| self.param_value(id));
@@ -211,7 +222,8 @@ impl<'p, B: Backend> Tape<'p, B> {
     pub fn relu(&mut self, x: Var) -> Var {
         let y = self.backend.relu(self.value(x));
         let y_index = self.nodes.len();
-        let back = Box::new(move |b: &B, t: &Tape<'p, B>, dy: &B::Buf| vec![(x, b.relu_bwd(t.value(Var(y_index)), dy))]);
+        let back =
+            Box::new(move |b: &B, t: &Tape<'p, B>, dy: &B::Buf| vec![(x, b.relu_bwd(t.value(Var(y_index)), dy))]);
         let shape = self.shape(x).to_vec();
         self.op(y, shape, &[x], back)
     }
@@ -375,7 +387,10 @@ impl<'p, B: Backend> Tape<'p, B> {
                 out.push((x, b.matmul(dy, wv, MatGeom { m: rows, k: o, n: f, trans_a: false, trans_b: false })));
             }
             if t.needs_grad(wvar) {
-                out.push((wvar, b.matmul(dy, t.value(x), MatGeom { m: o, k: rows, n: f, trans_a: true, trans_b: false })));
+                out.push((
+                    wvar,
+                    b.matmul(dy, t.value(x), MatGeom { m: o, k: rows, n: f, trans_a: true, trans_b: false }),
+                ));
                 out.push((bvar, b.sum_rows(dy, rows, o)));
             }
             out
@@ -404,7 +419,10 @@ impl<'p, B: Backend> Tape<'p, B> {
             s => return Err(ShapeError::new("softmax_xent", format!("expected [N, classes] logits, got {s:?}"))),
         };
         if self.backend.len(labels) != rows {
-            return Err(ShapeError::new("softmax_xent", format!("{} labels for {rows} rows", self.backend.len(labels))));
+            return Err(ShapeError::new(
+                "softmax_xent",
+                format!("{} labels for {rows} rows", self.backend.len(labels)),
+            ));
         }
         let (loss, grad) = self.backend.softmax_xent(self.value(logits), labels, rows, classes, smoothing);
         let back = Box::new(move |b: &B, _: &Tape<'p, B>, dy: &B::Buf| vec![(logits, b.scale_by_elem(&grad, dy, 0))]);

@@ -35,7 +35,15 @@ impl<B: Backend> Sgd<B> {
     }
 
     /// Updates every parameter of `ids` that has a gradient.
-    pub fn step(&mut self, b: &B, store: &mut ParamStore<B>, grads: &Grads<B>, ids: &[ParamId], lr: f32, grad_scale: f32) {
+    pub fn step(
+        &mut self,
+        b: &B,
+        store: &mut ParamStore<B>,
+        grads: &Grads<B>,
+        ids: &[ParamId],
+        lr: f32,
+        grad_scale: f32,
+    ) {
         let h = SgdStep { lr, momentum: self.momentum, weight_decay: self.weight_decay };
         for &id in ids {
             let Some(g) = grads.get(id) else { continue };
@@ -63,7 +71,14 @@ impl<B: Backend> Adam<B> {
 
     pub fn step(&mut self, b: &B, store: &mut ParamStore<B>, grads: &Grads<B>, ids: &[ParamId], lr: f32) {
         self.t += 1;
-        let h = AdamStep { lr, beta1: self.beta1, beta2: self.beta2, eps: self.eps, weight_decay: self.weight_decay, t: self.t };
+        let h = AdamStep {
+            lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            t: self.t,
+        };
         for &id in ids {
             let Some(g) = grads.get(id) else { continue };
             let p = &mut store.params[id.0];

@@ -19,7 +19,8 @@ pub(crate) enum Value<'p, B: Backend> {
 }
 
 /// Maps the gradient of a node's value to (input, gradient) pairs.
-pub(crate) type BackFn<'p, B> = Box<dyn FnOnce(&B, &Tape<'p, B>, &<B as Backend>::Buf) -> Vec<(Var, <B as Backend>::Buf)> + 'p>;
+pub(crate) type BackFn<'p, B> =
+    Box<dyn FnOnce(&B, &Tape<'p, B>, &<B as Backend>::Buf) -> Vec<(Var, <B as Backend>::Buf)> + 'p>;
 
 pub(crate) struct Node<'p, B: Backend> {
     pub(crate) value: Value<'p, B>,

@@ -70,7 +70,8 @@ pub fn aligned(bytes: &[u8]) -> Vec<u32> {
 }
 
 pub fn parse<'a>(words: &'a [u32], len: usize, file: &Path) -> Result<bnas_device::Model<'a>> {
-    bnas_device::Model::parse(&bytemuck::cast_slice::<u32, u8>(words)[..len]).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
+    bnas_device::Model::parse(&bytemuck::cast_slice::<u32, u8>(words)[..len])
+        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
 }
 
 /// Exports the run in `run` to the model folder `out`.

@@ -106,7 +106,13 @@ fn err(e: bnas_device::build::BuildError) -> anyhow::Error {
 
 /// Lowers `net` with its trained parameters to packed model bytes. The model takes u8
 /// pixels with the dataset normalization folded in.
-pub fn lower<B: Backend>(b: &B, net: &Network, params: &mut ParamStore<B>, bufs: &Buffers<B>, norm: &Normalization) -> Result<Vec<u8>> {
+pub fn lower<B: Backend>(
+    b: &B,
+    net: &Network,
+    params: &mut ParamStore<B>,
+    bufs: &Buffers<B>,
+    norm: &Normalization,
+) -> Result<Vec<u8>> {
     params.refresh_binary(b, false);
     let r = Reader { b, params, bufs };
     let [c, h, w] = net.cfg.input;

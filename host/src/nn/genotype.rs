@@ -171,7 +171,8 @@ impl Genotype {
 
     pub fn load(path: &Path) -> Result<Self, GenotypeError> {
         let source_name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|err| GenotypeError::Io { source_name: source_name.clone(), err })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|err| GenotypeError::Io { source_name: source_name.clone(), err })?;
         Self::parse(&text, &source_name)
     }
 
@@ -187,8 +188,8 @@ impl Genotype {
             normal: RawCell,
             reduce: RawCell,
         }
-        let raw: Raw =
-            serde_json::from_str(text).map_err(|e| GenotypeError::Json { source_name: source_name.into(), err: e.to_string() })?;
+        let raw: Raw = serde_json::from_str(text)
+            .map_err(|e| GenotypeError::Json { source_name: source_name.into(), err: e.to_string() })?;
         let cell = |raw: RawCell, cell: &'static str| -> Result<Cell, GenotypeError> {
             let invalid = |position: usize, problem: String| GenotypeError::Invalid {
                 source_name: source_name.into(),
@@ -197,7 +198,10 @@ impl Genotype {
                 problem,
             };
             if raw.ops.len() != 2 * STEPS {
-                return Err(invalid(raw.ops.len(), format!("has {} (op, input) pairs, expected {}", raw.ops.len(), 2 * STEPS)));
+                return Err(invalid(
+                    raw.ops.len(),
+                    format!("has {} (op, input) pairs, expected {}", raw.ops.len(), 2 * STEPS),
+                ));
             }
             let mut ops = Vec::with_capacity(2 * STEPS);
             for (pos, (name, input)) in raw.ops.into_iter().enumerate() {
@@ -235,7 +239,11 @@ impl Genotype {
     /// One line per cell: `normal: (bin_conv_3x3,1) (zeroise,0) | ...`.
     pub fn summary(&self) -> String {
         let line = |c: &Cell| {
-            c.ops.chunks(2).map(|p| format!("({},{}) ({},{})", p[0].0, p[0].1, p[1].0, p[1].1)).collect::<Vec<_>>().join(" | ")
+            c.ops
+                .chunks(2)
+                .map(|p| format!("({},{}) ({},{})", p[0].0, p[0].1, p[1].0, p[1].1))
+                .collect::<Vec<_>>()
+                .join(" | ")
         };
         format!("normal: {}\nreduce: {}", line(&self.normal), line(&self.reduce))
     }
@@ -258,16 +266,22 @@ mod tests {
     }
 
     fn with_normal(ops: &str) -> String {
-        format!(r#"{{"normal": {{"ops": {ops}}}, "reduce": {{"ops": [["zeroise",0],["zeroise",1],["zeroise",0],["zeroise",1],["zeroise",0],["zeroise",1],["zeroise",0],["zeroise",1]]}}}}"#)
+        format!(
+            r#"{{"normal": {{"ops": {ops}}}, "reduce": {{"ops": [["zeroise",0],["zeroise",1],["zeroise",0],["zeroise",1],["zeroise",0],["zeroise",1],["zeroise",0],["zeroise",1]]}}}}"#
+        )
     }
 
     #[test]
     fn malformed_genotypes_name_file_cell_position_and_choices() {
-        let e = err_of(&with_normal(r#"[["bin_conv_7x7",0],["zeroise",1],["zeroise",0],["zeroise",1],["zeroise",0],["zeroise",1],["zeroise",0],["zeroise",1]]"#));
+        let e = err_of(&with_normal(
+            r#"[["bin_conv_7x7",0],["zeroise",1],["zeroise",0],["zeroise",1],["zeroise",0],["zeroise",1],["zeroise",0],["zeroise",1]]"#,
+        ));
         println!("{e}");
         assert!(e.starts_with("g.json: normal cell, position 0: unknown op 'bin_conv_7x7'"), "{e}");
         assert!(e.contains("bin_dil_conv_5x5"), "{e}");
-        let e = err_of(&with_normal(r#"[["zeroise",0],["zeroise",1],["zeroise",3],["zeroise",1],["zeroise",0],["zeroise",1],["zeroise",0],["zeroise",1]]"#));
+        let e = err_of(&with_normal(
+            r#"[["zeroise",0],["zeroise",1],["zeroise",3],["zeroise",1],["zeroise",0],["zeroise",1],["zeroise",0],["zeroise",1]]"#,
+        ));
         println!("{e}");
         assert!(e.contains("normal cell, position 2: input 3 out of range for node 1: valid inputs are 0..=2"), "{e}");
         let e = err_of(&with_normal(r#"[["zeroise",0]]"#));

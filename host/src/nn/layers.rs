@@ -1,7 +1,9 @@
 //! Layers shared by the final network and the supernet: parameters registered in a
 //! `ParamStore`, running statistics in `Buffers`, and their forward passes on a tape.
 
-use crate::engine::{Backend, BnStats, BufId, Buffers, ConvSpec, Group, ParamId, ParamStore, ShapeError, SignInput, Tape, Var};
+use crate::engine::{
+    Backend, BnStats, BufId, Buffers, ConvSpec, Group, ParamId, ParamStore, ShapeError, SignInput, Tape, Var,
+};
 use crate::rng::Rng;
 
 /// Where new parameters go while a network is being built.
@@ -74,11 +76,20 @@ pub struct ConvLayer {
 impl ConvLayer {
     /// PyTorch's default init: uniform in +-1/sqrt(fan_in) for weights and bias.
     #[allow(clippy::too_many_arguments)]
-    pub fn new<B: Backend>(b: &mut Builder<'_, B>, name: &str, c_in: usize, c_out: usize, spec: ConvSpec, bias: bool, out_hw: usize) -> Self {
+    pub fn new<B: Backend>(
+        b: &mut Builder<'_, B>,
+        name: &str,
+        c_in: usize,
+        c_out: usize,
+        spec: ConvSpec,
+        bias: bool,
+        out_hw: usize,
+    ) -> Self {
         let fan_in = c_in * spec.k * spec.k;
         let bound = 1.0 / (fan_in as f32).sqrt();
         let init = b.uniform(c_out * fan_in, bound);
-        let w = b.params.add(b.backend, format!("{name}.weight"), vec![c_out, c_in, spec.k, spec.k], Group::Weight, init);
+        let w =
+            b.params.add(b.backend, format!("{name}.weight"), vec![c_out, c_in, spec.k, spec.k], Group::Weight, init);
         let bias = bias.then(|| {
             let init = b.uniform(c_out, bound);
             b.params.add(b.backend, format!("{name}.bias"), vec![c_out], Group::Weight, init)
@@ -109,7 +120,15 @@ pub struct BinConvLayer {
 impl BinConvLayer {
     /// Kaiming-normal (fan-out) init like the anchor; only signs and per-filter means matter.
     #[allow(clippy::too_many_arguments)]
-    pub fn new<B: Backend>(b: &mut Builder<'_, B>, name: &str, c_in: usize, c_out: usize, spec: ConvSpec, affine: bool, out_hw: usize) -> Self {
+    pub fn new<B: Backend>(
+        b: &mut Builder<'_, B>,
+        name: &str,
+        c_in: usize,
+        c_out: usize,
+        spec: ConvSpec,
+        affine: bool,
+        out_hw: usize,
+    ) -> Self {
         let bn = BnLayer::new(b, &format!("{name}.bn"), c_in, affine);
         let std = (2.0 / (c_out * spec.k * spec.k) as f32).sqrt();
         let init: Vec<f32> = (0..c_out * c_in * spec.k * spec.k).map(|_| b.rng.normal() * std).collect();
@@ -120,7 +139,13 @@ impl BinConvLayer {
         Self { name: name.to_string(), c_in, c_out, spec, bn, w, index }
     }
 
-    pub fn forward<B: Backend>(&self, t: &mut Tape<'_, B>, bufs: &mut Buffers<B>, eval: Option<&EvalCache<B>>, x: Var) -> Result<Var, ShapeError> {
+    pub fn forward<B: Backend>(
+        &self,
+        t: &mut Tape<'_, B>,
+        bufs: &mut Buffers<B>,
+        eval: Option<&EvalCache<B>>,
+        x: Var,
+    ) -> Result<Var, ShapeError> {
         t.set_scope(&self.name);
         let sign_in = if t.train {
             let (mean, var) = bufs.pair_mut(self.bn.mean, self.bn.var);
@@ -169,7 +194,12 @@ impl<B: Backend> EvalCache<B> {
 }
 
 /// `(flip, thr)` per channel of a BN followed by sign.
-pub fn thresholds_of<B: Backend>(backend: &B, params: &ParamStore<B>, bufs: &Buffers<B>, bn: &BnLayer) -> (Vec<f32>, Vec<f32>) {
+pub fn thresholds_of<B: Backend>(
+    backend: &B,
+    params: &ParamStore<B>,
+    bufs: &Buffers<B>,
+    bn: &BnLayer,
+) -> (Vec<f32>, Vec<f32>) {
     let c = bn.c;
     let gamma = bn.gamma.map(|id| backend.download(&params.get(id).value)).unwrap_or_else(|| vec![1.0; c]);
     let beta = bn.beta.map(|id| backend.download(&params.get(id).value)).unwrap_or_else(|| vec![0.0; c]);
@@ -185,7 +215,9 @@ mod tests {
     #[test]
     fn threshold_matches_bn_sign_away_from_the_boundary() {
         let mut worst = 0usize;
-        for &(g, b, m, v) in &[(1.5f32, 0.3f32, 0.2f32, 2.0f32), (-0.7, 0.1, -1.0, 0.5), (0.0, -0.2, 0.0, 1.0), (0.0, 0.4, 1.0, 1.0)] {
+        for &(g, b, m, v) in
+            &[(1.5f32, 0.3f32, 0.2f32, 2.0f32), (-0.7, 0.1, -1.0, 0.5), (0.0, -0.2, 0.0, 1.0), (0.0, 0.4, 1.0, 1.0)]
+        {
             let (flip, thr) = bn_sign_threshold(g, b, m, v, 1e-5);
             for i in -200..200 {
                 let x = i as f32 * 0.0371;

@@ -95,7 +95,10 @@ pub enum Skip {
     /// linear conv without padding, gamma and beta are absorbed by the conv's weights and
     /// bias, so they add parameters but no function. Without them the paper's BNAS-A count
     /// (5,578,252 at 20 layers, 36 channels) is matched exactly; with them it is 864 more.
-    Reduce { bn: BnLayer, conv: ConvLayer },
+    Reduce {
+        bn: BnLayer,
+        conv: ConvLayer,
+    },
 }
 
 impl Skip {
@@ -109,11 +112,25 @@ impl Skip {
         }
         let bn = BnLayer::new(b, &format!("{name}.skip.bn"), plan.c_p, false);
         let spec = ConvSpec { k: 2, stride: 2, pad: 0, dil: 1 };
-        let conv = ConvLayer::new(b, &format!("{name}.skip.conv"), plan.c_p, MULT * plan.c, spec, true, plan.hw_out * plan.hw_out);
+        let conv = ConvLayer::new(
+            b,
+            &format!("{name}.skip.conv"),
+            plan.c_p,
+            MULT * plan.c,
+            spec,
+            true,
+            plan.hw_out * plan.hw_out,
+        );
         Skip::Reduce { bn, conv }
     }
 
-    pub fn forward<B: Backend>(&self, t: &mut Tape<'_, B>, bufs: &mut Buffers<B>, s1: Var, out: Var) -> Result<Var, ShapeError> {
+    pub fn forward<B: Backend>(
+        &self,
+        t: &mut Tape<'_, B>,
+        bufs: &mut Buffers<B>,
+        s1: Var,
+        out: Var,
+    ) -> Result<Var, ShapeError> {
         match self {
             Skip::None => Ok(out),
             Skip::Identity => t.add(out, s1),
@@ -180,7 +197,12 @@ impl Stem {
     }
 
     /// Returns `(s0, s1)`.
-    pub fn forward<B: Backend>(&self, t: &mut Tape<'_, B>, bufs: &mut Buffers<B>, x: Var) -> Result<(Var, Var), ShapeError> {
+    pub fn forward<B: Backend>(
+        &self,
+        t: &mut Tape<'_, B>,
+        bufs: &mut Buffers<B>,
+        x: Var,
+    ) -> Result<(Var, Var), ShapeError> {
         match self {
             Stem::Small { bn, conv } => {
                 let y = bn.forward(t, bufs, x)?;
@@ -274,11 +296,27 @@ impl Network {
         let bound = 1.0 / (c_last as f32).sqrt();
         let w: Vec<f32> = (0..cfg.classes * c_last).map(|_| (b.rng.uniform() * 2.0 - 1.0) * bound).collect();
         let bias: Vec<f32> = (0..cfg.classes).map(|_| (b.rng.uniform() * 2.0 - 1.0) * bound).collect();
-        let wid = b.params.add(backend, "classifier.weight".into(), vec![cfg.classes, c_last], crate::engine::Group::Weight, w);
-        let bid = b.params.add(backend, "classifier.bias".into(), vec![cfg.classes], crate::engine::Group::Weight, bias);
+        let wid = b.params.add(
+            backend,
+            "classifier.weight".into(),
+            vec![cfg.classes, c_last],
+            crate::engine::Group::Weight,
+            w,
+        );
+        let bid =
+            b.params.add(backend, "classifier.bias".into(), vec![cfg.classes], crate::engine::Group::Weight, bias);
         b.fp_macs += (cfg.classes * c_last) as u64;
         let (bin_convs, binary_macs, fp_macs) = (b.bin_convs, b.binary_macs, b.fp_macs);
-        Self { cfg: cfg.clone(), genotype: genotype.clone(), stem, cells, classifier: (wid, bid), bin_convs, binary_macs, fp_macs }
+        Self {
+            cfg: cfg.clone(),
+            genotype: genotype.clone(),
+            stem,
+            cells,
+            classifier: (wid, bid),
+            bin_convs,
+            binary_macs,
+            fp_macs,
+        }
     }
 
     /// Every binary conv layer, in creation order (`layer.index`).
@@ -346,7 +384,8 @@ fn cell_forward<B: Backend>(
             let y = match drop_path.as_mut() {
                 Some((p, rng)) if *p > 0.0 => {
                     let n = t.shape(y)[0];
-                    let keep: Vec<f32> = (0..n).map(|_| if rng.uniform() < *p { 0.0 } else { 1.0 / (1.0 - *p) }).collect();
+                    let keep: Vec<f32> =
+                        (0..n).map(|_| if rng.uniform() < *p { 0.0 } else { 1.0 / (1.0 - *p) }).collect();
                     t.sample_scale(y, &keep)?
                 }
                 _ => y,

@@ -33,8 +33,14 @@ impl SearchSpace {
 pub enum SearchOp {
     Zero,
     /// Pool followed by a non-affine BN, as in the reference supernet.
-    MaxPool { stride: usize, bn: BnLayer },
-    AvgPool { stride: usize, bn: BnLayer },
+    MaxPool {
+        stride: usize,
+        bn: BnLayer,
+    },
+    AvgPool {
+        stride: usize,
+        bn: BnLayer,
+    },
     Conv(BinConvLayer),
 }
 
@@ -105,7 +111,9 @@ impl SuperNet {
                     let ops = space
                         .ops
                         .iter()
-                        .map(|&op| search_op(&mut b, &format!("{name}.edge{e}.{}", op.name()), op, plan.c, stride, plan.hw_out))
+                        .map(|&op| {
+                            search_op(&mut b, &format!("{name}.edge{e}.{}", op.name()), op, plan.c, stride, plan.hw_out)
+                        })
                         .collect::<Vec<_>>();
                     bin_convs.extend(ops.iter().filter_map(|op| match op {
                         SearchOp::Conv(l) => Some(l.clone()),
@@ -139,7 +147,13 @@ impl SuperNet {
     }
 
     /// Logits `[N, classes]`.
-    pub fn forward<B: Backend>(&self, t: &mut Tape<'_, B>, bufs: &mut Buffers<B>, eval: Option<&EvalCache<B>>, x: Var) -> Result<Var, ShapeError> {
+    pub fn forward<B: Backend>(
+        &self,
+        t: &mut Tape<'_, B>,
+        bufs: &mut Buffers<B>,
+        eval: Option<&EvalCache<B>>,
+        x: Var,
+    ) -> Result<Var, ShapeError> {
         let an = t.param(self.alpha_normal);
         let ar = t.param(self.alpha_reduce);
         let wn = t.softmax_rows(an)?;
@@ -185,8 +199,7 @@ impl SuperNet {
         let mut e = 0;
         for _ in 0..STEPS {
             let mut node: Option<Var> = None;
-            for input in 0..states.len() {
-                let x = states[input];
+            for &x in &states {
                 let mut outs = Vec::with_capacity(k - z);
                 for op in &cell.edges[e][z..] {
                     outs.push(match op {
@@ -227,7 +240,14 @@ impl SuperNet {
     }
 }
 
-fn search_op<B: Backend>(b: &mut Builder<'_, B>, name: &str, op: Op, c: usize, stride: usize, hw_out: usize) -> SearchOp {
+fn search_op<B: Backend>(
+    b: &mut Builder<'_, B>,
+    name: &str,
+    op: Op,
+    c: usize,
+    stride: usize,
+    hw_out: usize,
+) -> SearchOp {
     match op {
         Op::Zeroise => SearchOp::Zero,
         Op::MaxPool3 => SearchOp::MaxPool { stride, bn: BnLayer::new(b, &format!("{name}.bn"), c, false) },
@@ -253,7 +273,9 @@ pub fn softmax(x: &[f32]) -> Vec<f32> {
 pub fn derive_cell(weights: &[Vec<f32>], space: &SearchSpace, zeroise_gamma: f32) -> Cell {
     let adjusted: Vec<Vec<f32>> = weights
         .iter()
-        .map(|w| w.iter().zip(&space.ops).map(|(&p, &op)| if op == Op::Zeroise { p / zeroise_gamma } else { p }).collect())
+        .map(|w| {
+            w.iter().zip(&space.ops).map(|(&p, &op)| if op == Op::Zeroise { p / zeroise_gamma } else { p }).collect()
+        })
         .collect();
     let argmax = |w: &[f32]| w.iter().enumerate().fold(0, |best, (i, &v)| if v > w[best] { i } else { best });
     let mut ops = Vec::with_capacity(2 * STEPS);

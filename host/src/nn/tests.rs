@@ -126,7 +126,9 @@ fn supernet_alpha_gradients_match_finite_differences() {
     for (b, s) in bufs.list.iter_mut().zip(saved) {
         b.value = s;
     }
-    println!("alpha gradient vs central differences: {checked} entries, largest error {worst:.2e} of the gradient scale");
+    println!(
+        "alpha gradient vs central differences: {checked} entries, largest error {worst:.2e} of the gradient scale"
+    );
     assert!(worst < 2e-2, "alpha gradient error {worst}");
 }
 
