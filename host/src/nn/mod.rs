@@ -8,6 +8,8 @@ pub mod supernet;
 pub use genotype::{Cell, Genotype, Op};
 pub use network::{NetConfig, Network, Template};
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod gpu_agreement;
+#[cfg(test)]
+mod gpu_search_agreement;
+#[cfg(test)]
+mod tests;
