@@ -66,7 +66,13 @@ impl ConvGeom {
         if self.h + 2 * self.pad < self.span() || self.w + 2 * self.pad < self.span() {
             return Err(ShapeError::new(
                 "conv2d",
-                format!("kernel span {} does not fit input {}x{} with padding {}", self.span(), self.h, self.w, self.pad),
+                format!(
+                    "kernel span {} does not fit input {}x{} with padding {}",
+                    self.span(),
+                    self.h,
+                    self.w,
+                    self.pad
+                ),
             ));
         }
         Ok(())

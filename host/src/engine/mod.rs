@@ -6,12 +6,12 @@ pub mod bench;
 pub mod cpu;
 pub mod geom;
 pub mod gpu;
+#[cfg(test)]
+pub mod naive;
 pub mod ops;
 pub mod optim;
 pub mod params;
 pub mod tape;
-#[cfg(test)]
-pub mod naive;
 #[cfg(test)]
 pub mod testutil;
 
