@@ -13,8 +13,39 @@ pub fn affine(x: &[f32], hw: usize, scale: &[f32], bias: &[f32], out: &mut [f32]
     }
 }
 
+/// Output channels one pass over the input feeds: the accumulator of an output pixel is one
+/// `[f32; LANES]` (SIMD lanes on a host, FPU registers on a Cortex-M4). The summation order of
+/// each output does not depend on it, so targets with different `LANES` agree bit for bit.
+#[cfg(not(target_os = "none"))]
+const LANES: usize = 16;
+#[cfg(target_os = "none")]
+const LANES: usize = 8;
+/// Output pixels per accumulator tile: whole output rows when they fit, else row pieces.
+const TILE: usize = 32;
+/// Taps per filter of the tiled conv (`k <= MAX_K = 7`, as `Model::parse` checks); larger
+/// kernels take [`conv2d_planes`].
+const MAX_TAPS: usize = 49;
+
+/// The accumulators of one output pixel for `LANES` output channels.
+type Acc = [f32; LANES];
+
+/// `acc[l] += x * w[l]` for every lane.
+#[inline(always)]
+fn mac(acc: &mut Acc, x: f32, w: &Acc) {
+    for (a, &wl) in acc.iter_mut().zip(w) {
+        *a += x * wl;
+    }
+}
+
 /// Direct conv. Per output element the sum runs `bias, then c, ky, kx ascending`; padded taps are
 /// skipped (zero padding). `weights` is `[c_out, c_in, k, k]`; `out` is `[c_out, oh, ow]`.
+///
+/// `LANES` output channels at a time, over tiles of up to `TILE` output pixels: the tile's
+/// accumulators (`[pixel][lane]`, on the stack) start at the bias; then for each input channel
+/// the block's `k*k` weights are gathered lane-major and each input row feeds every output pixel
+/// of the tile, all lanes at once. The interior columns, where every tap is inside the row, run
+/// without per-tap checks. Each output element still sums in the order above, so the result is
+/// the same, bit for bit, as the naive loop's (and the same on every target).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     x: &[f32],
@@ -26,12 +57,197 @@ pub fn conv2d(
     out: &mut [f32],
     os: Shape,
 ) {
+    let (k, s, d) = (g.k, g.stride, g.dil);
+    let (kk, ihw, ohw) = (k * k, xs.hw(), os.hw());
+    if k > MAX_K || kk == 0 || s == 0 || d == 0 || ihw == 0 || ohw == 0 || os.w == 0 {
+        conv2d_planes(x, xs, g, weights, bias, relu, out, os);
+        return;
+    }
+    let per_o = (xs.c * kk).max(1);
+    let pad = g.pad as isize;
+    // Output columns whose first and last taps (hence all taps) lie inside the input row.
+    let first = valid_range(os.w, xs.w, s, -pad);
+    let last = valid_range(os.w, xs.w, s, ((k - 1) * d) as isize - pad);
+    let inner = first.start.max(last.start)..first.end.min(last.end).max(first.start.max(last.start));
+    let tw_max = os.w.min(TILE);
+    let rows_per_tile = (TILE / tw_max).max(1);
+
+    let mut wt: [Acc; MAX_TAPS] = [[0.0; LANES]; MAX_TAPS];
+    let mut acc: [Acc; TILE] = [[0.0; LANES]; TILE];
+    for (blk, out_blk) in out.chunks_mut(LANES * ohw).enumerate() {
+        let o0 = blk * LANES;
+        let w_blk = weights.get(o0 * per_o..).unwrap_or(&[]);
+        let mut b0: Acc = [0.0; LANES];
+        for (l, b) in b0.iter_mut().enumerate() {
+            *b = bias.and_then(|b| b.get(o0 + l)).copied().unwrap_or(0.0);
+        }
+        for oy0 in (0..os.h).step_by(rows_per_tile) {
+            let rows = rows_per_tile.min(os.h - oy0);
+            for ox0 in (0..os.w).step_by(tw_max) {
+                let tw = tw_max.min(os.w - ox0);
+                let tile = acc.get_mut(..rows * tw).unwrap_or(&mut []);
+                tile.fill(b0);
+                // The tile's columns split into left border, interior, right border.
+                let lo = inner.start.clamp(ox0, ox0 + tw) - ox0;
+                let hi = inner.end.clamp(ox0 + lo, ox0 + tw) - ox0;
+                for (ci, x_c) in x.chunks_exact(ihw).enumerate().take(xs.c) {
+                    for (l, w_o) in w_blk.chunks_exact(per_o).take(LANES).enumerate() {
+                        let w_oc = w_o.get(ci * kk..(ci + 1) * kk).unwrap_or(&[]);
+                        for (wt_t, &w) in wt.iter_mut().zip(w_oc) {
+                            if let Some(v) = wt_t.get_mut(l) {
+                                *v = w;
+                            }
+                        }
+                    }
+                    for (r, acc_row) in tile.chunks_exact_mut(tw).enumerate() {
+                        // The input rows of this output row that lie inside the input, ky ascending.
+                        let mut rows: [TapRow<'_>; MAX_K] = [(&[], &[]); MAX_K];
+                        let mut n = 0;
+                        for (ky, wt_ky) in wt.chunks_exact(k).take(k).enumerate() {
+                            let iy = ((oy0 + r) * s + ky * d) as isize - pad;
+                            if iy < 0 || iy >= xs.h as isize {
+                                continue;
+                            }
+                            let iy = iy as usize;
+                            if let (Some(x_row), Some(slot)) = (x_c.get(iy * xs.w..(iy + 1) * xs.w), rows.get_mut(n)) {
+                                *slot = (x_row, wt_ky);
+                                n += 1;
+                            }
+                        }
+                        conv_rows(acc_row, ox0, lo..hi, rows.get(..n).unwrap_or(&[]), s, d, pad);
+                    }
+                }
+                for (l, out_o) in out_blk.chunks_exact_mut(ohw).enumerate() {
+                    for (r, acc_row) in tile.chunks_exact(tw).enumerate() {
+                        let p = (oy0 + r) * os.w + ox0;
+                        let Some(dst) = out_o.get_mut(p..p + tw) else {
+                            continue;
+                        };
+                        for (o, a) in dst.iter_mut().zip(acc_row.iter()) {
+                            let v = a.get(l).copied().unwrap_or(0.0);
+                            *o = if relu { super::relu(v) } else { v };
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Largest kernel side of the tiled conv.
+const MAX_K: usize = 7;
+
+/// One input row and the weights of its taps (`[kx]`, each `[lane]`).
+type TapRow<'a> = (&'a [f32], &'a [Acc]);
+
+/// The valid input rows of one output row (ky ascending) into its accumulators: `acc[j]` is
+/// output column `ox0 + j`; `inner` (relative to `ox0`) are the columns whose taps all lie inside
+/// the rows. Per output the taps run ky, then kx, ascending.
+#[inline(always)]
+fn conv_rows(
+    acc: &mut [Acc],
+    ox0: usize,
+    inner: core::ops::Range<usize>,
+    rows: &[TapRow<'_>],
+    s: usize,
+    d: usize,
+    pad: isize,
+) {
+    let Some((left, rest)) = acc.split_at_mut_checked(inner.start) else {
+        return;
+    };
+    let Some((mid, right)) = rest.split_at_mut_checked(inner.end - inner.start) else {
+        return;
+    };
+    let border = |a: &mut Acc, ox: usize| {
+        for &(x_row, w) in rows {
+            for (kx, w_t) in w.iter().enumerate() {
+                let ix = (ox * s + kx * d) as isize - pad;
+                if ix >= 0 {
+                    if let Some(&xv) = x_row.get(ix as usize) {
+                        mac(a, xv, w_t);
+                    }
+                }
+            }
+        }
+    };
+    for (j, a) in left.iter_mut().enumerate() {
+        border(a, ox0 + j);
+    }
+    // Interior: the first tap of column `ox0 + inner.start` is at `ix0 >= 0` in every row.
+    let ix0 = (((ox0 + inner.start) * s) as isize - pad).max(0) as usize;
+    fn tail(x_row: &[f32], ix0: usize) -> &[f32] {
+        x_row.get(ix0..).unwrap_or(&[])
+    }
+    match (rows, d) {
+        // The reduction skip: k = 2 (stride 2), both rows inside.
+        ([(r0, [w00, w01]), (r1, [w10, w11])], 1) => {
+            let (w00, w01, w10, w11) = (*w00, *w01, *w10, *w11);
+            let wins = tail(r0, ix0).windows(2).step_by(s).zip(tail(r1, ix0).windows(2).step_by(s));
+            for (a, (x0, x1)) in mid.iter_mut().zip(wins) {
+                if let ([x00, x01], [x10, x11]) = (x0, x1) {
+                    let mut v = *a;
+                    mac(&mut v, *x00, &w00);
+                    mac(&mut v, *x01, &w01);
+                    mac(&mut v, *x10, &w10);
+                    mac(&mut v, *x11, &w11);
+                    *a = v;
+                }
+            }
+        }
+        // The stem: k = 3, all three rows inside.
+        ([(r0, [w00, w01, w02]), (r1, [w10, w11, w12]), (r2, [w20, w21, w22])], 1) => {
+            let w = [[w00, w01, w02], [w10, w11, w12], [w20, w21, w22]];
+            let wins = tail(r0, ix0).windows(3).step_by(s).zip(tail(r1, ix0).windows(3).step_by(s));
+            for (a, ((x0, x1), x2)) in mid.iter_mut().zip(wins.zip(tail(r2, ix0).windows(3).step_by(s))) {
+                let mut v = *a;
+                for (xr, wr) in [x0, x1, x2].iter().zip(&w) {
+                    for (&xv, w_t) in xr.iter().zip(wr) {
+                        mac(&mut v, xv, w_t);
+                    }
+                }
+                *a = v;
+            }
+        }
+        _ => {
+            let span = rows.first().map_or(1, |(_, w)| w.len().saturating_sub(1) * d + 1);
+            for (j, a) in mid.iter_mut().enumerate() {
+                let mut v = *a;
+                for &(x_row, w) in rows {
+                    let win = tail(x_row, ix0).get(j * s..j * s + span).unwrap_or(&[]);
+                    for (&xv, w_t) in win.iter().step_by(d.max(1)).zip(w) {
+                        mac(&mut v, xv, w_t);
+                    }
+                }
+                *a = v;
+            }
+        }
+    }
+    for (j, a) in right.iter_mut().enumerate() {
+        border(a, ox0 + inner.end + j);
+    }
+}
+
+/// The plain plane-at-a-time conv (same summation order), for kernels larger than `MAX_K`.
+#[allow(clippy::too_many_arguments)]
+fn conv2d_planes(
+    x: &[f32],
+    xs: Shape,
+    g: ConvGeom,
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+    os: Shape,
+) {
     let (k, ihw, ohw) = (g.k, xs.hw(), os.hw());
-    for (o, (out_o, w_o)) in out.chunks_exact_mut(ohw).zip(weights.chunks_exact(xs.c * k * k)).enumerate() {
+    for (o, (out_o, w_o)) in
+        out.chunks_exact_mut(ohw.max(1)).zip(weights.chunks_exact((xs.c * k * k).max(1))).enumerate()
+    {
         out_o.fill(bias.and_then(|b| b.get(o)).copied().unwrap_or(0.0));
         // Accumulating whole output planes per (c, ky, kx) keeps, per element, the same order as a
         // naive loop over (c, ky, kx).
-        for (x_c, w_c) in x.chunks_exact(ihw).zip(w_o.chunks_exact(k * k)) {
+        for (x_c, w_c) in x.chunks_exact(ihw.max(1)).zip(w_o.chunks_exact((k * k).max(1))) {
             for (t, &wv) in w_c.iter().enumerate() {
                 let off_y = (t / k * g.dil) as isize - g.pad as isize;
                 let off_x = (t % k * g.dil) as isize - g.pad as isize;
@@ -53,43 +269,68 @@ pub fn conv2d(
     }
 }
 
-/// Visits the valid taps of a 3x3, pad 1 window at output `(oy, ox)`, row-major.
-fn pool_taps(xs: Shape, stride: usize, oy: usize, ox: usize, mut visit: impl FnMut(usize)) {
-    let (cy, cx) = (oy * stride, ox * stride);
-    for iy in cy.saturating_sub(1)..(cy + 2).min(xs.h) {
-        for ix in cx.saturating_sub(1)..(cx + 2).min(xs.w) {
-            visit(iy * xs.w + ix);
-        }
-    }
-}
-
-/// 3x3 max pool, pad 1: the max over valid taps (`v > m` replaces, so a NaN never wins).
-pub fn max_pool(x: &[f32], xs: Shape, stride: usize, out: &mut [f32], os: Shape) {
-    for (x_c, o_c) in x.chunks_exact(xs.hw()).zip(out.chunks_exact_mut(os.hw())) {
-        for (p, o) in o_c.iter_mut().enumerate() {
-            let mut m = f32::NEG_INFINITY;
-            pool_taps(xs, stride, p / os.w, p % os.w, |i| {
-                let v = x_c.get(i).copied().unwrap_or(f32::NEG_INFINITY);
-                if v > m {
-                    m = v;
+/// A 3x3, pad 1 pool of one channel, one output row at a time: `init` fills the row, then each
+/// valid tap, row-major (dy, then dx), goes into every output column it reaches with
+/// `tap(&mut acc, v)` (a whole-row pass over contiguous or strided slices, which vectorizes), and
+/// `finish(&mut acc, taps)` gets the number of valid taps of each output.
+#[allow(clippy::too_many_arguments)]
+fn pool3x3(
+    x_c: &[f32],
+    xs: Shape,
+    stride: usize,
+    o_c: &mut [f32],
+    os: Shape,
+    init: f32,
+    tap: impl Fn(&mut f32, f32),
+    finish: impl Fn(&mut f32, usize),
+) {
+    let s = stride.max(1);
+    let cols = [-1isize, 0, 1].map(|off| (off, valid_range(os.w, xs.w, s, off)));
+    for (oy, o_row) in o_c.chunks_exact_mut(os.w.max(1)).enumerate().take(os.h) {
+        o_row.fill(init);
+        let mut rows = 0;
+        for iy in (oy * s).saturating_sub(1)..(oy * s + 2).min(xs.h) {
+            let Some(x_row) = x_c.get(iy * xs.w..(iy + 1) * xs.w) else {
+                continue;
+            };
+            rows += 1;
+            for (off, c) in &cols {
+                let ix0 = ((c.start * s) as isize + off).max(0) as usize;
+                let dst = o_row.get_mut(c.clone()).unwrap_or(&mut []);
+                let src = x_row.get(ix0..).unwrap_or(&[]);
+                if s == 1 {
+                    dst.iter_mut().zip(src).for_each(|(o, &v)| tap(o, v));
+                } else {
+                    for (o, ch) in dst.iter_mut().zip(src.chunks(s)) {
+                        if let Some(&v) = ch.first() {
+                            tap(o, v);
+                        }
+                    }
                 }
-            });
-            *o = m;
+            }
+        }
+        for (ox, o) in o_row.iter_mut().enumerate() {
+            let n = cols.iter().filter(|(_, c)| c.contains(&ox)).count();
+            finish(o, rows * n);
         }
     }
 }
 
-/// 3x3 average pool, pad 1, padded taps not counted: sum of valid taps row-major, divided by their count.
+/// 3x3 max pool, pad 1: the max over valid taps, row-major (`v > m` replaces, so a NaN never wins
+/// and the first of equal values stays).
+pub fn max_pool(x: &[f32], xs: Shape, stride: usize, out: &mut [f32], os: Shape) {
+    for (x_c, o_c) in x.chunks_exact(xs.hw().max(1)).zip(out.chunks_exact_mut(os.hw().max(1))) {
+        let tap = |m: &mut f32, v: f32| *m = if v > *m { v } else { *m };
+        pool3x3(x_c, xs, stride, o_c, os, f32::NEG_INFINITY, tap, |_, _| {});
+    }
+}
+
+/// 3x3 average pool, pad 1, padded taps not counted: sum of valid taps row-major (from 0.0),
+/// divided by their count.
 pub fn avg_pool(x: &[f32], xs: Shape, stride: usize, out: &mut [f32], os: Shape) {
-    for (x_c, o_c) in x.chunks_exact(xs.hw()).zip(out.chunks_exact_mut(os.hw())) {
-        for (p, o) in o_c.iter_mut().enumerate() {
-            let (mut sum, mut n) = (0.0f32, 0u32);
-            pool_taps(xs, stride, p / os.w, p % os.w, |i| {
-                sum += x_c.get(i).copied().unwrap_or(0.0);
-                n += 1;
-            });
-            *o = sum / n.max(1) as f32;
-        }
+    for (x_c, o_c) in x.chunks_exact(xs.hw().max(1)).zip(out.chunks_exact_mut(os.hw().max(1))) {
+        let finish = |sum: &mut f32, n: usize| *sum /= n.max(1) as f32;
+        pool3x3(x_c, xs, stride, o_c, os, 0.0, |sum, v| *sum += v, finish);
     }
 }
 
@@ -119,5 +360,134 @@ pub fn linear(x: &[f32], weights: &[f32], bias: &[f32], out: &mut [f32]) {
     for ((o, w_j), &b) in out.iter_mut().zip(weights.chunks_exact(x.len().max(1))).zip(bias) {
         let dot = w_j.iter().zip(x).fold(0.0f32, |acc, (w, v)| acc + w * v);
         *o = dot + b;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The definition: per output, bias then `c, ky, kx` ascending over valid taps.
+    fn naive(x: &[f32], xs: Shape, g: ConvGeom, w: &[f32], bias: Option<&[f32]>, relu: bool, os: Shape) -> Vec<f32> {
+        let k = g.k;
+        let mut out = Vec::new();
+        for o in 0..os.c {
+            for oy in 0..os.h {
+                for ox in 0..os.w {
+                    let mut acc = bias.map_or(0.0, |b| b[o]);
+                    for c in 0..xs.c {
+                        for t in 0..k * k {
+                            let iy = (oy * g.stride + t / k * g.dil) as isize - g.pad as isize;
+                            let ix = (ox * g.stride + t % k * g.dil) as isize - g.pad as isize;
+                            if iy < 0 || ix < 0 || iy >= xs.h as isize || ix >= xs.w as isize {
+                                continue;
+                            }
+                            acc += w[(o * xs.c + c) * k * k + t] * x[(c * xs.h + iy as usize) * xs.w + ix as usize];
+                        }
+                    }
+                    out.push(if relu { crate::kernels::relu(acc) } else { acc });
+                }
+            }
+        }
+        out
+    }
+
+    fn naive_pool(x: &[f32], xs: Shape, stride: usize, os: Shape, is_max: bool) -> Vec<f32> {
+        let mut out = Vec::new();
+        for c in 0..xs.c {
+            for oy in 0..os.h {
+                for ox in 0..os.w {
+                    let (mut m, mut sum, mut n) = (f32::NEG_INFINITY, 0.0f32, 0);
+                    for dy in 0..3 {
+                        for dx in 0..3 {
+                            let (iy, ix) = ((oy * stride + dy) as isize - 1, (ox * stride + dx) as isize - 1);
+                            if iy < 0 || ix < 0 || iy >= xs.h as isize || ix >= xs.w as isize {
+                                continue;
+                            }
+                            let v = x[(c * xs.h + iy as usize) * xs.w + ix as usize];
+                            if v > m {
+                                m = v;
+                            }
+                            sum += v;
+                            n += 1;
+                        }
+                    }
+                    out.push(if is_max { m } else { sum / n as f32 });
+                }
+            }
+        }
+        out
+    }
+
+    struct Lcg(u64);
+    impl Lcg {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((self.0 >> 33) % n as u64) as usize
+        }
+        fn f32(&mut self) -> f32 {
+            self.below(1 << 20) as f32 / (1 << 19) as f32 - 1.0
+        }
+    }
+
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
+    #[test]
+    fn tiled_conv_is_bit_identical_to_the_naive_loop() {
+        let mut r = Lcg(7);
+        for case in 0..600 {
+            let k = 1 + r.below(7);
+            let (stride, dil, pad) = (1 + r.below(3), 1 + r.below(3), r.below(5));
+            let c_in = 1 + r.below(5);
+            let c_out = 1 + r.below(20);
+            let (h, w) = (1 + r.below(40), 1 + r.below(40));
+            let span = dil * (k - 1) + 1;
+            if h + 2 * pad < span || w + 2 * pad < span {
+                continue;
+            }
+            let os = Shape { c: c_out, h: (h + 2 * pad - span) / stride + 1, w: (w + 2 * pad - span) / stride + 1 };
+            let xs = Shape { c: c_in, h, w };
+            let g = ConvGeom { k, stride, pad, dil };
+            let x: Vec<f32> = (0..xs.c * xs.hw()).map(|_| r.f32()).collect();
+            let wts: Vec<f32> = (0..c_out * c_in * k * k).map(|_| r.f32()).collect();
+            let b: Vec<f32> = (0..c_out).map(|_| r.f32()).collect();
+            let bias = (case % 3 != 0).then_some(&b[..]);
+            let relu = case % 2 == 0;
+            let mut out = vec![f32::NAN; os.c * os.hw()];
+            conv2d(&x, xs, g, &wts, bias, relu, &mut out, os);
+            let want = naive(&x, xs, g, &wts, bias, relu, os);
+            assert!(same_bits(&out, &want), "case {case}: {xs:?} {g:?} -> {os:?}");
+        }
+    }
+
+    #[test]
+    fn pools_are_bit_identical_to_the_naive_loop() {
+        let mut r = Lcg(11);
+        for case in 0..300 {
+            let stride = 1 + r.below(3);
+            let xs = Shape { c: 1 + r.below(4), h: 1 + r.below(30), w: 1 + r.below(30) };
+            let os = Shape { c: xs.c, h: (xs.h - 1) / stride + 1, w: (xs.w - 1) / stride + 1 };
+            // Include exact ties of +0 and -0 and NaNs.
+            let x: Vec<f32> = (0..xs.c * xs.hw())
+                .map(|_| match r.below(10) {
+                    0 => 0.0,
+                    1 => -0.0,
+                    2 if case % 4 == 0 => f32::NAN,
+                    _ => r.f32(),
+                })
+                .collect();
+            for is_max in [true, false] {
+                let mut out = vec![1.5; os.c * os.hw()];
+                if is_max {
+                    max_pool(&x, xs, stride, &mut out, os);
+                } else {
+                    avg_pool(&x, xs, stride, &mut out, os);
+                }
+                let want = naive_pool(&x, xs, stride, os, is_max);
+                assert!(same_bits(&out, &want), "case {case} max {is_max}: {xs:?} s{stride}");
+            }
+        }
     }
 }
