@@ -116,11 +116,11 @@ fn backend_report<B: Backend>(b: &B, reps: usize) -> Vec<(String, f64)> {
     let cfg = NetConfig { layers: 8, channels: 16, classes: 10, input: [1, 28, 28], template: Template::Bnas };
     let mut rates = Vec::new();
     for (name, g) in [("bnas-imagenet", Genotype::bnas_imagenet()), ("bnas-a", Genotype::bnas_a())] {
-        let r = train_step_rate(b, &g, &cfg, 64, reps.max(2));
+        let r = train_step_rate(b, &g, &cfg, 64, reps.max(5));
         println!("training step, {name}, 8 cells x 16 channels, batch 64, 1x28x28: {r:.1} images/s");
         rates.push((name.to_string(), r));
     }
-    let r = search_step_rate(b, &cfg, 64, 1);
+    let r = search_step_rate(b, &cfg, 64, 2);
     println!("search step (alpha step + weight step), supernet 8 cells x 16 channels, batch 64: {r:.1} images/s (both batches)");
     rates.push(("search".to_string(), r));
     rates
@@ -128,9 +128,9 @@ fn backend_report<B: Backend>(b: &B, reps: usize) -> Vec<(String, f64)> {
 
 /// Runs the PyTorch anchor and returns its images/s for bnas-imagenet, bnas-a, search.
 fn anchor_rates(script: &std::path::Path) -> Result<Vec<(String, f64)>> {
-    let run = |cmd: &str| -> Result<serde_json::Value> {
-        println!("running the PyTorch anchor: python3 {} {cmd}", script.display());
-        let out = std::process::Command::new("python3").arg(script).arg(cmd).output()?;
+    let run = |cmd: &str, steps: &[&str]| -> Result<serde_json::Value> {
+        println!("running the PyTorch anchor: python3 {} {cmd} {}", script.display(), steps.join(" "));
+        let out = std::process::Command::new("python3").arg(script).arg(cmd).args(steps).output()?;
         let text = String::from_utf8_lossy(&out.stdout);
         let line = text.lines().rev().find(|l| l.starts_with("RESULT ")).ok_or_else(|| {
             anyhow::anyhow!(
@@ -141,8 +141,9 @@ fn anchor_rates(script: &std::path::Path) -> Result<Vec<(String, f64)>> {
         })?;
         Ok(serde_json::from_str(&line["RESULT ".len()..])?)
     };
-    let train = run("step-train")?;
-    let search = run("step-search")?;
+    // Fewer steps than the anchor's defaults: one search step takes about 30 s there.
+    let train = run("step-train", &["--warmup", "2", "--steps", "10"])?;
+    let search = run("step-search", &["--warmup", "1", "--steps", "3"])?;
     let rate = |v: &serde_json::Value| v["images_per_s"].as_f64().unwrap_or(f64::NAN);
     Ok(vec![
         ("bnas-imagenet".into(), rate(&train["nets"]["latest_cell"]["train_step"])),
