@@ -260,3 +260,50 @@ fn write_predictions(path: &Path, results: &[RuntimeResult], labels: &[u16], cla
     }
     crate::checkpoint::write_atomic(path, text.as_bytes())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped model: tract, the device crate and the packed WGSL kernel agree on a subset
+    /// of the Fashion-MNIST test set (all 10,000 images: `bnas verify --model models/fmnist-demo`).
+    #[test]
+    fn shipped_model_agrees_across_runtimes() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/fmnist-demo");
+        let files = ModelFiles::new(&dir).unwrap();
+        let card: ModelCard = read_json(&files.card()).unwrap();
+        let ds = load_dataset("fashion-mnist", None, Split::Test).unwrap();
+        let n = 300;
+        let images = &ds.images[..n * ds.image_len()];
+        let classes = card.network.classes;
+        let packed = std::fs::read(files.packed()).unwrap();
+        let words = aligned(&packed);
+        let model = parse(&words, packed.len(), &files.packed()).unwrap();
+        let [c, h, w] = card.network.input;
+        let tract = TractModel::load(&std::fs::read(files.onnx()).unwrap(), 50, (c, h, w)).unwrap();
+        let mut results = vec![
+            RuntimeResult { name: "tract".into(), logits: tract.run(images, n).unwrap(), seconds: 1.0, images: n },
+            RuntimeResult {
+                name: "device".into(),
+                logits: device_host_logits(&model, images, n, classes).unwrap(),
+                seconds: 1.0,
+                images: n,
+            },
+        ];
+        let gpu = crate::engine::gpu::Gpu::new(None).unwrap_or_else(|e| panic!("{e}"));
+        let m = 60;
+        let runner = crate::engine::gpu::PackedGpuModel::new(&gpu, &model).unwrap();
+        results.push(RuntimeResult {
+            name: "packed gpu".into(),
+            logits: runner.run(&images[..m * ds.image_len()], m),
+            seconds: 1.0,
+            images: m,
+        });
+        let rows = compare(&results, &ds.labels, classes);
+        print_table(&rows);
+        for r in &rows {
+            assert_eq!(r.agreement, 1.0, "{}: argmax differs from tract", r.runtime);
+            assert!(r.max_rel_logit_diff <= 1e-3, "{}: logits differ by {}", r.runtime, r.max_rel_logit_diff);
+        }
+    }
+}
