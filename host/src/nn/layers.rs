@@ -25,6 +25,17 @@ impl<B: Backend> Builder<'_, B> {
     }
 }
 
+/// The classifier `[classes, c]` weights and `[classes]` bias, PyTorch's default init.
+pub fn classifier<B: Backend>(b: &mut Builder<'_, B>, c: usize, classes: usize) -> (ParamId, ParamId) {
+    let bound = 1.0 / (c as f32).sqrt();
+    let w = b.uniform(classes * c, bound);
+    let bias = b.uniform(classes, bound);
+    let wid = b.params.add(b.backend, "classifier.weight".into(), vec![classes, c], Group::Weight, w);
+    let bid = b.params.add(b.backend, "classifier.bias".into(), vec![classes], Group::Weight, bias);
+    b.fp_macs += (classes * c) as u64;
+    (wid, bid)
+}
+
 /// Batch norm: affine parameters (optional) and running statistics.
 #[derive(Debug, Clone)]
 pub struct BnLayer {

@@ -293,19 +293,7 @@ impl Network {
             cells.push(FinalCell { plan, pre0, pre1, edges, concat: cell.concat.clone(), skip });
         }
         let c_last = MULT * cells.last().map_or(cfg.channels, |c| c.plan.c);
-        let bound = 1.0 / (c_last as f32).sqrt();
-        let w: Vec<f32> = (0..cfg.classes * c_last).map(|_| (b.rng.uniform() * 2.0 - 1.0) * bound).collect();
-        let bias: Vec<f32> = (0..cfg.classes).map(|_| (b.rng.uniform() * 2.0 - 1.0) * bound).collect();
-        let wid = b.params.add(
-            backend,
-            "classifier.weight".into(),
-            vec![cfg.classes, c_last],
-            crate::engine::Group::Weight,
-            w,
-        );
-        let bid =
-            b.params.add(backend, "classifier.bias".into(), vec![cfg.classes], crate::engine::Group::Weight, bias);
-        b.fp_macs += (cfg.classes * c_last) as u64;
+        let (wid, bid) = super::layers::classifier(&mut b, c_last, cfg.classes);
         let (bin_convs, binary_macs, fp_macs) = (b.bin_convs, b.binary_macs, b.fp_macs);
         Self {
             cfg: cfg.clone(),

@@ -126,11 +126,7 @@ impl SuperNet {
             cells.push(SuperCell { plan, pre0, pre1, edges, skip });
         }
         let c_last = MULT * cells.last().map_or(cfg.channels, |c| c.plan.c);
-        let bound = 1.0 / (c_last as f32).sqrt();
-        let w: Vec<f32> = (0..cfg.classes * c_last).map(|_| (b.rng.uniform() * 2.0 - 1.0) * bound).collect();
-        let bias: Vec<f32> = (0..cfg.classes).map(|_| (b.rng.uniform() * 2.0 - 1.0) * bound).collect();
-        let wid = b.params.add(backend, "classifier.weight".into(), vec![cfg.classes, c_last], Group::Weight, w);
-        let bid = b.params.add(backend, "classifier.bias".into(), vec![cfg.classes], Group::Weight, bias);
+        let (wid, bid) = super::layers::classifier(&mut b, c_last, cfg.classes);
         let k = space.ops.len();
         let alpha = |name: &str, b: &mut Builder<'_, B>| {
             let init: Vec<f32> = (0..EDGES * k).map(|_| ALPHA_INIT_STD * b.rng.normal()).collect();
