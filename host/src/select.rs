@@ -4,6 +4,7 @@ use anyhow::Result;
 
 use crate::engine::cpu::Cpu;
 use crate::engine::gpu::Gpu;
+use crate::engine::Backend;
 
 /// What the user asked for (`--backend`, `BNAS_BACKEND`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -30,7 +31,7 @@ pub fn select(choice: BackendChoice, adapter: Option<&str>, threads: Option<usiz
         BackendChoice::Auto => match Gpu::new(adapter) {
             Ok(gpu) if !gpu.is_software() => Selected::Gpu(gpu),
             Ok(gpu) => {
-                println!("note: the only GPU adapter is a software one ({}); using the CPU backend (--backend gpu forces it)", gpu_name(&gpu));
+                println!("note: the only GPU adapter is a software one ({}); using the CPU backend (--backend gpu forces it)", gpu.describe());
                 Selected::Cpu(Cpu::new(threads)?)
             }
             Err(e) => {
@@ -43,13 +44,7 @@ pub fn select(choice: BackendChoice, adapter: Option<&str>, threads: Option<usiz
     Ok(selected)
 }
 
-fn gpu_name(gpu: &Gpu) -> String {
-    use crate::engine::Backend;
-    gpu.describe()
-}
-
 pub fn describe(s: &Selected) -> String {
-    use crate::engine::Backend;
     match s {
         Selected::Cpu(c) => c.describe(),
         Selected::Gpu(g) => g.describe(),
