@@ -4,7 +4,8 @@
 // Binary convs pack the thresholded input signs 32 channels per u32 word (LSB first, padded
 // channels 0) into `bits` [n, h*w, words], then count XNOR agreements over the valid taps.
 // One thread per output element; sums run in the device kernels' order (bnas-device
-// src/kernels), so binary conv outputs are bit-identical and float ones agree to rounding.
+// src/kernels), each product rounded before it is added (`product`), so every output is
+// bit-identical to the device's.
 
 const WG: u32 = 256u;
 
@@ -29,9 +30,10 @@ struct Params {
     flags: u32,      // bit 0: ReLU, bit 1: bias (conv) / affine (input)
     w_off: u32,      // constant offsets (words): weights / scale
     b_off: u32,      // bias
-    s_off: u32,      // scale of a binary conv
+    s_off: u32,      // scale of a binary conv; the 1 / n table of a pool
     f_off: u32,      // flip
     t_off: u32,      // threshold
+    zero: u32,       // always 0, unknown to the compiler: see `product`
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -47,6 +49,13 @@ fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
 
 fn cf(i: u32) -> f32 {
     return bitcast<f32>(consts[i]);
+}
+
+// a * b rounded to f32 on its own, as the device computes it before adding: the XOR with a
+// runtime zero keeps the compiler from fusing the multiply into a following add (an FMA would
+// round once and could move a value across a BN + sign threshold).
+fn product(a: f32, b: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(a * b) ^ p.zero);
 }
 
 // ReLU as on the device: v > 0 ? v : +0.0.
@@ -66,7 +75,7 @@ fn input_u8(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     var v = px;
     if (p.flags & 2u) != 0u {
         let c = j / (p.h * p.w);
-        v = px * cf(p.w_off + c) + cf(p.b_off + c);
+        v = product(px, cf(p.w_off + c)) + cf(p.b_off + c);
     }
     arena[img * p.a_stride + p.out_off + j] = v;
 }
@@ -143,7 +152,7 @@ fn conv_f32(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
             let ix = i32(ox * p.stride + (t % p.k) * p.dil) - i32(p.pad);
             if iy < 0 || ix < 0 || iy >= i32(p.h) || ix >= i32(p.w) { continue; }
             let wv = cf(p.w_off + (o * p.c_in + c) * kk + t);
-            acc = acc + wv * arena[xb + (c * p.h + u32(iy)) * p.w + u32(ix)];
+            acc = acc + product(wv, arena[xb + (c * p.h + u32(iy)) * p.w + u32(ix)]);
         }
     }
     if (p.flags & 1u) != 0u { acc = relu(acc); }
@@ -161,11 +170,11 @@ fn affine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let j = i % per;
     let c = j / hw;
     let v = arena[img * p.a_stride + p.x_off + j];
-    arena[img * p.a_stride + p.out_off + j] = v * cf(p.w_off + c) + cf(p.b_off + c);
+    arena[img * p.a_stride + p.out_off + j] = product(v, cf(p.w_off + c)) + cf(p.b_off + c);
 }
 
 // 3x3 pools, pad 1, over valid taps in row-major order: max (`v > m` replaces) or the sum
-// divided by the number of valid taps (flags bit 0: max).
+// times 1 / (number of valid taps), read from the table at s_off (flags bit 0: max).
 @compute @workgroup_size(256)
 fn pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wid, nwg, lid);
@@ -189,7 +198,7 @@ fn pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             count = count + 1u;
         }
     }
-    arena[img * p.a_stride + p.out_off + c * ohw + pp] = select(sum / f32(max(count, 1u)), m, is_max);
+    arena[img * p.a_stride + p.out_off + c * ohw + pp] = select(sum * cf(p.s_off + min(count, 9u)), m, is_max);
 }
 
 // out = a + b (out may be a or b: element-wise, so in place is safe).
@@ -210,7 +219,8 @@ fn zero(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     arena[(i / per) * p.a_stride + i % per + p.out_off] = 0.0;
 }
 
-// out[c] = (sum of x[c] in pixel order) / (h * w), one thread per (image, channel).
+// out[c] = (sum of x[c] in pixel order) * (1 / (h * w), rounded on the host), one thread per
+// (image, channel).
 @compute @workgroup_size(256)
 fn global_avg_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wid, nwg, lid);
@@ -221,7 +231,7 @@ fn global_avg_pool(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
     let xb = img * p.a_stride + p.x_off + c * hw;
     var acc = 0.0;
     for (var j = 0u; j < hw; j = j + 1u) { acc = acc + arena[xb + j]; }
-    arena[img * p.a_stride + p.out_off + c] = acc / f32(hw);
+    arena[img * p.a_stride + p.out_off + c] = acc * cf(p.s_off);
 }
 
 // out[j] = (sum_i w[j, i] x[i], i ascending) + bias[j]; c_in holds the flattened length.
@@ -233,7 +243,7 @@ fn linear(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let j = i % p.c_out;
     let xb = img * p.a_stride + p.x_off;
     var acc = 0.0;
-    for (var k = 0u; k < p.c_in; k = k + 1u) { acc = acc + cf(p.w_off + j * p.c_in + k) * arena[xb + k]; }
+    for (var k = 0u; k < p.c_in; k = k + 1u) { acc = acc + product(cf(p.w_off + j * p.c_in + k), arena[xb + k]); }
     arena[img * p.a_stride + p.out_off + j] = acc + cf(p.b_off + j);
 }
 

@@ -141,7 +141,7 @@ pub fn run(model: &Model, input: Input<'_>) -> Result<Vec<f32>, Error> {
                                     n += 1;
                                 }
                             }
-                            o.push(if is_max { m } else { sum / n as f32 });
+                            o.push(if is_max { m } else { sum * crate::kernels::reciprocal(n) });
                         }
                     }
                 }
@@ -152,7 +152,8 @@ pub fn run(model: &Model, input: Input<'_>) -> Result<Vec<f32>, Error> {
             Node::GlobalAvgPool { x, .. } => {
                 let xi = model.tensor(x)?;
                 let hw = xi.h * xi.w;
-                st.get(model, x).chunks(hw).map(|c| c.iter().fold(0.0f32, |a, &v| a + v) / hw as f32).collect()
+                let r = crate::kernels::reciprocal(hw);
+                st.get(model, x).chunks(hw.max(1)).map(|c| c.iter().fold(0.0f32, |a, &v| a + v) * r).collect()
             }
             Node::Linear { x, weights, bias, .. } => {
                 let xv = st.get(model, x);

@@ -325,11 +325,17 @@ pub fn max_pool(x: &[f32], xs: Shape, stride: usize, out: &mut [f32], os: Shape)
     }
 }
 
+/// `1 / n` rounded to f32: an average pool multiplies by it, which costs a multiply instead of a
+/// divide and is one rounding that every runtime (tract's `Mul`, the WGSL kernel) reproduces.
+pub fn reciprocal(n: usize) -> f32 {
+    1.0 / n.max(1) as f32
+}
+
 /// 3x3 average pool, pad 1, padded taps not counted: sum of valid taps row-major (from 0.0),
-/// divided by their count.
+/// times [`reciprocal`] of their count.
 pub fn avg_pool(x: &[f32], xs: Shape, stride: usize, out: &mut [f32], os: Shape) {
     for (x_c, o_c) in x.chunks_exact(xs.hw().max(1)).zip(out.chunks_exact_mut(os.hw().max(1))) {
-        let finish = |sum: &mut f32, n: usize| *sum /= n.max(1) as f32;
+        let finish = |sum: &mut f32, n: usize| *sum *= reciprocal(n);
         pool3x3(x_c, xs, stride, o_c, os, 0.0, |sum, v| *sum += v, finish);
     }
 }
@@ -348,10 +354,11 @@ pub fn add_assign(acc: &mut [f32], b: &[f32]) {
     }
 }
 
-/// `out[c] = (sum over the h*w pixels of x[c], in order) / (h*w)`.
+/// `out[c] = (sum over the h*w pixels of x[c], in order) * reciprocal(h*w)`.
 pub fn global_avg_pool(x: &[f32], hw: usize, out: &mut [f32]) {
-    for (o, x_c) in out.iter_mut().zip(x.chunks_exact(hw)) {
-        *o = x_c.iter().fold(0.0f32, |acc, &v| acc + v) / hw as f32;
+    let r = reciprocal(hw);
+    for (o, x_c) in out.iter_mut().zip(x.chunks_exact(hw.max(1))) {
+        *o = x_c.iter().fold(0.0f32, |acc, &v| acc + v) * r;
     }
 }
 
@@ -412,7 +419,7 @@ mod tests {
                             n += 1;
                         }
                     }
-                    out.push(if is_max { m } else { sum / n as f32 });
+                    out.push(if is_max { m } else { sum * reciprocal(n) });
                 }
             }
         }

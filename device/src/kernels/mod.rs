@@ -7,7 +7,7 @@ mod bin_conv;
 mod float;
 
 pub use bin_conv::{bin_conv, binarize};
-pub use float::{add_assign, add_into, affine, avg_pool, conv2d, global_avg_pool, linear, max_pool};
+pub use float::{add_assign, add_into, affine, avg_pool, conv2d, global_avg_pool, linear, max_pool, reciprocal};
 
 /// A CHW shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,17 @@
 //!   recovers the integer pixel exactly, then the model's input affine `p * scale[c] + bias[c]`.
 //! - A binary conv is `Where(x * flip >= threshold, 1, -1)` (bit-exact, see DESIGN.md), a `Conv`
 //!   with +-1 weights (small integer sums, exact in f32, zero padding contributes 0 as the device's
-//!   skipped taps do), `Mul` by the per-filter scale, `Relu`: the device's `count * scale` rounding.
+//!   skipped taps do), `Mul` by the per-filter scale (shaped so that tract cannot fold it into the
+//!   kernel), `Relu`: the device's `count * scale` rounding.
+//! - Every multi-term float sum runs in the device's summation order ([`Arithmetic::DeviceOrder`]):
+//!   a full-precision conv is an exact im2col (a `Conv` with one-hot kernels) and a `Scan` over
+//!   its `(c, ky, kx)` taps whose body is `acc = acc + tap * w` starting from the bias; the global
+//!   average pool and the linear layer are `Scan`s over pixels and inputs from 0; an average pool
+//!   adds its 9 padded taps row-major from 0 and multiplies by `1 / count`. Each step is one f32
+//!   rounding, as on the device, so tract computes the device's numbers bit for bit: no value
+//!   near a BN + sign threshold can take the other sign, and the logits are equal.
+//!   [`Arithmetic::Native`] writes plain `Conv`, `AveragePool`, `GlobalAveragePool` and `Gemm`
+//!   instead (tract's own order: equal to rounding, and faster in tract).
 //! - Tensors that are channel slices of a concat are tracked per root: every node output is an SSA
 //!   value covering a channel range of its root; reading a tensor emits the `Slice`s and the
 //!   `Concat` (axis 1) of the values that currently cover its channels.
@@ -23,6 +33,16 @@ pub const OPSET: i64 = 13;
 pub const INPUT_NAME: &str = "input";
 /// Name of the graph output (`[N, classes]` f32 logits).
 pub const OUTPUT_NAME: &str = "logits";
+
+/// How the graph computes its multi-term float sums (full-precision convs, pools, linear).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arithmetic {
+    /// Tap by tap in the device kernels' order: bit-identical to them (what `export` writes).
+    DeviceOrder,
+    /// ONNX `Conv` and `AveragePool`: tract sums in its own order, so values agree to rounding
+    /// and a value within an ulp of a threshold may take the other sign.
+    Native,
+}
 
 /// Why a packed model could not be written as ONNX.
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +113,31 @@ fn value_info(name: &str, dims: Vec<pb::tensor_shape_proto::Dimension>) -> pb::V
     }
 }
 
+/// A float tensor of unknown shape (a `Scan` body's inputs and outputs).
+fn float_info(name: &str) -> pb::ValueInfoProto {
+    pb::ValueInfoProto {
+        name: name.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: DataType::Float as i32,
+                shape: None,
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn i64_tensor(name: &str, data: &[i64]) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: vec![i64_of(data.len())],
+        data_type: DataType::Int64 as i32,
+        int64_data: data.to_vec(),
+        ..Default::default()
+    }
+}
+
 fn i64_of(v: usize) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -110,6 +155,7 @@ struct Builder<'m> {
     one_mone: Option<(String, String)>,
     /// Index of the node being translated (for errors).
     node_index: usize,
+    arithmetic: Arithmetic,
 }
 
 impl<'m> Builder<'m> {
@@ -132,13 +178,7 @@ impl<'m> Builder<'m> {
 
     fn init_i64(&mut self, hint: &str, data: &[i64]) -> String {
         let name = self.fresh(hint);
-        self.inits.push(pb::TensorProto {
-            name: name.clone(),
-            dims: vec![i64_of(data.len())],
-            data_type: DataType::Int64 as i32,
-            int64_data: data.to_vec(),
-            ..Default::default()
-        });
+        self.inits.push(i64_tensor(&name, data));
         name
     }
 
@@ -154,9 +194,9 @@ impl<'m> Builder<'m> {
         out
     }
 
-    fn op_named(&mut self, op_type: &str, inputs: &[&str], attribute: Vec<pb::AttributeProto>, out: String) {
+    fn op_named<S: AsRef<str>>(&mut self, op_type: &str, inputs: &[S], attribute: Vec<pb::AttributeProto>, out: String) {
         self.nodes.push(pb::NodeProto {
-            input: inputs.iter().map(|s| s.to_string()).collect(),
+            input: inputs.iter().map(|s| s.as_ref().to_string()).collect(),
             output: vec![out.clone()],
             name: out,
             op_type: op_type.into(),
@@ -290,6 +330,169 @@ impl<'m> Builder<'m> {
         ]
     }
 
+    /// `x` (`[N, c, h, w]`) zero-padded by `pad` on each side of h and w.
+    fn pad(&mut self, x: &str, pad: usize) -> String {
+        if pad == 0 {
+            return x.to_string();
+        }
+        let p = i64_of(pad);
+        let pads = self.init_i64("pads", &[0, 0, p, p, 0, 0, p, p]);
+        self.op("Pad", &[x, &pads], vec![])
+    }
+
+    /// `[N, rest...]` as an int64 shape tensor.
+    fn batch_shape(&mut self, rest: &[usize]) -> String {
+        let batch = self.batch_dim();
+        let rest: Vec<i64> = rest.iter().map(|&d| i64_of(d)).collect();
+        let rest = self.init_i64("shape", &rest);
+        self.op("Concat", &[&batch, &rest], vec![attr_i("axis", 0)])
+    }
+
+    /// `acc = init; for j in 0..K { acc = acc + x_j * w_j }`, one f32 rounding per step, j
+    /// ascending: an ONNX `Scan` whose body is one `Mul` and one `Add`, so the order is the
+    /// graph's, not the runtime's. `x_j` is slice j of `xs` along `axis`, unsqueezed at
+    /// `x_unsqueeze`; `w_j` (if any) is row j of `ws` (`[K, m]`) reshaped to `w_shape`.
+    fn scan_sum(&mut self, init: &str, xs: &str, axis: usize, x_unsqueeze: &[i64], w: Option<(&str, &[i64])>) -> String {
+        let scan = self.fresh("scan");
+        let name = |s: &str| format!("{scan}_{s}");
+        let mut body = pb::GraphProto { name: scan.clone(), ..Default::default() };
+        let node = |op: &str, inputs: &[String], out: String| pb::NodeProto {
+            input: inputs.to_vec(),
+            output: vec![out.clone()],
+            name: out,
+            op_type: op.into(),
+            ..Default::default()
+        };
+        body.input = vec![float_info(&name("acc")), float_info(&name("x"))];
+        let mut x = name("x");
+        if !x_unsqueeze.is_empty() {
+            body.initializer.push(i64_tensor(&name("axes"), x_unsqueeze));
+            body.node.push(node("Unsqueeze", &[x, name("axes")], name("xu")));
+            x = name("xu");
+        }
+        let term = match w {
+            Some((_, w_shape)) => {
+                body.input.push(float_info(&name("w")));
+                body.initializer.push(i64_tensor(&name("w_shape"), w_shape));
+                body.node.push(node("Reshape", &[name("w"), name("w_shape")], name("wr")));
+                body.node.push(node("Mul", &[x, name("wr")], name("term")));
+                name("term")
+            }
+            None => x,
+        };
+        body.node.push(node("Add", &[name("acc"), term], name("acc_out")));
+        body.output = vec![float_info(&name("acc_out"))];
+        let mut inputs = vec![init, xs];
+        let mut axes = vec![i64_of(axis)];
+        if let Some((ws, _)) = w {
+            inputs.push(ws);
+            axes.push(0);
+        }
+        let attrs = vec![
+            pb::AttributeProto {
+                name: "body".into(),
+                r#type: AttributeType::Graph as i32,
+                g: Some(body),
+                ..Default::default()
+            },
+            attr_i("num_scan_inputs", i64_of(axes.len())),
+            attr_ints("scan_input_axes", &axes),
+        ];
+        self.op_named("Scan", &inputs, attrs, scan.clone());
+        scan
+    }
+
+    /// A full-precision conv in the device's order: `acc = bias` (or 0), then for each input
+    /// channel `c`, then `ky`, then `kx`: `acc = acc + x_tap * w[:, c, ky, kx]`. The taps come
+    /// from a `Conv` with one-hot kernels (im2col: each output is one input value times 1, exact);
+    /// a tap in the padding is 0 and adds `0 * w`, which leaves `acc` as the device's skipped tap.
+    fn conv_device_order(&mut self, c: &bnas_device::ConvNode<'_>, x: &str) -> Result<String, ExportError> {
+        let g = c.geom;
+        let out = self.model.tensor(c.out)?;
+        let kk = g.k * g.k;
+        let taps = c.c_in * kk;
+        let mut one_hot = vec![0f32; taps * taps];
+        for j in 0..taps {
+            one_hot[j * taps + j] = 1.0;
+        }
+        let eye = self.init_f32("im2col_w", &[taps, c.c_in, g.k, g.k], &one_hot);
+        let cols = self.op("Conv", &[x, &eye], Self::conv_attrs(g.k, g.stride, g.pad, g.dil));
+        let bias: Vec<f32> = c.bias.map_or_else(|| vec![0.0; c.c_out], <[f32]>::to_vec);
+        let bias = self.per_channel("conv_b", &bias);
+        let shape = self.batch_shape(&[c.c_out, out.h, out.w]);
+        let init = self.op("Expand", &[&bias, &shape], vec![]);
+        // Row j = c * k * k + t of `ws` is w[:, c, t].
+        let mut ws = vec![0f32; taps * c.c_out];
+        for (o, w_o) in c.weights.chunks_exact(taps).enumerate() {
+            for (j, &v) in w_o.iter().enumerate() {
+                ws[j * c.c_out + o] = v;
+            }
+        }
+        let ws = self.init_f32("conv_w", &[taps, c.c_out], &ws);
+        let w_shape = [1, i64_of(c.c_out), 1, 1];
+        Ok(self.scan_sum(&init, &cols, 1, &[1], Some((&ws, &w_shape))))
+    }
+
+    /// A 3x3, pad 1 average pool in the device's order: the 9 taps added row-major (padding
+    /// adds 0), times `1 / count` of valid taps per output position.
+    fn avg_pool_device_order(&mut self, x: &str, xi: bnas_device::TensorInfo, stride: usize, out: bnas_device::TensorInfo) -> String {
+        let xp = self.pad(x, 1);
+        let mut sum = self.init_f32("zero", &[], &[0.0]);
+        let axes = self.init_i64("axes", &[2, 3]);
+        let steps = self.init_i64("steps", &[i64_of(stride), i64_of(stride)]);
+        for t in 0..9 {
+            let (dy, dx) = (t / 3, t % 3);
+            let s0 = self.init_i64("starts", &[i64_of(dy), i64_of(dx)]);
+            let ends = self.init_i64(
+                "ends",
+                &[i64_of(dy + (out.h - 1) * stride + 1), i64_of(dx + (out.w - 1) * stride + 1)],
+            );
+            let tap = self.op("Slice", &[&xp, &s0, &ends, &axes, &steps], vec![]);
+            sum = self.op("Add", &[&sum, &tap], vec![]);
+        }
+        let valid = |o: usize, n: usize| (0..3).filter(|&d| (o * stride + d).checked_sub(1).is_some_and(|i| i < n)).count();
+        let recip: Vec<f32> = (0..out.h)
+            .flat_map(|oy| (0..out.w).map(move |ox| (oy, ox)))
+            .map(|(oy, ox)| bnas_device::kernels::reciprocal(valid(oy, xi.h) * valid(ox, xi.w)))
+            .collect();
+        let r = self.init_f32("pool_recip", &[1, 1, out.h, out.w], &recip);
+        self.op("Mul", &[&sum, &r], vec![])
+    }
+
+    /// Global average pool in the device's order: `0 + x[0] + x[1] + ...` over pixels in order,
+    /// times `1 / (h * w)`; `[N, c, 1, 1]`.
+    fn global_avg_pool_device_order(&mut self, x: &str, xi: bnas_device::TensorInfo) -> String {
+        let flat_shape = self.init_i64("shape", &[0, i64_of(xi.c), -1]);
+        let flat = self.op("Reshape", &[x, &flat_shape], vec![]);
+        let zero = self.init_f32("zero", &[1, xi.c], &vec![0.0; xi.c]);
+        let shape = self.batch_shape(&[xi.c]);
+        let init = self.op("Expand", &[&zero, &shape], vec![]);
+        let sum = self.scan_sum(&init, &flat, 2, &[], None);
+        let r = self.init_f32("gap_recip", &[], &[bnas_device::kernels::reciprocal(xi.h * xi.w)]);
+        let mean = self.op("Mul", &[&sum, &r], vec![]);
+        let axes = self.init_i64("axes", &[2, 3]);
+        self.op("Unsqueeze", &[&mean, &axes], vec![])
+    }
+
+    /// Linear layer in the device's order: `(0 + w[:, 0] x[0] + w[:, 1] x[1] + ...) + bias`;
+    /// `[N, classes]`.
+    fn linear_device_order(&mut self, flat: &str, weights: &[f32], bias: &[f32], n_in: usize) -> String {
+        let classes = bias.len();
+        let zero = self.init_f32("zero", &[1, classes], &vec![0.0; classes]);
+        let shape = self.batch_shape(&[classes]);
+        let init = self.op("Expand", &[&zero, &shape], vec![]);
+        let mut ws = vec![0f32; n_in * classes];
+        for (j, w_j) in weights.chunks_exact(n_in.max(1)).enumerate() {
+            for (i, &v) in w_j.iter().enumerate() {
+                ws[i * classes + j] = v;
+            }
+        }
+        let ws = self.init_f32("linear_w", &[n_in, classes], &ws);
+        let dot = self.scan_sum(&init, flat, 1, &[1], Some((&ws, &[1, i64_of(classes)])));
+        let b = self.init_f32("linear_b", &[1, classes], bias);
+        self.op("Add", &[&dot, &b], vec![])
+    }
+
     fn pool_attrs(stride: usize) -> Vec<pb::AttributeProto> {
         let s = i64_of(stride);
         vec![attr_ints("kernel_shape", &[3, 3]), attr_ints("strides", &[s, s]), attr_ints("pads", &[1, 1, 1, 1])]
@@ -304,6 +507,11 @@ impl<'m> Builder<'m> {
                 let (s, b) = (self.per_channel("affine_scale", scale), self.per_channel("affine_bias", bias));
                 let m = self.op("Mul", &[&x, &s], vec![]);
                 four(self.op("Add", &[&m, &b], vec![]))
+            }
+            Node::Conv(c) if self.arithmetic == Arithmetic::DeviceOrder => {
+                let x = self.read(c.x)?;
+                let y = self.conv_device_order(&c, &x)?;
+                four(if c.relu { self.op("Relu", &[&y], vec![]) } else { y })
             }
             Node::Conv(c) => {
                 let x = self.read(c.x)?;
@@ -329,13 +537,23 @@ impl<'m> Builder<'m> {
                 let g = b.geom;
                 let w = self.init_f32("bin_w", &[b.c_out, b.c_in, g.k, g.k], &weights);
                 let count = self.op("Conv", &[&sign, &w], Self::conv_attrs(g.k, g.stride, g.pad, g.dil));
-                let scale = self.per_channel("bin_scale", b.scale);
+                // The scale as [1, c, 1, w], not [1, c, 1, 1]: tract folds a per-channel Mul
+                // after a Conv into its kernel, which would sum +-scale terms instead of exact
+                // integers and round differently from the device's `count * scale`.
+                let cols = out.w;
+                let wide: Vec<f32> = b.scale.iter().flat_map(|&s| std::iter::repeat_n(s, cols)).collect();
+                let scale = self.init_f32("bin_scale", &[1, b.c_out, 1, cols], &wide);
                 let y = self.op("Mul", &[&count, &scale], vec![]);
                 four(self.op("Relu", &[&y], vec![]))
             }
             Node::MaxPool { x, stride, .. } => {
                 let x = self.read(x)?;
                 four(self.op("MaxPool", &[&x], Self::pool_attrs(stride)))
+            }
+            Node::AvgPool { x, stride, .. } if self.arithmetic == Arithmetic::DeviceOrder => {
+                let xi = self.model.tensor(x)?;
+                let x = self.read(x)?;
+                four(self.avg_pool_device_order(&x, xi, stride, out))
             }
             Node::AvgPool { x, stride, .. } => {
                 let x = self.read(x)?;
@@ -354,6 +572,11 @@ impl<'m> Builder<'m> {
                 let shape = self.op("Concat", &[&batch, &chw], vec![attr_i("axis", 0)]);
                 four(self.op("Expand", &[&zeros, &shape], vec![]))
             }
+            Node::GlobalAvgPool { x, .. } if self.arithmetic == Arithmetic::DeviceOrder => {
+                let xi = self.model.tensor(x)?;
+                let x = self.read(x)?;
+                four(self.global_avg_pool_device_order(&x, xi))
+            }
             Node::GlobalAvgPool { x, .. } => {
                 let x = self.read(x)?;
                 four(self.op("GlobalAveragePool", &[&x], vec![]))
@@ -362,9 +585,13 @@ impl<'m> Builder<'m> {
                 let xv = self.read_any(x)?;
                 let n_in = self.model.tensor(x)?.len();
                 let flat = if xv.rank2 { xv.name } else { self.op("Flatten", &[&xv.name], vec![attr_i("axis", 1)]) };
-                let w = self.init_f32("linear_w", &[out.len(), n_in], weights);
-                let b = self.init_f32("linear_b", &[out.len()], bias);
-                let name = self.op("Gemm", &[&flat, &w, &b], vec![attr_i("transB", 1)]);
+                let name = if self.arithmetic == Arithmetic::DeviceOrder {
+                    self.linear_device_order(&flat, weights, bias, n_in)
+                } else {
+                    let w = self.init_f32("linear_w", &[out.len(), n_in], weights);
+                    let b = self.init_f32("linear_b", &[out.len()], bias);
+                    self.op("Gemm", &[&flat, &w, &b], vec![attr_i("transB", 1)])
+                };
                 Val { name, c: out.len(), rank2: true }
             }
         })
@@ -372,9 +599,15 @@ impl<'m> Builder<'m> {
 }
 
 /// Writes `model` as an ONNX ModelProto (opset 13): input `input` `[N, C, H, W]` f32 pixels / 255,
-/// output `logits` `[N, classes]`.
+/// output `logits` `[N, classes]`, in the device's arithmetic (what `export` ships).
 pub fn to_onnx(model: &Model<'_>) -> Result<Vec<u8>, ExportError> {
+    to_onnx_with(model, Arithmetic::DeviceOrder)
+}
+
+/// [`to_onnx`] with a choice of arithmetic for full-precision convs and average pools.
+pub fn to_onnx_with(model: &Model<'_>, arithmetic: Arithmetic) -> Result<Vec<u8>, ExportError> {
     let mut g = Builder {
+        arithmetic,
         model,
         nodes: Vec::new(),
         inits: Vec::new(),
