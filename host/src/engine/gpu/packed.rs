@@ -63,7 +63,7 @@ fn bindings(entry: &str) -> &'static [u32] {
     match entry {
         "input_u8" => &[B_CONSTS, B_ARENA, B_PIXELS],
         "pack_signs" | "xnor_conv" => &[B_CONSTS, B_ARENA, B_BITS],
-        "conv_f32" | "affine" | "linear" => &[B_CONSTS, B_ARENA],
+        "conv_f32" | "affine" | "linear" | "pool" | "global_avg_pool" => &[B_CONSTS, B_ARENA],
         "gather_logits" => &[B_ARENA, B_LOGITS],
         _ => &[B_ARENA],
     }
