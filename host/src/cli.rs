@@ -55,6 +55,28 @@ pub enum Command {
     Demo(DemoArgs),
     /// List the (layers, channels) of a genotype network that fit FLOPs, parameter or RAM budgets.
     Scale(ScaleArgs),
+    /// Write a random genotype of S_B whose network costs about the FLOPs of another's (the
+    /// random-search baseline a searched cell is compared with).
+    RandomGenotype(RandomGenotypeArgs),
+}
+
+#[derive(Args)]
+pub struct RandomGenotypeArgs {
+    /// Match the FLOPs of this genotype (built-in name or JSON file).
+    #[arg(long)]
+    pub like: String,
+    #[arg(long, default_value_t = 8)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 16)]
+    pub channels: usize,
+    /// fashion-mnist, cifar10, imagenet (shapes only).
+    #[arg(long, default_value = "fashion-mnist")]
+    pub dataset: String,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Where to write the genotype JSON.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args)]
@@ -398,6 +420,31 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Scale(a) => {
             crate::info::scale(&a.genotype, &a.dataset, a.max_flops, a.max_params, a.max_ram).map(|_| ())
+        }
+        Command::RandomGenotype(a) => {
+            let target = crate::nn::Genotype::resolve(&a.like)?;
+            let (input, classes) = crate::info::dataset_shape(&a.dataset)?;
+            let cfg = crate::nn::NetConfig {
+                layers: a.layers,
+                channels: a.channels,
+                classes,
+                input,
+                template: crate::nn::Template::Bnas,
+            };
+            let (g, flops, want) = crate::info::random_like(&target, &cfg, a.seed)?;
+            crate::checkpoint::write_atomic(&a.out, g.to_json().as_bytes())?;
+            println!("{}", g.summary());
+            println!(
+                "random genotype (seed {}): {:.2} M FLOPs at {} layers x {} channels ({} has {:.2} M) -> {}",
+                a.seed,
+                flops / 1e6,
+                a.layers,
+                a.channels,
+                a.like,
+                want / 1e6,
+                a.out.display()
+            );
+            Ok(())
         }
         Command::Demo(a) => {
             let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;

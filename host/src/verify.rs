@@ -265,8 +265,9 @@ fn write_predictions(path: &Path, results: &[RuntimeResult], labels: &[u16], cla
 mod tests {
     use super::*;
 
-    /// The shipped model: tract, the device crate and the packed WGSL kernel agree on a subset
-    /// of the Fashion-MNIST test set (all 10,000 images: `bnas verify --model models/fmnist-demo`).
+    /// The shipped model: tract, the device crate and the packed WGSL kernel give equal logits on
+    /// a subset of the Fashion-MNIST test set (all 10,000 images: `bnas verify --model
+    /// models/fmnist-demo`).
     #[test]
     fn shipped_model_agrees_across_runtimes() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/fmnist-demo");
@@ -301,21 +302,12 @@ mod tests {
         });
         let rows = compare(&results, &ds.labels, classes);
         print_table(&rows);
-        for r in &rows {
-            assert_eq!(r.agreement, 1.0, "{}: argmax differs from tract", r.runtime);
+        // The ONNX export sums in the device's order and the WGSL kernel rounds each product
+        // on its own: all three compute the same logits, not merely the same classes.
+        let tract = &results[0];
+        for r in &results[1..] {
+            let k = r.images * classes;
+            assert_eq!(r.logits[..k], tract.logits[..k], "{}: logits differ from tract's", r.name);
         }
-        // The packed WGSL kernel and the device crate sum in the same order: they must agree
-        // to rounding. Against tract the issue asks for 1e-3 relative, which this model does
-        // NOT meet (measured 2.9e-2 on these images): tract sums the full-precision stem and
-        // skip convs in another order, and a value within an ulp of a BN + sign threshold
-        // flips a sign. The difference is printed above; the gap is recorded in docs/figures.md.
-        let device = &results[1];
-        let gpu = &results[2];
-        let mut worst = 0f32;
-        for i in 0..m * classes {
-            worst = worst.max((gpu.logits[i] - device.logits[i]).abs() / device.logits[i].abs().max(1.0));
-        }
-        println!("packed WGSL kernel vs device crate: largest logit difference {worst:e}");
-        assert!(worst <= 1e-5, "packed WGSL kernel and device crate differ by {worst}");
     }
 }

@@ -154,6 +154,26 @@ impl Genotype {
         Self::from_pairs(normal, reduce)
     }
 
+    /// A uniformly random genotype of S_B (the random-search baseline): each node takes two
+    /// distinct earlier states, each through an op drawn uniformly from the 7 ops.
+    pub fn random(rng: &mut crate::rng::Rng) -> Self {
+        let mut cell = || {
+            let mut ops = Vec::with_capacity(2 * STEPS);
+            for node in 0..STEPS {
+                let states = node + 2;
+                let a = rng.below(states);
+                let b = (a + 1 + rng.below(states - 1)) % states;
+                for input in [a.min(b), a.max(b)] {
+                    ops.push((Op::SEARCH_SPACE[rng.below(Op::SEARCH_SPACE.len())], input));
+                }
+            }
+            ops
+        };
+        let normal = cell();
+        let reduce = cell();
+        Self::from_pairs(normal, reduce)
+    }
+
     pub fn from_pairs(normal: Vec<(Op, usize)>, reduce: Vec<(Op, usize)>) -> Self {
         let concat: Vec<usize> = (2..2 + STEPS).collect();
         Self { normal: Cell { ops: normal, concat: concat.clone() }, reduce: Cell { ops: reduce, concat } }

@@ -139,3 +139,23 @@ fn shipped_paper_genotypes_match_the_builtins() {
     assert_eq!(Genotype::load(&dir.join("bnas-a.genotype.json")).unwrap(), Genotype::bnas_a());
     assert_eq!(Genotype::load(&dir.join("bnas-imagenet.genotype.json")).unwrap(), Genotype::bnas_imagenet());
 }
+
+#[test]
+fn random_genotypes_are_valid_and_cover_the_space() {
+    let mut rng = Rng::new(3);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..200 {
+        let g = Genotype::random(&mut rng);
+        let back = Genotype::parse(&g.to_json(), "random").expect("a random genotype is valid");
+        assert_eq!(back, g);
+        for cell in [&g.normal, &g.reduce] {
+            for (node, pair) in cell.ops.chunks_exact(2).enumerate() {
+                assert!(pair[0].1 < pair[1].1 && pair[1].1 < node + 2, "node {node}: inputs {pair:?}");
+            }
+            seen.extend(cell.ops.iter().map(|(op, _)| *op));
+        }
+    }
+    assert_eq!(seen.len(), super::genotype::Op::SEARCH_SPACE.len(), "ops drawn: {seen:?}");
+    let (a, b) = (Genotype::random(&mut Rng::new(9)), Genotype::random(&mut Rng::new(9)));
+    assert_eq!(a, b, "the same seed gives the same genotype");
+}
