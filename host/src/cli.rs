@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::nn::Template;
@@ -382,6 +382,10 @@ pub struct BenchArgs {
     /// Also run the PyTorch anchor (`pytorch_bnas.py`) and print the ratios side by side.
     #[arg(long)]
     pub anchor: Option<PathBuf>,
+    /// Instead: the device crate vs tract on this model folder (`bnas export`), one thread each,
+    /// over the first 500 Fashion-MNIST test images.
+    #[arg(long)]
+    pub tract_model: Option<PathBuf>,
     #[command(flatten)]
     pub backend: BackendArgs,
 }
@@ -395,7 +399,17 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Info(a) => crate::info::print_info(&a.genotype, a.layers, a.channels, &a.dataset),
-        Command::Bench(a) => crate::bench::run(a.reps, a.only, &a.backend, a.anchor.as_deref()),
+        Command::Bench(a) => match &a.tract_model {
+            Some(dir) => {
+                let files = crate::export::bundle::ModelFiles::new(dir)?;
+                let bytes = std::fs::read(files.packed())
+                    .with_context(|| format!("cannot read {}", files.packed().display()))?;
+                let ds = crate::train::load_dataset("fashion-mnist", None, crate::data::Split::Test)?;
+                let n = 500.min(ds.len());
+                crate::export::tract_run::bench_tract_vs_device(&bytes, &ds.images[..n * ds.image_len()], n)
+            }
+            None => crate::bench::run(a.reps, a.only, &a.backend, a.anchor.as_deref()),
+        },
         Command::Search(a) => {
             let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
             let cfg = a.config();
