@@ -155,7 +155,7 @@ pub fn verify<B: Backend>(b: &B, model_dir: &Path, dataset: &str, opts: &VerifyO
 
     let mut results = Vec::new();
     let tract = TractModel::load(&onnx, 100, (c, h, w))?;
-    let (logits, s) = timed(|| tract.run(images, n))?;
+    let (logits, s) = timed(|| tract.run_parallel(images, n))?;
     results.push(RuntimeResult { name: "tract (ONNX)".into(), logits, seconds: s, images: n });
 
     let (logits, s) = timed(|| device_host_logits(&model, images, n, classes))?;

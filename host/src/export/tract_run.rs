@@ -46,8 +46,21 @@ impl TractModel {
         self.classes
     }
 
+    /// [`TractModel::run`] with the batches spread over the rayon pool (all cores), logits in order.
+    pub fn run_parallel(&self, images_u8: &[u8], n: usize) -> Result<Vec<f32>> {
+        use rayon::prelude::*;
+        let (c, h, w) = self.chw;
+        let per = c * h * w;
+        ensure!(images_u8.len() == n * per, "{} bytes of pixels for {n} images of {c}x{h}x{w}", images_u8.len());
+        let parts: Vec<Result<Vec<f32>>> = images_u8
+            .par_chunks(self.batch * per)
+            .map(|chunk| self.run(chunk, chunk.len() / per))
+            .collect();
+        Ok(parts.into_iter().collect::<Result<Vec<_>>>()?.concat())
+    }
+
     /// Logits `[n, classes]` of `n` CHW u8 images (`n * c * h * w` bytes), run in chunks of the
-    /// fixed batch size (the last chunk padded with zero images).
+    /// fixed batch size (the last chunk padded with zero images), on this thread.
     pub fn run(&self, images_u8: &[u8], n: usize) -> Result<Vec<f32>> {
         let (c, h, w) = self.chw;
         let per = c * h * w;
