@@ -52,10 +52,8 @@ impl TractModel {
         let (c, h, w) = self.chw;
         let per = c * h * w;
         ensure!(images_u8.len() == n * per, "{} bytes of pixels for {n} images of {c}x{h}x{w}", images_u8.len());
-        let parts: Vec<Result<Vec<f32>>> = images_u8
-            .par_chunks(self.batch * per)
-            .map(|chunk| self.run(chunk, chunk.len() / per))
-            .collect();
+        let parts: Vec<Result<Vec<f32>>> =
+            images_u8.par_chunks(self.batch * per).map(|chunk| self.run(chunk, chunk.len() / per)).collect();
         Ok(parts.into_iter().collect::<Result<Vec<_>>>()?.concat())
     }
 

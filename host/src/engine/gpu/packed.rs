@@ -530,7 +530,9 @@ mod tests {
             }
         }
         println!("node kinds: {kinds:?}; binary conv (k, stride, dil): {geoms:?}");
-        println!("{values} node outputs compared: largest relative difference {worst_float:.1e}; logits {worst_logit:.1e}");
+        println!(
+            "{values} node outputs compared: largest relative difference {worst_float:.1e}; logits {worst_logit:.1e}"
+        );
         for kind in ["Affine", "Conv", "BinConv", "MaxPool", "AvgPool", "Add", "Zero", "GlobalAvgPool", "Linear"] {
             assert!(kinds.contains(kind), "no {kind} node in the sampled networks: {kinds:?}");
         }
