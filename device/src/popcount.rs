@@ -85,7 +85,13 @@ pub fn xor_popcount_harley_seal(a: &[u32], b: &[u32]) -> u32 {
 /// Plain per-word popcount: the twin the Harley-Seal tree is tested against.
 #[inline]
 pub fn xor_popcount_plain(a: &[u32], b: &[u32]) -> u32 {
-    a.iter().zip(b).map(|(x, y)| (x ^ y).count_ones()).sum()
+    // Adjacent words joined into u64s (the compiler loads each pair at once): one popcnt per 64
+    // bits instead of per 32.
+    let (mut pa, mut pb) = (a.chunks_exact(2), b.chunks_exact(2));
+    let joined = |p: &[u32]| p.iter().rev().fold(0u64, |acc, &w| (acc << 32) | u64::from(w));
+    let pairs: u32 = (&mut pa).zip(&mut pb).map(|(x, y)| (joined(x) ^ joined(y)).count_ones()).sum();
+    let rest: u32 = pa.remainder().iter().zip(pb.remainder()).map(|(x, y)| (x ^ y).count_ones()).sum();
+    pairs + rest
 }
 
 #[cfg(test)]

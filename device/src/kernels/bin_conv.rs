@@ -7,6 +7,9 @@ use crate::popcount::xor_popcount;
 
 /// Packs `bit[c, p] = x[c, p] * flip[c] >= threshold[c]` into `bits`, laid out `[h*w, words]`
 /// (channels along the words, LSB first; padding channels stay 0).
+///
+/// Branch-free, one channel plane at a time: with one word per pixel (up to 32 channels) the
+/// pixel loop is a plain zip that compilers vectorize.
 pub fn binarize(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mut [u32]) {
     let wpt = words_for(flip.len());
     bits.fill(0);
@@ -14,10 +17,14 @@ pub fn binarize(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mu
         return;
     }
     for (c, (x_c, (&f, &t))) in x.chunks_exact(hw).zip(flip.iter().zip(threshold)).enumerate() {
-        let mask = 1u32 << (c % BITS);
-        for (&v, word) in x_c.iter().zip(bits.iter_mut().skip(c / BITS).step_by(wpt)) {
-            if v * f >= t {
-                *word |= mask;
+        let shift = c % BITS;
+        if wpt == 1 {
+            for (&v, word) in x_c.iter().zip(bits.iter_mut()) {
+                *word |= u32::from(v * f >= t) << shift;
+            }
+        } else {
+            for (&v, word) in x_c.iter().zip(bits.iter_mut().skip(c / BITS).step_by(wpt)) {
+                *word |= u32::from(v * f >= t) << shift;
             }
         }
     }
