@@ -117,7 +117,7 @@ pub fn demo<B: Backend>(b: &B, a: &DemoArgs) -> Result<()> {
         card.packed_bytes, card.arena_bytes, card.liveness_lower_bound_bytes
     );
     println!(
-        "agreement with tract: device crate {:.2}% (max logit diff {:.1e}), firmware {:.2}% on {} images",
+        "agreement with tract: device crate {:.2}% (max relative logit diff {:.1e}), firmware {:.2}% on {} images",
         100.0 * device.agreement,
         device.max_rel_logit_diff,
         100.0 * fw.agreement,

@@ -110,13 +110,14 @@ pub fn compare(results: &[RuntimeResult], labels: &[u16], classes: usize) -> Vec
 }
 
 pub fn print_table(rows: &[Row]) {
+    let w = rows.iter().map(|r| r.runtime.chars().count()).max().unwrap_or(0).max("runtime".len());
     println!(
-        "{:<34} {:>7} {:>9} {:>14} {:>16} {:>10}",
-        "runtime", "images", "accuracy", "agree w/ tract", "max logit diff", "images/s"
+        "{:<w$} {:>7} {:>9} {:>14} {:>14} {:>10}",
+        "runtime", "images", "accuracy", "agree w/ tract", "max rel. diff", "images/s"
     );
     for r in rows {
         println!(
-            "{:<34} {:>7} {:>8.2}% {:>13.2}% {:>16.2e} {:>10.1}",
+            "{:<w$} {:>7} {:>8.2}% {:>13.2}% {:>14.2e} {:>10.1}",
             r.runtime,
             r.images,
             100.0 * r.accuracy,
