@@ -29,7 +29,7 @@ fn sum_bytes(v: u32) -> u32 {
 /// `sum_i popcount(a[i] ^ b[i])` over the common length of `a` and `b`.
 ///
 /// Where the target has a popcount instruction (x86-64 built with `-C target-cpu=native` or
-/// `+popcnt`, AArch64), one instruction per word beats the carry-save tree; elsewhere (Cortex-M4)
+/// `+popcnt`, AArch64), one instruction per two words beats the carry-save tree; elsewhere (Cortex-M4)
 /// the Harley-Seal tree is used.
 #[inline]
 pub fn xor_popcount(a: &[u32], b: &[u32]) -> u32 {
@@ -82,7 +82,8 @@ pub fn xor_popcount_harley_seal(a: &[u32], b: &[u32]) -> u32 {
     8 * eights_total + sum_bytes(weighted) + rest_total
 }
 
-/// Plain per-word popcount: the twin the Harley-Seal tree is tested against.
+/// Plain popcount, one instruction per pair of words where the target has one: the twin the
+/// Harley-Seal tree is tested against.
 #[inline]
 pub fn xor_popcount_plain(a: &[u32], b: &[u32]) -> u32 {
     // Adjacent words joined into u64s (the compiler loads each pair at once): one popcnt per 64
