@@ -29,8 +29,8 @@ fn sum_bytes(v: u32) -> u32 {
 /// `sum_i popcount(a[i] ^ b[i])` over the common length of `a` and `b`.
 ///
 /// Where the target has a popcount instruction (x86-64 built with `-C target-cpu=native` or
-/// `+popcnt`, AArch64), one instruction per two words beats the carry-save tree; elsewhere (Cortex-M4)
-/// the Harley-Seal tree is used.
+/// `+popcnt`, AArch64), one instruction per two words beats the carry-save tree; elsewhere
+/// (Cortex-M4) the Harley-Seal tree is used.
 #[inline]
 pub fn xor_popcount(a: &[u32], b: &[u32]) -> u32 {
     if cfg!(any(target_feature = "popcnt", target_arch = "aarch64")) {
