@@ -40,4 +40,6 @@ if [ -n "$ANCHOR" ]; then
   timeout 90 python3 "$here/anchor_cuda.py" "$ANCHOR" --data "$DATA" step-search --warmup 3 --steps "$STEPS" 2>&1 \
     | grep -E "^anchor|search step:" | tee -a "$L"
 fi
+log "the device crate vs tract on this machine's CPU, one thread each"
+timeout 60 "$BNAS" bench --tract-model models/fmnist-demo --data "$DATA" 2>&1 | tail -5 | tee -a "$L"
 log done

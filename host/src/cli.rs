@@ -383,9 +383,12 @@ pub struct BenchArgs {
     #[arg(long)]
     pub anchor: Option<PathBuf>,
     /// Instead: the device crate vs tract on this model folder (`bnas export`), one thread each,
-    /// over the first 500 Fashion-MNIST test images.
+    /// over the first 500 test images of the model's dataset.
     #[arg(long)]
     pub tract_model: Option<PathBuf>,
+    /// The dataset folder for `--tract-model` (default: the dataset's standard place).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     #[command(flatten)]
     pub backend: BackendArgs,
 }
@@ -404,7 +407,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 let files = crate::export::bundle::ModelFiles::new(dir)?;
                 let bytes = std::fs::read(files.packed())
                     .with_context(|| format!("cannot read {}", files.packed().display()))?;
-                let ds = crate::train::load_dataset("fashion-mnist", None, crate::data::Split::Test)?;
+                let card: crate::export::bundle::ModelCard = crate::train::read_json(&files.card())?;
+                let ds = crate::train::load_dataset(&card.dataset, a.data.as_deref(), crate::data::Split::Test)?;
                 let n = 500.min(ds.len());
                 crate::export::tract_run::bench_tract_vs_device(&bytes, &ds.images[..n * ds.image_len()], n)
             }
