@@ -49,7 +49,8 @@ fn center(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let r = t % p.kk;
     var acc = 0.0;
     for (var ci = 0u; ci < p.c_in; ci = ci + 1u) { acc = acc + w[(co * p.c_in + ci) * p.kk + r]; }
-    let mean = acc / f32(p.c_in);
+    // A depthwise filter (c_in = 1) has no channel axis to centre over: clamp only.
+    let mean = select(acc / f32(p.c_in), 0.0, p.c_in == 1u);
     for (var ci = 0u; ci < p.c_in; ci = ci + 1u) {
         let i = (co * p.c_in + ci) * p.kk + r;
         let c = clamp(w[i] - mean, -1.0, 1.0);
@@ -83,7 +84,7 @@ fn binarize_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         acc = acc + sign_pm1(centered_in[i]) * g[i];
     }
     let mean_sg = wg_sum(lid.x, acc) / f32(n);
-    let factor = (1.0 - 1.0 / f32(p.c_in)) * f32(n);
+    let factor = select(1.0 - 1.0 / f32(p.c_in), 1.0, p.c_in == 1u) * f32(n);
     let b = beta_in[co];
     for (var j = lid.x; j < n; j = j + WG) {
         let i = co * n + j;

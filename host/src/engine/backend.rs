@@ -141,6 +141,13 @@ pub trait Backend: Send + Sync + 'static {
     fn conv2d_bwd_data(&self, dy: &Self::Buf, w: &Self::Buf, g: ConvGeom) -> Self::Buf;
     /// Gradient w.r.t. the weights, `[c_out, c_in, k, k]`.
     fn conv2d_bwd_weight(&self, dy: &Self::Buf, x: &Self::Buf, g: ConvGeom) -> Self::Buf;
+    /// Depthwise conv: one `k x k` filter per channel, `w` `[c, 1, k, k]`, `g.c_in == g.c_out`,
+    /// no bias (the depthwise half of a binary separable conv).
+    fn dwconv2d(&self, x: &Self::Buf, w: &Self::Buf, g: ConvGeom) -> Self::Buf;
+    /// Gradient of `dwconv2d` w.r.t. the input, `[n, c, h, w]`.
+    fn dwconv2d_bwd_data(&self, dy: &Self::Buf, w: &Self::Buf, g: ConvGeom) -> Self::Buf;
+    /// Gradient of `dwconv2d` w.r.t. the weights, `[c, 1, k, k]`.
+    fn dwconv2d_bwd_weight(&self, dy: &Self::Buf, x: &Self::Buf, g: ConvGeom) -> Self::Buf;
     /// `C = op(A) op(B)`, `[m, n]` (see `MatGeom`).
     fn matmul(&self, a: &Self::Buf, b: &Self::Buf, g: MatGeom) -> Self::Buf;
     /// `y[r, j] = x[r, j] + b[j]` for a `[rows, cols]` matrix.
@@ -151,11 +158,13 @@ pub trait Backend: Send + Sync + 'static {
     // ---- binary weights -----------------------------------------------------------------
     /// Centre over the input-channel axis, clamp to [-1, 1], take sign and per-filter beta
     /// (bnas-method.md, "Binarization"). `w` is `[c_out, c_in, k, k]` with `kk = k * k`.
+    /// A depthwise filter (`c_in == 1`) has no channel axis to centre over: it is only clamped.
     fn binarize_weights(&self, w: &Self::Buf, c_out: usize, c_in: usize, kk: usize) -> BinWeights<Self>;
     /// The reference's weight gradient. `centered` and `beta` come from `binarize_weights`,
     /// `g` is dL/dW_b for `W_b = sign * beta`:
     /// `dW = (beta * 1{|W| <= 1} * g + sign(W) * mean_filter(sign(W) * g)) * (1 - 1/c_in) * n`,
-    /// with `n = c_in * kk`.
+    /// with `n = c_in * kk`; the factor `(1 - 1/c_in)` (the centring's derivative) is 1 when
+    /// `c_in == 1`.
     fn binarize_weights_bwd(
         &self,
         centered: &Self::Buf,

@@ -51,6 +51,17 @@ pub fn conv2d(x: &[f64], w: &[f64], bias: Option<&[f64]>, g: ConvGeom) -> Vec<f6
     y
 }
 
+/// Depthwise convolution as the dense one with a block-diagonal weight: filter `c` of `w`
+/// (`[c, 1, k, k]`) sees only input channel `c`.
+pub fn dwconv2d(x: &[f64], w: &[f64], g: ConvGeom) -> Vec<f64> {
+    let (c, kk) = (g.c_in, g.k * g.k);
+    let mut full = vec![0.0; c * c * kk];
+    for ch in 0..c {
+        full[(ch * c + ch) * kk..(ch * c + ch + 1) * kk].copy_from_slice(&w[ch * kk..(ch + 1) * kk]);
+    }
+    conv2d(x, &full, None, g)
+}
+
 /// `op(A) op(B)`.
 pub fn matmul(a: &[f64], b: &[f64], g: MatGeom) -> Vec<f64> {
     let mut c = vec![0.0; g.m * g.n];
@@ -253,13 +264,16 @@ pub fn softmax_entropy(alpha: &[f64], rows: usize, k: usize) -> f64 {
         / rows as f64
 }
 
-/// `(centered, sign, beta)` as bnas-method.md, "Binarization" states it.
+/// `(centered, sign, beta)` as bnas-method.md, "Binarization" states it (a depthwise filter,
+/// `c_in == 1`, is only clamped).
 pub fn binarize_weights(w: &[f64], c_out: usize, c_in: usize, kk: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let mut centered = w.to_vec();
     let mut beta = vec![0.0; c_out];
     for o in 0..c_out {
         for t in 0..kk {
-            let mean: f64 = (0..c_in).map(|i| w[(o * c_in + i) * kk + t]).sum::<f64>() / c_in as f64;
+            // Depthwise (c_in = 1): no channel axis to centre over.
+            let mean =
+                if c_in == 1 { 0.0 } else { (0..c_in).map(|i| w[(o * c_in + i) * kk + t]).sum::<f64>() / c_in as f64 };
             for i in 0..c_in {
                 let at = (o * c_in + i) * kk + t;
                 centered[at] = (w[at] - mean).clamp(-1.0, 1.0);

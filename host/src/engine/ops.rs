@@ -106,16 +106,38 @@ impl<'p, B: Backend> Tape<'p, B> {
     /// partial sum is an exact integer, like the popcount kernels'. `w` must be a binary
     /// parameter whose binarized form was refreshed for this pass.
     pub fn bin_conv(&mut self, x: Var, w: ParamId, sign_in: SignInput<'_, B>, s: ConvSpec) -> OpResult {
+        self.bin_conv_impl(x, w, sign_in, s, false)
+    }
+
+    /// The depthwise form of `bin_conv` (one binary `k x k` filter per channel, weight
+    /// `[C, 1, k, k]`): the depthwise half of a binary separable conv.
+    pub fn bin_dwconv(&mut self, x: Var, w: ParamId, sign_in: SignInput<'_, B>, s: ConvSpec) -> OpResult {
+        self.bin_conv_impl(x, w, sign_in, s, true)
+    }
+
+    fn bin_conv_impl(
+        &mut self,
+        x: Var,
+        w: ParamId,
+        sign_in: SignInput<'_, B>,
+        s: ConvSpec,
+        depthwise: bool,
+    ) -> OpResult {
+        let op = if depthwise { "bin_dwconv" } else { "bin_conv" };
         let c_out = self.params.get(w).shape.first().copied().unwrap_or(0);
-        let g = self.conv_geom("bin_conv", x, c_out, s)?;
-        self.check_param("bin_conv", w, &[c_out, g.c_in, s.k, s.k])?;
+        let g = self.conv_geom(op, x, c_out, s)?;
+        let c_w = if depthwise { 1 } else { g.c_in };
+        if depthwise && c_out != g.c_in {
+            return Err(ShapeError::new(op, format!("{c_out} filters for {} input channels", g.c_in)));
+        }
+        self.check_param(op, w, &[c_out, c_w, s.k, s.k])?;
         let cg = ChanGeom { n: g.n, c: g.c_in, hw: g.h * g.w };
         let b = self.backend;
         let bw = self.params.binarized(w);
         let (xb, saved) = match sign_in {
             SignInput::Train { gamma, beta, mean, var } => {
                 for id in [gamma, beta].into_iter().flatten() {
-                    self.check_param("bin_conv", id, &[g.c_in])?;
+                    self.check_param(op, id, &[g.c_in])?;
                 }
                 let mode = BnMode::Train { running_mean: mean, running_var: var, momentum: BN_MOMENTUM };
                 let bn = b.batch_norm(
@@ -132,7 +154,7 @@ impl<'p, B: Backend> Tape<'p, B> {
                 (b.sign(&b.channel_affine(self.value(x), flip, Some(neg_thr), cg)), None)
             }
         };
-        let conv = b.conv2d(&xb, &bw.sign, None, g);
+        let conv = if depthwise { b.dwconv2d(&xb, &bw.sign, g) } else { b.conv2d(&xb, &bw.sign, None, g) };
         let og = ChanGeom { n: g.n, c: g.c_out, hw: g.out_h() * g.out_w() };
         let y = b.relu(&b.channel_affine(&conv, &bw.beta, None, og));
         drop(conv);
@@ -143,7 +165,7 @@ impl<'p, B: Backend> Tape<'p, B> {
         let gvar = gamma.map(|id| self.param(id));
         let bvar = beta.map(|id| self.param(id));
         let latent = self.param_value(w);
-        let (kk, c_in) = (s.k * s.k, g.c_in);
+        let kk = s.k * s.k;
         let out_shape = vec![g.n, g.c_out, g.out_h(), g.out_w()];
         let y_index = self.nodes.len();
         let back = Box::new(move |b: &B, t: &Tape<'p, B>, dy: &B::Buf| {
@@ -151,11 +173,12 @@ impl<'p, B: Backend> Tape<'p, B> {
             let da = b.relu_bwd(y, dy);
             let mut out = Vec::new();
             if t.needs_grad(wvar) {
-                let g_wb = b.conv2d_bwd_weight(&da, &xb, g);
-                out.push((wvar, b.binarize_weights_bwd(latent, &bw.beta, &g_wb, c_out, c_in, kk)));
+                let g_wb =
+                    if depthwise { b.dwconv2d_bwd_weight(&da, &xb, g) } else { b.conv2d_bwd_weight(&da, &xb, g) };
+                out.push((wvar, b.binarize_weights_bwd(latent, &bw.beta, &g_wb, c_out, c_w, kk)));
             }
-            let wb = b.channel_affine(&bw.sign, &bw.beta, None, ChanGeom { n: 1, c: c_out, hw: c_in * kk });
-            let dxb = b.conv2d_bwd_data(&da, &wb, g);
+            let wb = b.channel_affine(&bw.sign, &bw.beta, None, ChanGeom { n: 1, c: c_out, hw: c_w * kk });
+            let dxb = if depthwise { b.dwconv2d_bwd_data(&da, &wb, g) } else { b.conv2d_bwd_data(&da, &wb, g) };
             let dbn = b.sign_ste_bwd(&bn.y, &dxb);
             let gamma_v = gamma.map(|id| &t.params.get(id).value);
             let grads = b.batch_norm_bwd(t.value(x), &dbn, &bn.mean, &bn.inv_std, gamma_v, true, cg);

@@ -71,7 +71,7 @@ pub(super) fn binarize_weights(w: &[f32], c_out: usize, c_in: usize, kk: usize) 
     }
     for (f, b) in centered.chunks_exact_mut(filter).zip(&mut beta) {
         for t in 0..kk {
-            let mean = (0..c_in).map(|i| f[i * kk + t] as f64).sum::<f64>() / c_in as f64;
+            let mean = if c_in == 1 { 0.0 } else { (0..c_in).map(|i| f[i * kk + t] as f64).sum::<f64>() / c_in as f64 };
             for i in 0..c_in {
                 f[i * kk + t] = (f[i * kk + t] - mean as f32).clamp(-1.0, 1.0);
             }
@@ -80,6 +80,17 @@ pub(super) fn binarize_weights(w: &[f32], c_out: usize, c_in: usize, kk: usize) 
     }
     let sign = centered.iter().map(|&v| if v >= 0.0 { 1.0 } else { -1.0 }).collect();
     (centered, sign, beta)
+}
+
+/// The `(1 - 1/c_in)` of the weight gradient: the derivative of the centring over input
+/// channels. A depthwise filter (`c_in == 1`) has no channel axis to centre over (centring
+/// would zero it), so it is only clamped and its factor is 1.
+pub(crate) fn centring_factor(c_in: usize) -> f32 {
+    if c_in == 1 {
+        1.0
+    } else {
+        1.0 - 1.0 / c_in as f32
+    }
 }
 
 /// The reference's latent-weight gradient (see `Backend::binarize_weights_bwd`):
@@ -101,7 +112,7 @@ pub(super) fn binarize_weights_bwd(
     if n == 0 {
         return dw;
     }
-    let factor = (1.0 - 1.0 / c_in as f32) * n as f32;
+    let factor = centring_factor(c_in) * n as f32;
     let sgn = |v: f32| if v >= 0.0 { 1.0f32 } else { -1.0 };
     for (o, (dwf, (wf, gf))) in dw.chunks_exact_mut(n).zip(centered.chunks_exact(n).zip(g.chunks_exact(n))).enumerate()
     {

@@ -7,6 +7,7 @@
 
 mod conv;
 mod dense;
+mod depthwise;
 mod elementwise;
 mod gemm;
 mod loss_optim;
@@ -14,6 +15,10 @@ mod norm_pool;
 
 #[cfg(test)]
 mod tests_bwd;
+#[cfg(test)]
+mod tests_depthwise;
+#[cfg(test)]
+pub(crate) use tests_depthwise::dw_geoms;
 #[cfg(test)]
 mod tests_fwd;
 #[cfg(test)]
@@ -93,6 +98,19 @@ impl Cpu {
                     }
                 })
             });
+        }
+    }
+
+    /// Runs `f(row_index, row)` over the `row_len`-long rows of `out`, one task per row on
+    /// the pool however short `out` is (rows of heavy work, such as a weight gradient's).
+    fn for_each_row(&self, out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+        if row_len == 0 {
+            return;
+        }
+        if self.threads == 1 {
+            out.chunks_exact_mut(row_len).enumerate().for_each(|(r, row)| f(r, row));
+        } else {
+            self.pool.install(|| out.par_chunks_mut(row_len).enumerate().for_each(|(r, row)| f(r, row)));
         }
     }
 
@@ -186,6 +204,15 @@ impl Backend for Cpu {
     }
     fn conv2d_bwd_weight(&self, dy: &Vec<f32>, x: &Vec<f32>, g: ConvGeom) -> Vec<f32> {
         conv::backward_weight(self, dy, x, g)
+    }
+    fn dwconv2d(&self, x: &Vec<f32>, w: &Vec<f32>, g: ConvGeom) -> Vec<f32> {
+        depthwise::forward(self, x, w, g)
+    }
+    fn dwconv2d_bwd_data(&self, dy: &Vec<f32>, w: &Vec<f32>, g: ConvGeom) -> Vec<f32> {
+        depthwise::backward_data(self, dy, w, g)
+    }
+    fn dwconv2d_bwd_weight(&self, dy: &Vec<f32>, x: &Vec<f32>, g: ConvGeom) -> Vec<f32> {
+        depthwise::backward_weight(self, dy, x, g)
     }
     fn matmul(&self, a: &Vec<f32>, b: &Vec<f32>, g: MatGeom) -> Vec<f32> {
         dense::matmul(self, a, b, g)

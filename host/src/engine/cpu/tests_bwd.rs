@@ -299,12 +299,14 @@ fn binarize_weights_bwd_matches_the_reference_formula() {
     // dW = (beta * 1{|W| <= 1} * g + sign(W) * mean_filter(sign(W) * g)) * (1 - 1/c_in) * n.
     let mut rng = Rng::new(19);
     let cpu = cpu(2);
-    for (c_out, c_in, kk) in [(4, 3, 9), (2, 5, 25), (3, 1, 1)] {
+    for (c_out, c_in, kk) in [(4, 3, 9), (2, 5, 25), (3, 1, 1), (6, 1, 9)] {
         let w = randn(&mut rng, c_out * c_in * kk, 0.8);
         let bin = cpu.binarize_weights(&w, c_out, c_in, kk);
         let gr = randn(&mut rng, w.len(), 1.0);
         let got = cpu.binarize_weights_bwd(&bin.centered, &bin.beta, &gr, c_out, c_in, kk);
         let (wc, g64, n) = (to64(&bin.centered), to64(&gr), c_in * kk);
+        // A depthwise filter is not centred, so the centring's derivative is 1.
+        let centring = if c_in == 1 { 1.0 } else { 1.0 - 1.0 / c_in as f64 };
         let mut want = vec![0.0; w.len()];
         for o in 0..c_out {
             let beta = bin.beta[o] as f64;
@@ -312,7 +314,7 @@ fn binarize_weights_bwd_matches_the_reference_formula() {
             for j in 0..n {
                 let i = o * n + j;
                 let pass = if wc[i].abs() <= 1.0 { beta * g64[i] } else { 0.0 };
-                want[i] = (pass + naive::sign(wc[i]) * mean) * (1.0 - 1.0 / c_in as f64) * n as f64;
+                want[i] = (pass + naive::sign(wc[i]) * mean) * centring * n as f64;
             }
         }
         let err = max_rel_err(&got, &to32(&want));

@@ -236,12 +236,15 @@ fn softmax_losses_and_binarization_match_naive() {
     let (h, _) = cpu.softmax_entropy(&logits, rows, classes);
     check("softmax_entropy", &h, &[naive::softmax_entropy(&to64(&logits), rows, classes)]);
 
-    let (c_out, c_in, kk) = (4, 3, 9);
-    let w = randn(&mut rng, c_out * c_in * kk, 0.8);
-    let bin = cpu.binarize_weights(&w, c_out, c_in, kk);
-    let (centered, signs, beta) = naive::binarize_weights(&to64(&w), c_out, c_in, kk);
-    check("binarize_weights centered", &bin.centered, &centered);
-    assert_eq!(to64(&bin.sign), signs, "binarize_weights sign");
-    check("binarize_weights beta", &bin.beta, &beta);
-    assert!(centered.iter().any(|v| v.abs() == 1.0), "the test should exercise the clamp");
+    // A dense filter bank, and a depthwise one (one input channel: clamped, not centred).
+    for (c_out, c_in, kk) in [(4, 3, 9), (6, 1, 9)] {
+        let w = randn(&mut rng, c_out * c_in * kk, 0.8);
+        let bin = cpu.binarize_weights(&w, c_out, c_in, kk);
+        let (centered, signs, beta) = naive::binarize_weights(&to64(&w), c_out, c_in, kk);
+        check(&format!("binarize_weights centered [{c_out}, {c_in}, {kk}]"), &bin.centered, &centered);
+        assert_eq!(to64(&bin.sign), signs, "binarize_weights sign");
+        check("binarize_weights beta", &bin.beta, &beta);
+        assert!(centered.iter().any(|v| v.abs() == 1.0), "the test should exercise the clamp");
+        assert!(beta.iter().all(|&b| b > 0.0), "no filter binarizes to zero");
+    }
 }

@@ -106,6 +106,15 @@ impl Backend for Gpu {
     fn conv2d_bwd_weight(&self, dy: &GpuBuf, x: &GpuBuf, g: ConvGeom) -> GpuBuf {
         self.conv_pass(super::conv::ConvPass::BwdWeight, dy, x, None, g)
     }
+    fn dwconv2d(&self, x: &GpuBuf, w: &GpuBuf, g: ConvGeom) -> GpuBuf {
+        self.depthwise_fwd(x, w, g)
+    }
+    fn dwconv2d_bwd_data(&self, dy: &GpuBuf, w: &GpuBuf, g: ConvGeom) -> GpuBuf {
+        self.depthwise_bwd_data(dy, w, g)
+    }
+    fn dwconv2d_bwd_weight(&self, dy: &GpuBuf, x: &GpuBuf, g: ConvGeom) -> GpuBuf {
+        self.depthwise_bwd_weight(dy, x, g)
+    }
     fn matmul(&self, a: &GpuBuf, b: &GpuBuf, g: MatGeom) -> GpuBuf {
         self.gemm(a, b, g)
     }

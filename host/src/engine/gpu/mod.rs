@@ -11,6 +11,7 @@ mod backend_impl;
 mod batchnorm;
 mod binarize;
 mod conv;
+mod depthwise;
 mod elementwise;
 mod kernel;
 mod loss;
@@ -96,6 +97,7 @@ struct Shaders {
     reduce: Shader,
     matmul: Shader,
     conv: Shader,
+    depthwise: Shader,
     batchnorm: Shader,
     pool: Shader,
     loss: Shader,
@@ -196,6 +198,7 @@ impl Gpu {
             reduce: reduce::shader(&device)?,
             matmul: matmul::shader(&device)?,
             conv: conv::shader(&device)?,
+            depthwise: depthwise::shader(&device)?,
             batchnorm: batchnorm::shader(&device)?,
             pool: pool::shader(&device)?,
             loss: loss::shader(&device)?,

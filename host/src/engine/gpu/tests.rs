@@ -357,10 +357,32 @@ fn losses_match_cpu() {
 }
 
 #[test]
+fn depthwise_conv_matches_cpu() {
+    let (g, c) = (gpu(), cpu());
+    let mut rng = Rng::new(31);
+    for cg in crate::engine::cpu::dw_geoms() {
+        let (x, gx) = pair(&mut rng, cg.in_len());
+        let (w, gw) = pair(&mut rng, cg.c_in * cg.k * cg.k);
+        let (dy, gdy) = pair(&mut rng, cg.out_len());
+        check(&format!("dwconv2d {cg}"), &g.dwconv2d(&gx, &gw, cg), &c.dwconv2d(&x, &w, cg));
+        check(
+            &format!("dwconv2d_bwd_data {cg}"),
+            &g.dwconv2d_bwd_data(&gdy, &gw, cg),
+            &c.dwconv2d_bwd_data(&dy, &w, cg),
+        );
+        check(
+            &format!("dwconv2d_bwd_weight {cg}"),
+            &g.dwconv2d_bwd_weight(&gdy, &gx, cg),
+            &c.dwconv2d_bwd_weight(&dy, &x, cg),
+        );
+    }
+}
+
+#[test]
 fn binarize_matches_cpu() {
     let (g, c) = (gpu(), cpu());
     let mut rng = Rng::new(9);
-    for (c_out, c_in, kk) in [(4, 3, 9), (1, 1, 25), (5, 7, 1), (3, 16, 9)] {
+    for (c_out, c_in, kk) in [(4, 3, 9), (1, 1, 25), (5, 7, 1), (3, 16, 9), (6, 1, 9)] {
         let name = format!("[{c_out}, {c_in}, {kk}]");
         let w = randn(&mut rng, c_out * c_in * kk, 0.8);
         let (gr, gw) = pair(&mut rng, w.len());
