@@ -125,6 +125,9 @@ pub struct SearchArgs {
     /// Search without zeroise (the paper's Table 2 ablation).
     #[arg(long)]
     pub no_zeroise: bool,
+    /// Add binary separable convs 3x3 and 5x5 to the space (the paper's Table 1 ablation).
+    #[arg(long)]
+    pub with_sep_conv: bool,
     /// Cell template: bnas (inter-cell skip) or darts (no skip; the ablation).
     #[arg(long, value_enum, default_value = "bnas")]
     pub template: Template,
@@ -162,6 +165,7 @@ impl SearchArgs {
             lr_min: self.lr_min,
             alpha_lr: self.alpha_lr,
             zeroise: !self.no_zeroise,
+            sep_conv: self.with_sep_conv,
             template: self.template,
             zeroise_gamma: self.zeroise_gamma,
             seed: self.seed,

@@ -63,7 +63,7 @@ pub fn print_info(genotype: &str, layers: usize, channels: usize, dataset: &str)
     let (input, classes) = dataset_shape(dataset)?;
     let cfg = NetConfig { layers, channels, classes, input, template: Template::Bnas };
     let (c, net, mut params, bufs) = cost(&g, &cfg)?;
-    let (packed, arena) = packed_size(&net, &mut params, &bufs)?;
+    let packed = packed_size(&net, &mut params, &bufs);
     println!("genotype {genotype}\n{}", g.summary());
     println!("network: {layers} layers, {channels} channels, input {input:?}, {classes} classes");
     println!("parameters:        {:>14}", group_digits(c.parameters as u64));
@@ -71,8 +71,14 @@ pub fn print_info(genotype: &str, layers: usize, channels: usize, dataset: &str)
     println!("binary MACs/image: {:>14}", group_digits(c.binary_macs));
     println!("FP MACs/image:     {:>14}", group_digits(c.fp_macs));
     println!("FLOPs (BOPs/64 + FLOPs): {:.2} M", c.flops() / 1e6);
-    println!("packed model bytes: {:>13}", group_digits(packed as u64));
-    println!("inference arena bytes (batch 1): {}", group_digits(arena as u64));
+    match packed {
+        Ok((packed, arena)) => {
+            println!("packed model bytes: {:>13}", group_digits(packed as u64));
+            println!("inference arena bytes (batch 1): {}", group_digits(arena as u64));
+        }
+        // A network the device format cannot hold still has its training costs above.
+        Err(e) => println!("packed model: none ({e})"),
+    }
     Ok(())
 }
 

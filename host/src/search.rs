@@ -48,6 +48,9 @@ pub struct SearchConfig {
     pub grad_clip: Option<f32>,
     /// Keep zeroise in the space (the paper's Table 2 ablation turns it off).
     pub zeroise: bool,
+    /// Add the binary separable convs to the space (the paper's Table 1 ablation).
+    #[serde(default)]
+    pub sep_conv: bool,
     pub template: Template,
     /// Divide the zeroise weight by this before deriving (1: off; the paper's transfer uses 3).
     pub zeroise_gamma: f32,
@@ -79,6 +82,7 @@ impl Default for SearchConfig {
             alpha_weight_decay: 1e-3,
             grad_clip: Some(5.0),
             zeroise: true,
+            sep_conv: false,
             template: Template::Bnas,
             zeroise_gamma: 1.0,
             seed: 0,
@@ -132,8 +136,14 @@ pub struct StepOut {
 impl<B: Backend> Searcher<B> {
     pub fn new(b: &B, cfg: &SearchConfig, net_cfg: &NetConfig) -> Self {
         let (mut params, mut bufs) = (ParamStore::default(), Buffers::default());
-        let net =
-            SuperNet::new(b, net_cfg, SearchSpace::new(cfg.zeroise), &mut params, &mut bufs, &mut Rng::new(cfg.seed));
+        let net = SuperNet::new(
+            b,
+            net_cfg,
+            SearchSpace::new(cfg.zeroise, cfg.sep_conv),
+            &mut params,
+            &mut bufs,
+            &mut Rng::new(cfg.seed),
+        );
         let weight_ids = params.ids(Group::Weight).collect();
         let arch_ids = params.ids(Group::Arch).collect();
         let n = params.params.len();

@@ -104,6 +104,13 @@ fn err(e: bnas_device::build::BuildError) -> anyhow::Error {
     anyhow!("packing the network: {e}")
 }
 
+fn no_sep_conv(op: crate::nn::genotype::Op) -> anyhow::Error {
+    anyhow!(
+        "the genotype uses {op}: binary separable convs (the --with-sep-conv ablation) train and evaluate \
+         on the host, but the packed format has no depthwise binary conv, so this network cannot be exported"
+    )
+}
+
 /// Lowers `net` with its trained parameters to packed model bytes. The model takes u8
 /// pixels with the dataset normalization folded in.
 pub fn lower<B: Backend>(
@@ -113,6 +120,10 @@ pub fn lower<B: Backend>(
     bufs: &Buffers<B>,
     norm: &Normalization,
 ) -> Result<Vec<u8>> {
+    let cells = [&net.genotype.normal, &net.genotype.reduce];
+    if let Some((op, _)) = cells.iter().flat_map(|c| &c.ops).find(|(op, _)| op.sep_conv_shape().is_some()) {
+        return Err(no_sep_conv(*op));
+    }
     params.refresh_binary(b, false);
     let r = Reader { b, params, bufs };
     let [c, h, w] = net.cfg.input;
@@ -176,6 +187,7 @@ pub fn lower<B: Backend>(
                     EdgeOp::MaxPool { stride } => m.max_pool(x, *stride, dst).map_err(err)?,
                     EdgeOp::AvgPool { stride } => m.avg_pool(x, *stride, dst).map_err(err)?,
                     EdgeOp::Conv(l) => m.bin_conv(x, &r.bin_conv(l), dst).map_err(err)?,
+                    EdgeOp::SepConv(_) => return Err(no_sep_conv(crate::nn::genotype::Op::BinSepConv3)),
                 }
                 if written {
                     m.add(target, dst, target).map_err(err)?;

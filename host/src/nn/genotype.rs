@@ -24,12 +24,31 @@ pub enum Op {
     BinDilConv3,
     #[serde(rename = "bin_dil_conv_5x5")]
     BinDilConv5,
+    /// Binary separable convs: not in S_B; `--with-sep-conv` adds them for the paper's
+    /// Table 1 ablation (they binarize badly).
+    #[serde(rename = "bin_sep_conv_3x3")]
+    BinSepConv3,
+    #[serde(rename = "bin_sep_conv_5x5")]
+    BinSepConv5,
 }
 
 impl Op {
     /// S_B in the order the search uses: zeroise first.
     pub const SEARCH_SPACE: [Op; 7] =
         [Op::Zeroise, Op::MaxPool3, Op::AvgPool3, Op::BinConv3, Op::BinConv5, Op::BinDilConv3, Op::BinDilConv5];
+
+    /// Every op a genotype may name: S_B and the separable convs of the ablation.
+    pub const ALL: [Op; 9] = [
+        Op::Zeroise,
+        Op::MaxPool3,
+        Op::AvgPool3,
+        Op::BinConv3,
+        Op::BinConv5,
+        Op::BinDilConv3,
+        Op::BinDilConv5,
+        Op::BinSepConv3,
+        Op::BinSepConv5,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -40,11 +59,22 @@ impl Op {
             Op::BinConv5 => "bin_conv_5x5",
             Op::BinDilConv3 => "bin_dil_conv_3x3",
             Op::BinDilConv5 => "bin_dil_conv_5x5",
+            Op::BinSepConv3 => "bin_sep_conv_3x3",
+            Op::BinSepConv5 => "bin_sep_conv_5x5",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Op> {
-        Op::SEARCH_SPACE.into_iter().find(|op| op.name() == name)
+        Op::ALL.into_iter().find(|op| op.name() == name)
+    }
+
+    /// `(k, padding)` of a binary separable conv op; `None` for the others.
+    pub fn sep_conv_shape(self) -> Option<(usize, usize)> {
+        match self {
+            Op::BinSepConv3 => Some((3, 1)),
+            Op::BinSepConv5 => Some((5, 2)),
+            _ => None,
+        }
     }
 
     /// `(k, padding, dilation)` of a binary conv op; `None` for the others.
@@ -226,7 +256,7 @@ impl Genotype {
             let mut ops = Vec::with_capacity(2 * STEPS);
             for (pos, (name, input)) in raw.ops.into_iter().enumerate() {
                 let op = Op::from_name(&name).ok_or_else(|| {
-                    let valid: Vec<&str> = Op::SEARCH_SPACE.iter().map(|o| o.name()).collect();
+                    let valid: Vec<&str> = Op::ALL.iter().map(|o| o.name()).collect();
                     invalid(pos, format!("unknown op '{name}'; valid ops are {}", valid.join(", ")))
                 })?;
                 let max = 2 + pos / 2;
@@ -274,6 +304,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn separable_convs_parse_by_name() {
+        let g = Genotype::parse(
+            &with_normal(
+                r#"[["bin_sep_conv_3x3",0],["bin_sep_conv_5x5",1],["zeroise",0],["zeroise",1],["zeroise",0],["zeroise",1],["zeroise",0],["zeroise",1]]"#,
+            ),
+            "g.json",
+        )
+        .unwrap();
+        assert_eq!(g.normal.ops[..2], [(Op::BinSepConv3, 0), (Op::BinSepConv5, 1)]);
+        assert_eq!(Genotype::parse(&g.to_json(), "again").unwrap(), g);
+    }
+
+    #[test]
     fn builtin_round_trips_through_json() {
         for g in [Genotype::bnas_a(), Genotype::bnas_imagenet()] {
             let back = Genotype::parse(&g.to_json(), "test").unwrap();
@@ -298,7 +341,7 @@ mod tests {
         ));
         println!("{e}");
         assert!(e.starts_with("g.json: normal cell, position 0: unknown op 'bin_conv_7x7'"), "{e}");
-        assert!(e.contains("bin_dil_conv_5x5"), "{e}");
+        assert!(e.contains("bin_dil_conv_5x5") && e.contains("bin_sep_conv_5x5"), "{e}");
         let e = err_of(&with_normal(
             r#"[["zeroise",0],["zeroise",1],["zeroise",3],["zeroise",1],["zeroise",0],["zeroise",1],["zeroise",0],["zeroise",1]]"#,
         ));

@@ -126,6 +126,8 @@ pub struct BinConvLayer {
     pub w: ParamId,
     /// Index among the network's binary convs (evaluation threshold cache, export order).
     pub index: usize,
+    /// One filter per channel (`[c, 1, k, k]` weights): the depthwise half of a separable conv.
+    pub depthwise: bool,
 }
 
 impl BinConvLayer {
@@ -147,7 +149,26 @@ impl BinConvLayer {
         b.binary_macs += (c_out * c_in * spec.k * spec.k * out_hw) as u64;
         let index = b.bin_convs;
         b.bin_convs += 1;
-        Self { name: name.to_string(), c_in, c_out, spec, bn, w, index }
+        Self { name: name.to_string(), c_in, c_out, spec, bn, w, index, depthwise: false }
+    }
+
+    /// A depthwise binary conv over `c` channels (same init rule, fan-out `k*k`).
+    pub fn depthwise<B: Backend>(
+        b: &mut Builder<'_, B>,
+        name: &str,
+        c: usize,
+        spec: ConvSpec,
+        affine: bool,
+        out_hw: usize,
+    ) -> Self {
+        let bn = BnLayer::new(b, &format!("{name}.bn"), c, affine);
+        let std = (2.0 / (spec.k * spec.k) as f32).sqrt();
+        let init: Vec<f32> = (0..c * spec.k * spec.k).map(|_| b.rng.normal() * std).collect();
+        let w = b.params.add_binary(b.backend, format!("{name}.weight"), [c, 1, spec.k, spec.k], init);
+        b.binary_macs += (c * spec.k * spec.k * out_hw) as u64;
+        let index = b.bin_convs;
+        b.bin_convs += 1;
+        Self { name: name.to_string(), c_in: c, c_out: c, spec, bn, w, index, depthwise: true }
     }
 
     pub fn forward<B: Backend>(
@@ -166,7 +187,60 @@ impl BinConvLayer {
             let (flip, neg_thr) = &cache.thresholds[self.index];
             SignInput::Threshold { flip, neg_thr }
         };
-        t.bin_conv(x, self.w, sign_in, self.spec)
+        if self.depthwise {
+            t.bin_dwconv(x, self.w, sign_in, self.spec)
+        } else {
+            t.bin_conv(x, self.w, sign_in, self.spec)
+        }
+    }
+}
+
+/// Binary separable conv (the paper's Table 1 ablation, not in S_B): DARTS's separable conv,
+/// depthwise `k x k` then pointwise 1x1, twice, the first depthwise carrying the stride,
+/// with each of the four convs a binary conv op (BN -> sign -> XNOR conv -> ReLU). Stacking
+/// binary convs multiplies their scale factors' quantization error (bnas-method.md).
+#[derive(Debug, Clone)]
+pub struct BinSepConvLayer {
+    /// Depthwise, pointwise, depthwise, pointwise.
+    pub convs: [BinConvLayer; 4],
+}
+
+impl BinSepConvLayer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new<B: Backend>(
+        b: &mut Builder<'_, B>,
+        name: &str,
+        c: usize,
+        k: usize,
+        pad: usize,
+        stride: usize,
+        affine: bool,
+        out_hw: usize,
+    ) -> Self {
+        let one = ConvSpec { k: 1, stride: 1, pad: 0, dil: 1 };
+        let dw1 =
+            BinConvLayer::depthwise(b, &format!("{name}.dw1"), c, ConvSpec { k, stride, pad, dil: 1 }, affine, out_hw);
+        let pw1 = BinConvLayer::new(b, &format!("{name}.pw1"), c, c, one, affine, out_hw);
+        let dw2 = BinConvLayer::depthwise(
+            b,
+            &format!("{name}.dw2"),
+            c,
+            ConvSpec { k, stride: 1, pad, dil: 1 },
+            affine,
+            out_hw,
+        );
+        let pw2 = BinConvLayer::new(b, &format!("{name}.pw2"), c, c, one, affine, out_hw);
+        Self { convs: [dw1, pw1, dw2, pw2] }
+    }
+
+    pub fn forward<B: Backend>(
+        &self,
+        t: &mut Tape<'_, B>,
+        bufs: &mut Buffers<B>,
+        eval: Option<&EvalCache<B>>,
+        x: Var,
+    ) -> Result<Var, ShapeError> {
+        self.convs.iter().try_fold(x, |y, conv| conv.forward(t, bufs, eval, y))
     }
 }
 

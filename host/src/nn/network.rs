@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::genotype::{Cell, Genotype, Op, STEPS};
-use super::layers::{BinConvLayer, BnLayer, Builder, ConvLayer, EvalCache};
+use super::layers::{BinConvLayer, BinSepConvLayer, BnLayer, Builder, ConvLayer, EvalCache};
 use crate::engine::{Backend, Buffers, ConvSpec, ParamStore, ShapeError, Tape, Var};
 use crate::rng::Rng;
 
@@ -150,6 +150,7 @@ pub enum EdgeOp {
     MaxPool { stride: usize },
     AvgPool { stride: usize },
     Conv(BinConvLayer),
+    SepConv(Box<BinSepConvLayer>),
 }
 
 #[derive(Debug, Clone)]
@@ -252,6 +253,10 @@ fn edge_op<B: Backend>(b: &mut Builder<'_, B>, name: &str, op: Op, c: usize, str
         Op::Zeroise => EdgeOp::Zero { stride },
         Op::MaxPool3 => EdgeOp::MaxPool { stride },
         Op::AvgPool3 => EdgeOp::AvgPool { stride },
+        Op::BinSepConv3 | Op::BinSepConv5 => {
+            let (k, pad) = op.sep_conv_shape().expect("separable conv op");
+            EdgeOp::SepConv(Box::new(BinSepConvLayer::new(b, name, c, k, pad, stride, true, out_hw)))
+        }
         conv => {
             let (k, pad, dil) = conv.conv_shape().expect("binary conv op");
             EdgeOp::Conv(BinConvLayer::new(b, name, c, c, ConvSpec { k, stride, pad, dil }, true, out_hw))
@@ -314,8 +319,10 @@ impl Network {
             out.push(&cell.pre0);
             out.push(&cell.pre1);
             for (op, _) in &cell.edges {
-                if let EdgeOp::Conv(l) = op {
-                    out.push(l);
+                match op {
+                    EdgeOp::Conv(l) => out.push(l),
+                    EdgeOp::SepConv(sep) => out.extend(sep.convs.iter()),
+                    _ => {}
                 }
             }
         }
@@ -368,6 +375,7 @@ fn cell_forward<B: Backend>(
                 EdgeOp::MaxPool { stride } => t.max_pool(x, *stride)?,
                 EdgeOp::AvgPool { stride } => t.avg_pool(x, *stride)?,
                 EdgeOp::Conv(l) => l.forward(t, bufs, eval, x)?,
+                EdgeOp::SepConv(sep) => sep.forward(t, bufs, eval, x)?,
             };
             let y = match drop_path.as_mut() {
                 Some((p, rng)) if *p > 0.0 => {

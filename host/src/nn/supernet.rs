@@ -2,7 +2,7 @@
 //! reduction cells, and the genotype derivation that keeps zeroise (bnas-method.md).
 
 use super::genotype::{Cell, Genotype, Op, EDGES, STEPS};
-use super::layers::{BinConvLayer, BnLayer, Builder, ConvLayer, EvalCache};
+use super::layers::{BinConvLayer, BinSepConvLayer, BnLayer, Builder, ConvLayer, EvalCache};
 use super::network::{cell_plans, preprocess_specs, CellPlan, NetConfig, Skip, Stem, MULT};
 use crate::engine::{Backend, Buffers, ConvSpec, Group, ParamId, ParamStore, ShapeError, Tape, Var};
 use crate::rng::Rng;
@@ -17,9 +17,14 @@ pub struct SearchSpace {
 }
 
 impl SearchSpace {
-    /// S_B, optionally without zeroise (the paper's Table 2 ablation).
-    pub fn new(zeroise: bool) -> Self {
-        Self { ops: Op::SEARCH_SPACE.into_iter().filter(|&op| zeroise || op != Op::Zeroise).collect() }
+    /// S_B, optionally without zeroise (the paper's Table 2 ablation) and with the binary
+    /// separable convs added (Table 1).
+    pub fn new(zeroise: bool, sep_conv: bool) -> Self {
+        let mut ops: Vec<Op> = Op::SEARCH_SPACE.into_iter().filter(|&op| zeroise || op != Op::Zeroise).collect();
+        if sep_conv {
+            ops.extend([Op::BinSepConv3, Op::BinSepConv5]);
+        }
+        Self { ops }
     }
 
     /// How many leading ops are zeroise (0 or 1): they contribute nothing to the sum.
@@ -42,6 +47,7 @@ pub enum SearchOp {
         bn: BnLayer,
     },
     Conv(BinConvLayer),
+    SepConv(Box<BinSepConvLayer>),
 }
 
 /// Full-precision preprocessing of the supernet: BN (not affine) -> conv -> ReLU.
@@ -115,10 +121,13 @@ impl SuperNet {
                             search_op(&mut b, &format!("{name}.edge{e}.{}", op.name()), op, plan.c, stride, plan.hw_out)
                         })
                         .collect::<Vec<_>>();
-                    bin_convs.extend(ops.iter().filter_map(|op| match op {
-                        SearchOp::Conv(l) => Some(l.clone()),
-                        _ => None,
-                    }));
+                    for op in &ops {
+                        match op {
+                            SearchOp::Conv(l) => bin_convs.push(l.clone()),
+                            SearchOp::SepConv(sep) => bin_convs.extend(sep.convs.iter().cloned()),
+                            _ => {}
+                        }
+                    }
                     edges.push(ops);
                 }
             }
@@ -209,6 +218,7 @@ impl SuperNet {
                             bn.forward(t, bufs, y)?
                         }
                         SearchOp::Conv(l) => l.forward(t, bufs, eval, x)?,
+                        SearchOp::SepConv(sep) => sep.forward(t, bufs, eval, x)?,
                     });
                 }
                 let w = t.slice(weights, e * k + z, k - z)?;
@@ -248,6 +258,10 @@ fn search_op<B: Backend>(
         Op::Zeroise => SearchOp::Zero,
         Op::MaxPool3 => SearchOp::MaxPool { stride, bn: BnLayer::new(b, &format!("{name}.bn"), c, false) },
         Op::AvgPool3 => SearchOp::AvgPool { stride, bn: BnLayer::new(b, &format!("{name}.bn"), c, false) },
+        Op::BinSepConv3 | Op::BinSepConv5 => {
+            let (k, pad) = op.sep_conv_shape().expect("separable conv op");
+            SearchOp::SepConv(Box::new(BinSepConvLayer::new(b, name, c, k, pad, stride, false, hw_out * hw_out)))
+        }
         conv => {
             let (k, pad, dil) = conv.conv_shape().expect("binary conv op");
             SearchOp::Conv(BinConvLayer::new(b, name, c, c, ConvSpec { k, stride, pad, dil }, false, hw_out * hw_out))
@@ -314,7 +328,7 @@ mod tests {
 
     #[test]
     fn derivation_keeps_zeroise_top2_edges_and_gamma() {
-        let space = SearchSpace::new(true);
+        let space = SearchSpace::new(true, false);
         let k = space.ops.len();
         // Node 0: edge 0 strongly zeroise, edge 1 weakly bin_conv_3x3 (index 3).
         // Node 1: edges from 0, 1, 2; edge 2 (from node 0) strongest with max_pool.

@@ -68,14 +68,40 @@ fn imagenet_cell_fashion_mnist_matches_the_anchor_less_skip_affine() {
     assert_eq!(n + 2 * (64 + 128), 1_265_436);
 }
 
-/// Gradient of a scalar loss w.r.t. the alphas of a tiny supernet, against central differences.
+/// bnas-a with its normal cell's `(bin_conv_3x3, 1)` made a `bin_sep_conv_5x5`: the count
+/// changes by, per normal cell at C, the separable conv (per binary conv op BN 2*c_in plus
+/// weights: depthwise C*25, pointwise C*C, twice) less the 3x3 conv it replaces.
+#[test]
+fn separable_conv_genotype_matches_the_hand_count() {
+    let mut g = Genotype::bnas_a();
+    assert_eq!(g.normal.ops[2], (super::genotype::Op::BinConv3, 1));
+    g.normal.ops[2].0 = super::genotype::Op::BinSepConv5;
+    let sep = |c: i64| 2 * ((2 * c + c * 25) + (2 * c + c * c));
+    let conv3 = |c: i64| 2 * c + c * c * 9;
+    let delta: i64 = [16, 16, 32, 32, 64, 64].iter().map(|&c| sep(c) - conv3(c)).sum();
+    let (base, _) = count(&Genotype::bnas_a(), &cfg(8, 16, [1, 28, 28]));
+    let (n, net) = count(&g, &cfg(8, 16, [1, 28, 28]));
+    println!("bnas-a with bin_sep_conv_5x5, 8 x 16: {n} parameters (bnas-a {base}, hand delta {delta})");
+    assert_eq!(n as i64, base as i64 + delta);
+    // 6 normal cells: pre0, pre1, the dilated conv and the separable conv's four.
+    assert_eq!(net.bin_conv_layers().len(), 6 * 7 + 2 * 2);
+}
+
+/// Gradient of a scalar loss w.r.t. the alphas of a tiny supernet, against central differences,
+/// for S_B and for S_B with the separable convs.
 #[test]
 fn supernet_alpha_gradients_match_finite_differences() {
+    for sep_conv in [false, true] {
+        alpha_gradients_match_finite_differences(SearchSpace::new(true, sep_conv));
+    }
+}
+
+fn alpha_gradients_match_finite_differences(space: SearchSpace) {
     let cpu = Cpu::new(Some(2)).unwrap();
     let c = NetConfig { layers: 1, channels: 4, classes: 3, input: [1, 6, 6], template: Template::Bnas };
     let (mut p, mut bufs) = (ParamStore::default(), Buffers::default());
     let mut rng = Rng::new(7);
-    let net = SuperNet::new(&cpu, &c, SearchSpace::new(true), &mut p, &mut bufs, &mut rng);
+    let net = SuperNet::new(&cpu, &c, space, &mut p, &mut bufs, &mut rng);
     // Alphas large enough that the softmax is not flat.
     for id in [net.alpha_normal, net.alpha_reduce] {
         let v: Vec<f32> = (0..cpu.len(&p.get(id).value)).map(|_| rng.normal()).collect();
@@ -127,7 +153,8 @@ fn supernet_alpha_gradients_match_finite_differences() {
         b.value = s;
     }
     println!(
-        "alpha gradient vs central differences: {checked} entries, largest error {worst:.2e} of the gradient scale"
+        "alpha gradient vs central differences ({} ops): {checked} entries, largest error {worst:.2e} of the gradient scale",
+        net.space.ops.len()
     );
     assert!(worst < 2e-2, "alpha gradient error {worst}");
 }
