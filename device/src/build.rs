@@ -6,7 +6,7 @@
 #![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::panic)] // host-side code, not the inference path
 
 use crate::format::{self, kind, words_for};
-use crate::model::{bin_scratch_words, TensorId};
+use crate::model::{bin_scratch_words, ConvGeom, TensorId};
 use crate::plan::{self, Block};
 use std::fmt;
 
@@ -371,8 +371,20 @@ impl ModelBuilder {
             last_read[r] = last_read[r].max(step);
             if let Op::BinConv { x, p, .. } = op {
                 let d = self.defs[x.index()];
-                scratch_blocks
-                    .push((i, Block { words: bin_scratch_words(d.c, p.c_out, p.k, d.h, d.w), start: step, end: step }));
+                scratch_blocks.push((
+                    i,
+                    Block {
+                        words: bin_scratch_words(
+                            d.c,
+                            p.c_out,
+                            ConvGeom { k: p.k, stride: p.stride, pad: p.pad, dil: p.dil },
+                            d.h,
+                            d.w,
+                        ),
+                        start: step,
+                        end: step,
+                    },
+                ));
             }
         }
         let (lr, _, _) = self.span(logits);

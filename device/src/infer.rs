@@ -179,19 +179,17 @@ impl Model<'_> {
             }
             Node::BinConv(b) => {
                 let (xi, xr) = self.info(b.x)?;
-                let row_len = b.geom.k * b.geom.k * b.words_per_tap();
-                let head = row_len + b.c_out * b.geom.k * b.geom.k;
+                let n_bits = xi.h * xi.w * b.words_per_tap();
                 let scratch = b.scratch..b.scratch + b.scratch_words(xi.h, xi.w);
                 {
                     let (rd, sc) = split(arena, scratch.clone())?;
-                    let bits = sc.get_mut(head..).ok_or(OVERLAP)?;
+                    let bits = sc.get_mut(..n_bits).ok_or(OVERLAP)?;
                     kernels::binarize(f32s(rd.read(xr)?), xi.h * xi.w, b.flip, b.threshold, bits);
                 }
                 let (before, o, after) = split3(arena, out_r.clone())?;
                 let sc = other_mut(before, after, &out_r, scratch)?;
-                let (row, rest) = sc.split_at_mut_checked(row_len).ok_or(OVERLAP)?;
-                let (sums, bits) = rest.split_at_mut_checked(head - row_len).ok_or(OVERLAP)?;
-                kernels::bin_conv(bits, shape(&xi), b.geom, b.scale, b.packed, row, sums, f32s_mut(o), os);
+                let (bits, work) = sc.split_at_mut_checked(n_bits).ok_or(OVERLAP)?;
+                kernels::bin_conv_dense(bits, shape(&xi), b.geom, b.scale, b.packed, work, f32s_mut(o), os);
             }
             Node::MaxPool { x, stride, .. } | Node::AvgPool { x, stride, .. } => {
                 let (xi, xr) = self.info(x)?;

@@ -4,9 +4,11 @@
 //! slices with iterators and `get`, so a wrong length yields fewer writes, never a panic.
 
 mod bin_conv;
+mod bin_conv_dense;
 mod float;
 
 pub use bin_conv::{bin_conv, binarize};
+pub use bin_conv_dense::{bin_conv_dense, dense_work_words, out_width, row_words};
 pub use float::{add_assign, add_into, affine, avg_pool, conv2d, global_avg_pool, linear, max_pool, reciprocal};
 
 /// A CHW shape.

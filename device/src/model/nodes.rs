@@ -80,8 +80,8 @@ pub struct BinConvNode<'a> {
     pub c_in: usize,
     pub c_out: usize,
     pub geom: ConvGeom,
-    /// Arena word offset of this node's scratch: `[k*k*words]` row, `[c_out*k*k]` per-tap weight
-    /// sums, then `[h_in*w_in*words]` bits.
+    /// Arena word offset of this node's scratch: `[h_in*w_in*words]` input bits, then the dense
+    /// kernel's work words (see [`bin_scratch_words`]).
     pub scratch: usize,
     /// `[c_in]`, each +1, -1 or 0.
     pub flip: &'a [f32],
@@ -98,9 +98,9 @@ impl BinConvNode<'_> {
     pub fn words_per_tap(&self) -> usize {
         words_for(self.c_in)
     }
-    /// Scratch words this node needs: the im2col row, the per-tap weight sums, the packed input bits.
+    /// Scratch words this node needs: the packed input bits and the dense kernel's work words.
     pub fn scratch_words(&self, h_in: usize, w_in: usize) -> usize {
-        bin_scratch_words(self.c_in, self.c_out, self.geom.k, h_in, w_in)
+        bin_scratch_words(self.c_in, self.c_out, self.geom, h_in, w_in)
     }
     /// Weight `[o, c, ky, kx]` as +1.0 or -1.0 (`None` outside the shape).
     pub fn weight(&self, o: usize, c: usize, ky: usize, kx: usize) -> Option<f32> {
@@ -121,10 +121,12 @@ impl BinConvNode<'_> {
     }
 }
 
-/// Scratch words of a binary conv: `k*k*words` (row) + `c_out*k*k` (tap sums) + `h_in*w_in*words` (bits).
-pub fn bin_scratch_words(c_in: usize, c_out: usize, k: usize, h_in: usize, w_in: usize) -> usize {
-    let wpt = words_for(c_in);
-    k * k * wpt + c_out * k * k + h_in * w_in * wpt
+/// Scratch words of a binary conv: `h_in*w_in*words` input bits (`words = ceil(c_in/32)`), then
+/// [`crate::kernels::dense_work_words`]: `(c_out*k + h_in*w_out + w_out + 2*k) * ceil(k*c_in/32)`
+/// for the repacked weights, window rows, column masks, im2col row and its mask.
+pub fn bin_scratch_words(c_in: usize, c_out: usize, g: ConvGeom, h_in: usize, w_in: usize) -> usize {
+    let bits = h_in.saturating_mul(w_in).saturating_mul(words_for(c_in));
+    bits.saturating_add(crate::kernels::dense_work_words(c_in, c_out, g, h_in, w_in))
 }
 
 /// One step of the network. Every node writes exactly one tensor, `out`.

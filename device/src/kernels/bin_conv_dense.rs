@@ -1,0 +1,268 @@
+//! The binary conv over dense bit rows: the device's inference kernel.
+//!
+//! The packed weights keep one word group per tap (`[c_out, k*k, ceil(c_in/32)]`), so a 3x3 conv
+//! over 12 channels spends 9 words on 108 bits. Here each kernel row (the `k` taps of one `ky`,
+//! `k*c_in` bits back to back) is one dense bit string of `row_words = ceil(k*c_in/32)` words:
+//! - the weights are repacked that way once per call (`[c_out, k, row_words]`);
+//! - the input is gathered once per call into "window rows" `[h_in, w_out, row_words]`: for input
+//!   row `iy` and output column `ox`, the `k` taps `ix = ox*stride - pad + kx*dil` back to back
+//!   (taps outside the image are 0 bits);
+//! - an output pixel's im2col row is then `k` word copies of window rows, one per `ky` inside
+//!   the image: kernel rows outside the image are skipped, not counted.
+//!
+//! Taps outside the image contribute exactly 0, as zero padding after sign does in the float
+//! network: a skipped kernel row is simply not counted, and in a column whose window reaches
+//! outside the image the count is masked to the taps inside (`popcount((x ^ w) & mask)`), so
+//! `s = n_valid_bits - 2 * popcount` sums +-1 over the valid taps only.
+
+use super::Shape;
+use crate::format::{words_for, BITS};
+use crate::model::ConvGeom;
+use crate::popcount::{xor_popcount, xor_popcount_masked};
+
+/// Words of one dense kernel row: `ceil(k * c_in / 32)`.
+pub fn row_words(c_in: usize, k: usize) -> usize {
+    (k.saturating_mul(c_in)).div_ceil(BITS)
+}
+
+/// Output width of a conv over `w_in` input columns (0 when the window does not fit).
+pub fn out_width(w_in: usize, g: ConvGeom) -> usize {
+    let span = g.dil.saturating_mul(g.k.saturating_sub(1)) + 1;
+    (w_in + 2 * g.pad).checked_sub(span).map_or(0, |d| d / g.stride.max(1) + 1)
+}
+
+/// Work words [`bin_conv_dense`] needs besides the input bits: repacked weights
+/// `c_out*k*row_words`, window rows `h_in*w_out*row_words`, column masks `w_out*row_words`, and
+/// the im2col row and its mask, `k*row_words` each.
+pub fn dense_work_words(c_in: usize, c_out: usize, g: ConvGeom, h_in: usize, w_in: usize) -> usize {
+    let rw = row_words(c_in, g.k);
+    let w_out = out_width(w_in, g);
+    c_out
+        .saturating_mul(g.k)
+        .saturating_add(h_in.saturating_mul(w_out))
+        .saturating_add(w_out)
+        .saturating_add(2 * g.k)
+        .saturating_mul(rw)
+}
+
+/// Appends bit strings to a word slice, LSB first; words it never reaches are left alone.
+struct BitSink<'a> {
+    out: core::slice::IterMut<'a, u32>,
+    cur: u32,
+    fill: u32,
+}
+
+impl<'a> BitSink<'a> {
+    fn new(out: &'a mut [u32]) -> Self {
+        Self { out: out.iter_mut(), cur: 0, fill: 0 }
+    }
+    /// Appends the low `n` bits of `v` (1 <= n <= 32; `v`'s bits above `n` must be 0).
+    #[inline(always)]
+    fn push(&mut self, v: u32, n: u32) {
+        self.cur |= v << self.fill;
+        let end = self.fill + n;
+        if end >= 32 {
+            if let Some(d) = self.out.next() {
+                *d = self.cur;
+            }
+            self.cur = v.checked_shr(32 - self.fill).unwrap_or(0);
+            self.fill = end - 32;
+        } else {
+            self.fill = end;
+        }
+    }
+    /// Appends `n` bits taken from `src` (LSB first), or `n` bits of `fill` where `src` is `None`.
+    #[inline(always)]
+    fn push_bits(&mut self, src: Option<&[u32]>, fill: u32, n: usize) {
+        let mut left = n;
+        let mut words = src.unwrap_or(&[]).iter();
+        while left > 0 {
+            let take = left.min(BITS) as u32;
+            let low = u32::MAX >> (32 - take);
+            let v = if src.is_some() { words.next().copied().unwrap_or(0) } else { fill };
+            self.push(v & low, take);
+            left -= take as usize;
+        }
+    }
+    /// Writes the partial last word and zeroes the words after it.
+    fn finish(mut self) {
+        if self.fill > 0 {
+            if let Some(d) = self.out.next() {
+                *d = self.cur;
+            }
+        }
+        self.out.for_each(|d| *d = 0);
+    }
+}
+
+/// XNOR-popcount conv over packed bits `[h_in*w_in, words]` (as [`super::binarize`] writes them)
+/// with weights `[c_out, k*k, words]`, `words = ceil(c_in/32)`, through dense kernel rows (see the
+/// module docs). `work` needs [`dense_work_words`] words. `out[o, p] = relu(s as f32 * scale[o])`
+/// with `s` the sum of +-1 products over the taps inside the image, exactly as [`super::bin_conv`].
+#[allow(clippy::too_many_arguments)]
+pub fn bin_conv_dense(
+    bits: &[u32],
+    xs: Shape,
+    g: ConvGeom,
+    scale: &[f32],
+    packed: &[u32],
+    work: &mut [u32],
+    out: &mut [f32],
+    os: Shape,
+) {
+    let (wpt, rw, k) = (words_for(xs.c), row_words(xs.c, g.k), g.k);
+    if wpt == 0 || rw == 0 || work.len() < dense_work_words(xs.c, os.c, g, xs.h, xs.w) || out_width(xs.w, g) != os.w {
+        return;
+    }
+    let Some((weights, rest)) = work.split_at_mut_checked(os.c * k * rw) else { return };
+    let Some((windows, rest)) = rest.split_at_mut_checked(xs.h * os.w * rw) else { return };
+    let Some((col_masks, rest)) = rest.split_at_mut_checked(os.w * rw) else { return };
+    let Some((row, row_mask)) = rest.split_at_mut_checked(k * rw) else { return };
+    // Weights: each (o, ky) kernel row's k taps back to back.
+    for (w_row, taps) in weights.chunks_exact_mut(rw).zip(packed.chunks_exact(k * wpt)) {
+        let mut sink = BitSink::new(w_row);
+        taps.chunks_exact(wpt).for_each(|t| sink.push_bits(Some(t), 0, xs.c));
+        sink.finish();
+    }
+    // Input column of tap kx for output column ox, if inside the image.
+    let col = |ox: usize, kx: usize| -> Option<usize> {
+        (ox * g.stride + kx * g.dil).checked_sub(g.pad).filter(|&ix| ix < xs.w)
+    };
+    for (ox, mask) in col_masks.chunks_exact_mut(rw).enumerate() {
+        let mut sink = BitSink::new(mask);
+        (0..k).for_each(|kx| sink.push_bits(None, if col(ox, kx).is_some() { u32::MAX } else { 0 }, xs.c));
+        sink.finish();
+    }
+    for (i, window) in windows.chunks_exact_mut(rw).enumerate() {
+        let (iy, ox) = (i / os.w, i % os.w);
+        let mut sink = BitSink::new(window);
+        for kx in 0..k {
+            let src = col(ox, kx).and_then(|ix| bits.get((iy * xs.w + ix) * wpt..(iy * xs.w + ix + 1) * wpt));
+            sink.push_bits(src, 0, xs.c);
+        }
+        sink.finish();
+    }
+    let ohw = os.hw();
+    for oy in 0..os.h {
+        // Kernel rows inside the image: ky in ky0..ky1 (taps are evenly spaced, so a range).
+        let row_of = |ky: usize| (oy * g.stride + ky * g.dil).checked_sub(g.pad).filter(|&iy| iy < xs.h);
+        let ky0 = (0..k).find(|&ky| row_of(ky).is_some()).unwrap_or(k);
+        let ky1 = (ky0..k).find(|&ky| row_of(ky).is_none()).unwrap_or(k);
+        let n = (ky1 - ky0) * rw;
+        for ox in 0..os.w {
+            for (j, seg) in row.chunks_exact_mut(rw).take(ky1 - ky0).enumerate() {
+                let at = (row_of(ky0 + j).unwrap_or(0) * os.w + ox) * rw;
+                let src = windows.get(at..at + rw).unwrap_or(&[]);
+                seg.iter_mut().zip(src).for_each(|(d, s)| *d = *s);
+            }
+            let kx_valid = (0..k).filter(|&kx| col(ox, kx).is_some()).count();
+            let mask = if kx_valid < k {
+                let m = col_masks.get(ox * rw..(ox + 1) * rw).unwrap_or(&[]);
+                for seg in row_mask.chunks_exact_mut(rw).take(ky1 - ky0) {
+                    seg.iter_mut().zip(m).for_each(|(d, s)| *d = *s);
+                }
+                Some(row_mask.get(..n).unwrap_or(&[]))
+            } else {
+                None
+            };
+            let x = row.get(..n).unwrap_or(&[]);
+            let full = ((ky1 - ky0) * kx_valid * xs.c) as i32;
+            let filters = Filters { weights, stride: k * rw, range: ky0 * rw..ky1 * rw };
+            pixel(x, mask, full, filters, scale, out, ohw.max(1), oy * os.w + ox);
+        }
+    }
+}
+
+/// Each filter's words for one pixel: words `range` of each `stride` words of `weights`.
+struct Filters<'a> {
+    weights: &'a [u32],
+    stride: usize,
+    range: core::ops::Range<usize>,
+}
+
+/// One output pixel for every filter: `out = relu((full - 2*popcount) as f32 * scale)`. Kept out
+/// of line so the filter loop gets the registers to itself.
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+fn pixel(
+    x: &[u32],
+    mask: Option<&[u32]>,
+    full: i32,
+    f: Filters<'_>,
+    scale: &[f32],
+    out: &mut [f32],
+    ohw: usize,
+    p: usize,
+) {
+    let filters = f.weights.chunks_exact(f.stride).map(|w| w.get(f.range.clone()).unwrap_or(&[]));
+    let outs = out.chunks_exact_mut(ohw).zip(scale);
+    match mask {
+        None => {
+            for ((o, &sc), w) in outs.zip(filters) {
+                if let Some(o) = o.get_mut(p) {
+                    *o = super::relu((full - 2 * xor_popcount(x, w) as i32) as f32 * sc);
+                }
+            }
+        }
+        Some(m) => {
+            for ((o, &sc), w) in outs.zip(filters) {
+                if let Some(o) = o.get_mut(p) {
+                    *o = super::relu((full - 2 * xor_popcount_masked(x, w, m) as i32) as f32 * sc);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+
+    /// The dense kernel against the per-tap kernel ([`super::super::bin_conv`]) on every
+    /// geometry up to 6x6 inputs, bit for bit, padding larger than the window included.
+    #[test]
+    fn dense_matches_per_tap_kernel_bit_for_bit() {
+        let mut seed = 0x9E37_79B9u32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        let mut cases = 0;
+        for &c in &[1usize, 5, 12, 31, 32, 33, 48, 70] {
+            for k in [1usize, 3, 5] {
+                for (stride, pad, dil) in [(1, 0, 1), (1, 1, 1), (2, 1, 1), (1, 4, 2), (2, 4, 2), (1, 5, 1), (3, 2, 2)]
+                {
+                    let xs = Shape { c, h: 1 + next() as usize % 6, w: 1 + next() as usize % 6 };
+                    let g = ConvGeom { k, stride, pad, dil };
+                    let c_out = 1 + next() as usize % 5;
+                    let ow = out_width(xs.w, g);
+                    let oh = out_width(xs.h, g);
+                    if ow == 0 || oh == 0 {
+                        continue;
+                    }
+                    let os = Shape { c: c_out, h: oh, w: ow };
+                    let wpt = words_for(c);
+                    let low = |n: usize| if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
+                    let tap_mask = |i: usize| low(c - (i % wpt) * 32);
+                    let bits: std::vec::Vec<u32> = (0..xs.hw() * wpt).map(|i| next() & tap_mask(i)).collect();
+                    let packed: std::vec::Vec<u32> = (0..c_out * k * k * wpt).map(|i| next() & tap_mask(i)).collect();
+                    let scale: std::vec::Vec<f32> = (0..c_out).map(|o| 0.01 + o as f32 * 0.003).collect();
+                    let (mut row, mut sums) = (vec![0u32; k * k * wpt], vec![0u32; c_out * k * k]);
+                    let mut want = vec![0f32; os.c * os.hw()];
+                    super::super::bin_conv(&bits, xs, g, &scale, &packed, &mut row, &mut sums, &mut want, os);
+                    let mut work = vec![0xDEAD_BEEFu32; dense_work_words(c, c_out, g, xs.h, xs.w)];
+                    let mut got = vec![f32::NAN; os.c * os.hw()];
+                    bin_conv_dense(&bits, xs, g, &scale, &packed, &mut work, &mut got, os);
+                    let same = want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "c {c} {xs:?} {g:?} c_out {c_out}: {want:?} vs {got:?}");
+                    cases += 1;
+                }
+            }
+        }
+        std::println!("{cases} geometries: dense kernel == per-tap kernel, bit for bit");
+        assert!(cases > 100);
+    }
+}
