@@ -1,13 +1,14 @@
 //! The XNOR-popcount conv against a float conv of the same shape, timed side by side in one run.
 //!
 //! `RUSTFLAGS="-C target-cpu=native" cargo run --release -p bnas-device --features std --example xnor_vs_float`
-//! (without a popcnt target feature the kernel falls back to the carry-save tree). The binary
-//! side includes binarizing and packing its input; the float side is the crate's direct conv
+//! (without a popcnt target feature the kernel falls back to the carry-save tree). "xnor" is the
+//! dense kernel the device runs (`bin_conv_dense`), "tap" the per-tap kernel (`bin_conv`, channels
+//! padded to 32 per tap). The binary side includes binarizing and packing its input; the float side is the crate's direct conv
 //! (the stem/skip kernel), a direct loop, not a tuned GEMM: its GMAC/s are printed so the ratio
 //! can be rescaled against any float baseline (a good CPU GEMM reaches 30-45 GMAC/s on the
 //! project's 2-core machines).
 
-use bnas_device::kernels::{bin_conv, binarize, conv2d, Shape};
+use bnas_device::kernels::{bin_conv, bin_conv_dense, binarize, conv2d, dense_work_words, Shape};
 use bnas_device::sample::Rng;
 use bnas_device::ConvGeom;
 use std::time::Instant;
@@ -26,10 +27,18 @@ fn main() {
     let mut r = Rng(42);
     println!("popcnt target feature: {}", cfg!(target_feature = "popcnt"));
     println!(
-        "{:>28} {:>10} {:>12} {:>10} {:>12} {:>8}",
-        "shape (c_in=c_out, hw, k)", "float ms", "float GMAC/s", "xnor ms", "xnor GMAC/s", "ratio"
+        "{:>28} {:>10} {:>12} {:>10} {:>12} {:>8} {:>10} {:>8}",
+        "shape (c_in=c_out, hw, k)", "float ms", "float GMAC/s", "xnor ms", "xnor GMAC/s", "ratio", "tap ms", "ratio"
     );
-    for &(c, hw, k, dil) in &[(64usize, 16usize, 3usize, 1usize), (128, 16, 3, 1), (256, 8, 3, 1), (128, 16, 5, 2)] {
+    for &(c, hw, k, dil) in &[
+        (12usize, 28usize, 5usize, 2usize),
+        (24, 14, 5, 2),
+        (48, 7, 5, 2),
+        (64, 16, 3, 1),
+        (128, 16, 3, 1),
+        (256, 8, 3, 1),
+        (128, 16, 5, 2),
+    ] {
         let g = ConvGeom { k, stride: 1, pad: dil * (k - 1) / 2, dil };
         let xs = Shape { c, h: hw, w: hw };
         let x = r.vec(c * hw * hw, 1.0);
@@ -42,19 +51,26 @@ fn main() {
         let mut bits = vec![0u32; hw * hw * wpt];
         let mut row = vec![0u32; k * k * wpt];
         let mut sums = vec![0u32; c * k * k];
-        let xnor_s = best_of(5, || {
+        let tap_s = best_of(5, || {
             binarize(&x, hw * hw, &flip, &thr, &mut bits);
             bin_conv(&bits, xs, g, &scale, &packed, &mut row, &mut sums, &mut out, xs);
         });
+        let mut work = vec![0u32; dense_work_words(c, c, g, hw, hw)];
+        let xnor_s = best_of(5, || {
+            binarize(&x, hw * hw, &flip, &thr, &mut bits);
+            bin_conv_dense(&bits, xs, g, &scale, &packed, &mut work, &mut out, xs);
+        });
         let macs = (c * c * hw * hw * k * k) as f64;
         println!(
-            "{:>28} {:>10.3} {:>12.2} {:>10.3} {:>12.1} {:>7.1}x",
+            "{:>28} {:>10.3} {:>12.2} {:>10.3} {:>12.1} {:>7.1}x {:>10.3} {:>7.1}x",
             format!("{c}, {hw}x{hw}, {k}x{k} dil {dil}"),
             float_s * 1e3,
             macs / float_s / 1e9,
             xnor_s * 1e3,
             macs / xnor_s / 1e9,
-            float_s / xnor_s
+            float_s / xnor_s,
+            tap_s * 1e3,
+            float_s / tap_s
         );
     }
 }

@@ -487,7 +487,19 @@ mod profile {
     #[ignore = "builds several firmwares and runs them under QEMU (minutes)"]
     fn profile_bin_layers() {
         println!("{:>24} {:>12} {:>12} {:>10}", "layer (c, hw, k, dil)", "MACs", "instructions", "MACs/instr");
-        for &(c, hw, k, dil) in &[(32, 16, 3, 1), (64, 16, 3, 1), (64, 8, 3, 1), (128, 8, 3, 1), (64, 8, 5, 2)] {
+        // The first six are fmnist-demo's cell shapes (C = 12, 24, 48 at 28, 14, 7 pixels).
+        let layers = [
+            (12, 28, 5, 2),
+            (12, 28, 3, 1),
+            (24, 14, 5, 2),
+            (24, 14, 3, 1),
+            (48, 7, 5, 2),
+            (48, 7, 3, 1),
+            (32, 16, 3, 1),
+            (64, 16, 3, 1),
+            (128, 8, 3, 1),
+        ];
+        for &(c, hw, k, dil) in &layers {
             let s = match run(&format!("l{c}_{hw}_{k}_{dil}"), one_layer(c, hw, k, dil)) {
                 Ok(s) => s,
                 Err(e) => {
