@@ -110,3 +110,16 @@ fn copy_channels(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let n = i / (hw * p.c);
     yio[((n * p.dst_c + p.dst_off + ch) * hw) + j] = x[((n * p.src_c + p.src_off + ch) * hw) + j];
 }
+
+// The same block added into the destination instead of copied (channel-slice gradients).
+@compute @workgroup_size(256)
+fn add_channels(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let i = index(wid, nwg, lid);
+    if i >= p.len { return; }
+    let hw = p.inner;
+    let j = i % hw;
+    let ch = (i / hw) % p.c;
+    let n = i / (hw * p.c);
+    let at = ((n * p.dst_c + p.dst_off + ch) * hw) + j;
+    yio[at] = yio[at] + x[((n * p.src_c + p.src_off + ch) * hw) + j];
+}

@@ -133,6 +133,19 @@ pub trait Backend: Send + Sync + 'static {
     fn concat_channels(&self, xs: &[&Self::Buf], chans: &[usize], n: usize, hw: usize) -> Self::Buf;
     /// Channels `[offset, offset + c)` of a `[n, c_total, hw]` tensor.
     fn slice_channels(&self, x: &Self::Buf, n: usize, c_total: usize, hw: usize, offset: usize, c: usize) -> Self::Buf;
+    /// `acc[:, offset..offset + c] += x` for `acc` `[n, c_total, hw]` and `x` `[n, c, hw]` (the
+    /// gradient of a channel slice, added in place).
+    #[allow(clippy::too_many_arguments)]
+    fn add_channels(
+        &self,
+        acc: &mut Self::Buf,
+        x: &Self::Buf,
+        n: usize,
+        c_total: usize,
+        hw: usize,
+        offset: usize,
+        c: usize,
+    );
 
     // ---- convolution, matrix product ------------------------------------------------------
     /// `y = conv(x, w) (+ bias)`; x `[n, c_in, h, w]`, w `[c_out, c_in, k, k]`, bias `[c_out]`.

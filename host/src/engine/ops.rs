@@ -5,7 +5,7 @@
 use super::backend::{Backend, BnMode};
 use super::geom::{ChanGeom, ConvGeom, MatGeom, PoolGeom, ShapeError};
 use super::params::ParamId;
-use super::tape::{Tape, Value, Var};
+use super::tape::{ChannelSlice, Tape, Value, Var};
 
 /// Batch-norm momentum (PyTorch default) and epsilon.
 pub const BN_MOMENTUM: f32 = 0.1;
@@ -312,6 +312,23 @@ impl<'p, B: Backend> Tape<'p, B> {
             out
         });
         Ok(self.op(y, vec![n, total, first[2], first[3]], xs, back))
+    }
+
+    /// Channels `[offset, offset + c)` of an `[N, C, H, W]` tensor. Its gradient is added into
+    /// that range of `x`'s, so slicing a tensor into parts costs no full-size gradient per part.
+    pub fn channels(&mut self, x: Var, offset: usize, c: usize) -> OpResult {
+        let [n, c_total, h, w] = image_dims("channels", self.shape(x))?;
+        if offset + c > c_total || c == 0 {
+            return Err(ShapeError::new("channels", format!("[{offset}, {}) of {:?}", offset + c, self.shape(x))));
+        }
+        let hw = h * w;
+        let y = self.backend.slice_channels(self.value(x), n, c_total, hw, offset, c);
+        let needs = self.needs_grad(x);
+        let v = self.push_node(Value::Owned(y), vec![n, c, h, w], None, None, needs);
+        if self.nodes[v.0].needs_grad {
+            self.nodes[v.0].slice_of = Some(ChannelSlice { src: x, n, c_total, hw, offset, c });
+        }
+        Ok(v)
     }
 
     /// Elements `[offset, offset + len)` of a flat tensor (a row of alphas), as `[len]`.

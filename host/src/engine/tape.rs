@@ -31,6 +31,20 @@ pub(crate) struct Node<'p, B: Backend> {
     pub(crate) needs_grad: bool,
     /// The layer that recorded the node (for error reports).
     pub(crate) scope: Option<Rc<str>>,
+    /// Set when the node is channels of another: its gradient is added straight into that
+    /// range of the source's gradient (no full-size zero tensor per slice).
+    pub(crate) slice_of: Option<ChannelSlice>,
+}
+
+/// Channels `[offset, offset + c)` of `src`, an `[n, c_total, hw]` tensor.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChannelSlice {
+    pub src: Var,
+    pub n: usize,
+    pub c_total: usize,
+    pub hw: usize,
+    pub offset: usize,
+    pub c: usize,
 }
 
 /// The tape. With `grad == false` (evaluation) no backward closures are kept.
@@ -122,7 +136,7 @@ impl<'p, B: Backend> Tape<'p, B> {
     ) -> Var {
         let back = if self.grad && needs_grad { back } else { None };
         let scope = self.scope.clone();
-        self.nodes.push(Node { value, shape, back, param, needs_grad: self.grad && needs_grad, scope });
+        self.nodes.push(Node { value, shape, back, param, needs_grad: self.grad && needs_grad, scope, slice_of: None });
         Var(self.nodes.len() - 1)
     }
 
@@ -149,6 +163,13 @@ impl<'p, B: Backend> Tape<'p, B> {
             let Some(g) = grads[i].take() else { continue };
             if let Some(pid) = self.nodes[i].param {
                 accumulate(b, &mut out[pid.0], g);
+                continue;
+            }
+            if let Some(sl) = self.nodes[i].slice_of {
+                if self.nodes[sl.src.0].needs_grad {
+                    let acc = grads[sl.src.0].get_or_insert_with(|| b.zeros(sl.n * sl.c_total * sl.hw));
+                    b.add_channels(acc, &g, sl.n, sl.c_total, sl.hw, sl.offset, sl.c);
+                }
                 continue;
             }
             let Some(back) = self.nodes[i].back.take() else { continue };

@@ -33,10 +33,23 @@ impl SearchSpace {
     }
 }
 
-/// One candidate op of a mixed edge.
+/// The candidate ops of every edge leaving one state (s0, s1 or a node), computed once for all
+/// those edges. Every such edge sees the same input, so a pool and its non-affine BN give the
+/// same output on each, and the binary convs of one kind are a single conv whose filters are
+/// the edges' filters stacked: binarization, BN and sign act per filter or per input channel,
+/// so this is exactly the separate convs, with one im2col and one larger GEMM instead of one
+/// per edge. Edge `r` of the state (to node `first_node + r`) owns output channels
+/// `[r * C, (r + 1) * C)`.
 #[derive(Debug, Clone)]
-pub enum SearchOp {
-    Zero,
+pub struct Source {
+    pub first_node: usize,
+    pub edges: usize,
+    /// One per op of the space after zeroise, in space order.
+    pub ops: Vec<SourceOp>,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceOp {
     /// Pool followed by a non-affine BN, as in the reference supernet.
     MaxPool {
         stride: usize,
@@ -46,8 +59,21 @@ pub enum SearchOp {
         stride: usize,
         bn: BnLayer,
     },
+    /// `C * edges` filters.
     Conv(BinConvLayer),
-    SepConv(Box<BinSepConvLayer>),
+    /// One per edge: a separable conv starts with a depthwise conv, whose filters cannot be
+    /// stacked across edges.
+    SepConv(Vec<BinSepConvLayer>),
+}
+
+/// The first node fed by state `j` (0 = s0, 1 = s1, 2.. = nodes).
+fn first_node(j: usize) -> usize {
+    j.saturating_sub(1)
+}
+
+/// Index of the edge from state `j` into node `i` (node `i` has edges from states `0..2+i`).
+pub fn edge_index(i: usize, j: usize) -> usize {
+    i * (i + 3) / 2 + j
 }
 
 /// Full-precision preprocessing of the supernet: BN (not affine) -> conv -> ReLU.
@@ -70,8 +96,8 @@ pub struct SuperCell {
     pub plan: CellPlan,
     pub pre0: FpPre,
     pub pre1: FpPre,
-    /// 14 edges: node `i` takes edges from states `0..2+i`, in order.
-    pub edges: Vec<Vec<SearchOp>>,
+    /// The ops leaving s0, s1 and nodes 0..2 (node 3 feeds only the output).
+    pub sources: Vec<Source>,
     pub skip: Skip,
 }
 
@@ -109,30 +135,25 @@ impl SuperNet {
             };
             let pre0 = pre(&mut b, "pre0", plan.c_pp, s0);
             let pre1 = pre(&mut b, "pre1", plan.c_p, s1);
-            let mut edges = Vec::with_capacity(EDGES);
-            for node in 0..STEPS {
-                for input in 0..2 + node {
-                    let stride = if plan.reduction && input < 2 { 2 } else { 1 };
-                    let e = edges.len();
-                    let ops = space
-                        .ops
-                        .iter()
-                        .map(|&op| {
-                            search_op(&mut b, &format!("{name}.edge{e}.{}", op.name()), op, plan.c, stride, plan.hw_out)
-                        })
-                        .collect::<Vec<_>>();
-                    for op in &ops {
-                        match op {
-                            SearchOp::Conv(l) => bin_convs.push(l.clone()),
-                            SearchOp::SepConv(sep) => bin_convs.extend(sep.convs.iter().cloned()),
-                            _ => {}
-                        }
+            let mut sources = Vec::with_capacity(1 + STEPS);
+            for from in 0..1 + STEPS {
+                let stride = if plan.reduction && from < 2 { 2 } else { 1 };
+                let (first, edges) = (first_node(from), STEPS - first_node(from));
+                let ops = space.ops[space.zero_ops()..]
+                    .iter()
+                    .map(|&op| source_op(&mut b, &format!("{name}.from{from}.{}", op.name()), op, &plan, stride, edges))
+                    .collect::<Vec<_>>();
+                for op in &ops {
+                    match op {
+                        SourceOp::Conv(l) => bin_convs.push(l.clone()),
+                        SourceOp::SepConv(seps) => bin_convs.extend(seps.iter().flat_map(|s| s.convs.iter().cloned())),
+                        _ => {}
                     }
-                    edges.push(ops);
                 }
+                sources.push(Source { first_node: first, edges, ops });
             }
             let skip = Skip::new(&mut b, &name, &plan, cfg.template);
-            cells.push(SuperCell { plan, pre0, pre1, edges, skip });
+            cells.push(SuperCell { plan, pre0, pre1, sources, skip });
         }
         let c_last = MULT * cells.last().map_or(cfg.channels, |c| c.plan.c);
         let (wid, bid) = super::layers::classifier(&mut b, c_last, cfg.classes);
@@ -201,35 +222,28 @@ impl SuperNet {
         let k = self.space.ops.len();
         let z = self.space.zero_ops();
         let mut states = vec![cell.pre0.forward(t, bufs, s0)?, cell.pre1.forward(t, bufs, s1)?];
-        let mut e = 0;
-        for _ in 0..STEPS {
+        // outs[j][o][r]: op o of the space (after zeroise) on state j, for its edge r.
+        let mut outs = Vec::with_capacity(1 + STEPS);
+        for j in 0..2 {
+            outs.push(source_forward(&cell.sources[j], cell.plan.c, t, bufs, eval, states[j])?);
+        }
+        for i in 0..STEPS {
             let mut node: Option<Var> = None;
-            for &x in &states {
-                let mut outs = Vec::with_capacity(k - z);
-                for op in &cell.edges[e][z..] {
-                    outs.push(match op {
-                        SearchOp::Zero => unreachable!("zeroise is first in the space"),
-                        SearchOp::MaxPool { stride, bn } => {
-                            let y = t.max_pool(x, *stride)?;
-                            bn.forward(t, bufs, y)?
-                        }
-                        SearchOp::AvgPool { stride, bn } => {
-                            let y = t.avg_pool(x, *stride)?;
-                            bn.forward(t, bufs, y)?
-                        }
-                        SearchOp::Conv(l) => l.forward(t, bufs, eval, x)?,
-                        SearchOp::SepConv(sep) => sep.forward(t, bufs, eval, x)?,
-                    });
-                }
-                let w = t.slice(weights, e * k + z, k - z)?;
-                let y = t.weighted_sum(&outs, w)?;
+            for (j, by_op) in outs.iter().enumerate() {
+                let r = i - cell.sources[j].first_node;
+                let edge_outs: Vec<Var> = by_op.iter().map(|per_edge| per_edge[r]).collect();
+                let w = t.slice(weights, edge_index(i, j) * k + z, k - z)?;
+                let y = t.weighted_sum(&edge_outs, w)?;
                 node = Some(match node {
                     Some(n) => t.add(n, y)?,
                     None => y,
                 });
-                e += 1;
             }
-            states.push(node.expect("every node has inputs"));
+            let node = node.expect("every node has inputs");
+            states.push(node);
+            if let Some(source) = cell.sources.get(2 + i) {
+                outs.push(source_forward(source, cell.plan.c, t, bufs, eval, node)?);
+            }
         }
         let out = t.concat(&states[2..])?;
         cell.skip.forward(t, bufs, s1, out)
@@ -246,27 +260,66 @@ impl SuperNet {
     }
 }
 
-fn search_op<B: Backend>(
+fn source_op<B: Backend>(
     b: &mut Builder<'_, B>,
     name: &str,
     op: Op,
-    c: usize,
+    plan: &CellPlan,
     stride: usize,
-    hw_out: usize,
-) -> SearchOp {
+    edges: usize,
+) -> SourceOp {
+    let (c, hw) = (plan.c, plan.hw_out * plan.hw_out);
     match op {
-        Op::Zeroise => SearchOp::Zero,
-        Op::MaxPool3 => SearchOp::MaxPool { stride, bn: BnLayer::new(b, &format!("{name}.bn"), c, false) },
-        Op::AvgPool3 => SearchOp::AvgPool { stride, bn: BnLayer::new(b, &format!("{name}.bn"), c, false) },
+        Op::Zeroise => unreachable!("zeroise has no op to compute"),
+        Op::MaxPool3 => SourceOp::MaxPool { stride, bn: BnLayer::new(b, &format!("{name}.bn"), c, false) },
+        Op::AvgPool3 => SourceOp::AvgPool { stride, bn: BnLayer::new(b, &format!("{name}.bn"), c, false) },
         Op::BinSepConv3 | Op::BinSepConv5 => {
             let (k, pad) = op.sep_conv_shape().expect("separable conv op");
-            SearchOp::SepConv(Box::new(BinSepConvLayer::new(b, name, c, k, pad, stride, false, hw_out * hw_out)))
+            SourceOp::SepConv(
+                (0..edges)
+                    .map(|r| BinSepConvLayer::new(b, &format!("{name}.edge{r}"), c, k, pad, stride, false, hw))
+                    .collect(),
+            )
         }
         conv => {
             let (k, pad, dil) = conv.conv_shape().expect("binary conv op");
-            SearchOp::Conv(BinConvLayer::new(b, name, c, c, ConvSpec { k, stride, pad, dil }, false, hw_out * hw_out))
+            SourceOp::Conv(BinConvLayer::new(b, name, c, c * edges, ConvSpec { k, stride, pad, dil }, false, hw))
         }
     }
+}
+
+/// Every op of `source` on its state `x`: `[op][edge]`.
+fn source_forward<B: Backend>(
+    source: &Source,
+    c: usize,
+    t: &mut Tape<'_, B>,
+    bufs: &mut Buffers<B>,
+    eval: Option<&EvalCache<B>>,
+    x: Var,
+) -> Result<Vec<Vec<Var>>, ShapeError> {
+    let mut outs = Vec::with_capacity(source.ops.len());
+    for op in &source.ops {
+        outs.push(match op {
+            SourceOp::MaxPool { stride, bn } => {
+                let y = t.max_pool(x, *stride)?;
+                vec![bn.forward(t, bufs, y)?; source.edges]
+            }
+            SourceOp::AvgPool { stride, bn } => {
+                let y = t.avg_pool(x, *stride)?;
+                vec![bn.forward(t, bufs, y)?; source.edges]
+            }
+            SourceOp::Conv(l) => {
+                let y = l.forward(t, bufs, eval, x)?;
+                if source.edges == 1 {
+                    vec![y]
+                } else {
+                    (0..source.edges).map(|r| t.channels(y, r * c, c)).collect::<Result<_, _>>()?
+                }
+            }
+            SourceOp::SepConv(seps) => seps.iter().map(|s| s.forward(t, bufs, eval, x)).collect::<Result<_, _>>()?,
+        });
+    }
+    Ok(outs)
 }
 
 pub fn softmax(x: &[f32]) -> Vec<f32> {

@@ -181,3 +181,13 @@ pub(super) fn slice_channels(x: &[f32], n: usize, c_total: usize, hw: usize, off
     }
     y
 }
+
+/// `acc[:, offset..offset + c] += x` (see `Backend::add_channels`).
+pub(super) fn add_channels(acc: &mut [f32], x: &[f32], n: usize, c_total: usize, hw: usize, offset: usize, c: usize) {
+    for s in 0..n {
+        let dst = &mut acc[(s * c_total + offset) * hw..][..c * hw];
+        for (d, v) in dst.iter_mut().zip(&x[s * c * hw..(s + 1) * c * hw]) {
+            *d += v;
+        }
+    }
+}

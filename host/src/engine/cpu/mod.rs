@@ -214,6 +214,18 @@ impl Backend for Cpu {
     fn slice_channels(&self, x: &Vec<f32>, n: usize, c_total: usize, hw: usize, offset: usize, c: usize) -> Vec<f32> {
         elementwise::slice_channels(x, n, c_total, hw, offset, c)
     }
+    fn add_channels(
+        &self,
+        acc: &mut Vec<f32>,
+        x: &Vec<f32>,
+        n: usize,
+        c_total: usize,
+        hw: usize,
+        offset: usize,
+        c: usize,
+    ) {
+        elementwise::add_channels(acc, x, n, c_total, hw, offset, c)
+    }
 
     fn conv2d(&self, x: &Vec<f32>, w: &Vec<f32>, bias: Option<&Vec<f32>>, g: ConvGeom) -> Vec<f32> {
         conv::forward(self, x, w, bias.map(|b| b.as_slice()), g)

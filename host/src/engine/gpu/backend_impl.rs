@@ -96,6 +96,9 @@ impl Backend for Gpu {
         self.copy_channels(x, &y, n, c, hw, c_total, offset, c, 0);
         y
     }
+    fn add_channels(&self, acc: &mut GpuBuf, x: &GpuBuf, n: usize, c_total: usize, hw: usize, offset: usize, c: usize) {
+        self.channel_block("add_channels", x, acc, n, c, hw, (c, 0), (c_total, offset));
+    }
 
     fn conv2d(&self, x: &GpuBuf, w: &GpuBuf, bias: Option<&GpuBuf>, g: ConvGeom) -> GpuBuf {
         self.conv_pass(super::conv::ConvPass::Forward, w, x, bias, g)

@@ -379,6 +379,21 @@ fn depthwise_conv_matches_cpu() {
 }
 
 #[test]
+fn add_channels_matches_cpu() {
+    let (g, c) = (gpu(), cpu());
+    let mut rng = Rng::new(37);
+    let (n, c_total, hw) = (3, 7, 10);
+    for (offset, len) in [(0, 2), (3, 4), (6, 1)] {
+        let (acc, gacc) = pair(&mut rng, n * c_total * hw);
+        let (x, gx) = pair(&mut rng, n * len * hw);
+        let (mut cacc, mut gacc) = (acc.clone(), gacc);
+        c.add_channels(&mut cacc, &x, n, c_total, hw, offset, len);
+        g.add_channels(&mut gacc, &gx, n, c_total, hw, offset, len);
+        check(&format!("add_channels [{n}, {c_total}, {hw}] at {offset}+{len}"), &gacc, &cacc);
+    }
+}
+
+#[test]
 fn binarize_matches_cpu() {
     let (g, c) = (gpu(), cpu());
     let mut rng = Rng::new(9);
