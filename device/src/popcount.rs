@@ -102,7 +102,7 @@ pub fn xor_popcount_masked(a: &[u32], b: &[u32], m: &[u32]) -> u32 {
 }
 
 /// Carry-save popcount of `a ^ b` (the Cortex-M4 path; see the module docs).
-#[inline]
+#[inline(always)]
 pub fn xor_popcount_carry_save(a: &[u32], b: &[u32]) -> u32 {
     let n = a.len().min(b.len());
     let (mut a, mut b) = (a.get(..n).unwrap_or(&[]), b.get(..n).unwrap_or(&[]));

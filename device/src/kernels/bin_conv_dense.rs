@@ -74,6 +74,15 @@ impl<'a> BitSink<'a> {
     /// Appends `n` bits taken from `src` (LSB first), or `n` bits of `fill` where `src` is `None`.
     #[inline(always)]
     fn push_bits(&mut self, src: Option<&[u32]>, fill: u32, n: usize) {
+        if n <= BITS {
+            // One word (c_in <= 32, the common case): no loop.
+            let v = match src {
+                Some(s) => s.first().copied().unwrap_or(0),
+                None => fill,
+            };
+            self.push(v & (u32::MAX >> (BITS - n.max(1))), n as u32);
+            return;
+        }
         let mut left = n;
         let mut words = src.unwrap_or(&[]).iter();
         while left > 0 {
