@@ -145,26 +145,25 @@ fn xor_popcount_carry_save_masked(a: &[u32], b: &[u32], m: &[u32]) -> u32 {
         total += count7([v0, v1, v2, v3, (x4 ^ y4) & z4, (x5 ^ y5) & z5, (x6 ^ y6) & z6]);
         (a, b, m) = (ra, rb, rm);
     }
-    let v = |i: usize| match (a.get(i), b.get(i), m.get(i)) {
-        (Some(x), Some(y), Some(z)) => (x ^ y) & z,
-        _ => 0,
+    // The remainder (up to 6 words), by pattern: no bounds checks.
+    let v = |x: u32, y: u32, z: u32| (x ^ y) & z;
+    let bytes = match (a, b, m) {
+        (&[x0, x1, x2, x3, x4, x5], &[y0, y1, y2, y3, y4, y5], &[z0, z1, z2, z3, z4, z5]) => {
+            byte_counts3(v(x0, y0, z0), v(x1, y1, z1), v(x2, y2, z2))
+                + byte_counts3(v(x3, y3, z3), v(x4, y4, z4), v(x5, y5, z5))
+        }
+        (&[x0, x1, x2, x3, x4], &[y0, y1, y2, y3, y4], &[z0, z1, z2, z3, z4]) => {
+            byte_counts3(v(x0, y0, z0), v(x1, y1, z1), v(x2, y2, z2)) + byte_counts2(v(x3, y3, z3), v(x4, y4, z4))
+        }
+        (&[x0, x1, x2, x3], &[y0, y1, y2, y3], &[z0, z1, z2, z3]) => {
+            byte_counts3(v(x0, y0, z0), v(x1, y1, z1), v(x2, y2, z2)) + byte_counts1(v(x3, y3, z3))
+        }
+        (&[x0, x1, x2], &[y0, y1, y2], &[z0, z1, z2]) => byte_counts3(v(x0, y0, z0), v(x1, y1, z1), v(x2, y2, z2)),
+        (&[x0, x1], &[y0, y1], &[z0, z1]) => byte_counts2(v(x0, y0, z0), v(x1, y1, z1)),
+        (&[x0], &[y0], &[z0]) => byte_counts1(v(x0, y0, z0)),
+        _ => return total,
     };
-    total + tail_count(v, a.len())
-}
-
-/// Popcount of the `len` (< 7) words `v(0..len)`, in groups of 3 and 3 (at most 48 per byte).
-#[inline(always)]
-fn tail_count(v: impl Fn(usize) -> u32, len: usize) -> u32 {
-    let bytes = match len {
-        0 => return 0,
-        1 => byte_counts1(v(0)),
-        2 => byte_counts2(v(0), v(1)),
-        3 => byte_counts3(v(0), v(1), v(2)),
-        4 => byte_counts3(v(0), v(1), v(2)) + byte_counts1(v(3)),
-        5 => byte_counts3(v(0), v(1), v(2)) + byte_counts2(v(3), v(4)),
-        _ => byte_counts3(v(0), v(1), v(2)) + byte_counts3(v(3), v(4), v(5)),
-    };
-    sum_bytes(bytes)
+    total + sum_bytes(bytes)
 }
 
 /// Two adjacent words as one u64 (the compiler loads each pair at once).
