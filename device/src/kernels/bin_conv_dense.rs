@@ -133,6 +133,15 @@ pub fn bin_conv_dense(
         taps.chunks_exact(wpt).for_each(|t| sink.push_bits(Some(t), 0, xs.c));
         sink.finish();
     }
+    let ohw = os.hw();
+    if k == 1 && g.pad == 0 && g.stride == 1 && os.hw() == xs.hw() && rw == wpt {
+        // A 1x1 conv: each pixel's packed bits already are its dense row.
+        for (p, x) in bits.chunks_exact(rw).take(ohw).enumerate() {
+            let filters = Filters { weights, stride: rw, range: 0..rw };
+            pixel(x, None, xs.c as i32, filters, scale, out, ohw.max(1), p);
+        }
+        return;
+    }
     // Input column of tap kx for output column ox, if inside the image.
     let col = |ox: usize, kx: usize| -> Option<usize> {
         (ox * g.stride + kx * g.dil).checked_sub(g.pad).filter(|&ix| ix < xs.w)
@@ -151,7 +160,6 @@ pub fn bin_conv_dense(
         }
         sink.finish();
     }
-    let ohw = os.hw();
     for oy in 0..os.h {
         // Kernel rows inside the image: ky in ky0..ky1 (taps are evenly spaced, so a range).
         let row_of = |ky: usize| (oy * g.stride + ky * g.dil).checked_sub(g.pad).filter(|&iy| iy < xs.h);
