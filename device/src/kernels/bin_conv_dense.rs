@@ -4,11 +4,12 @@
 //! over 12 channels spends 9 words on 108 bits. Here each kernel row (the `k` taps of one `ky`,
 //! `k*c_in` bits back to back) is one dense bit string of `row_words = ceil(k*c_in/32)` words:
 //! - the weights are repacked that way once per call (`[c_out, k, row_words]`);
-//! - the input is gathered once per call into "window rows" `[h_in, w_out, row_words]`: for input
-//!   row `iy` and output column `ox`, the `k` taps `ix = ox*stride - pad + kx*dil` back to back
-//!   (taps outside the image are 0 bits);
-//! - an output pixel's im2col row is then `k` word copies of window rows, one per `ky` inside
-//!   the image: kernel rows outside the image are skipped, not counted.
+//! - the input is gathered once per call into "windows": for output column `ox` and input row
+//!   `iy`, the `k` taps `ix = ox*stride - pad + kx*dil` back to back (taps outside the image are
+//!   0 bits), laid out `[w_out, dil, ceil(h_in/dil), row_words]` (row `iy` at `iy % dil`,
+//!   `iy / dil`), so that the kernel rows of one output pixel, `iy0, iy0 + dil, ...`, lie back to
+//!   back: an output pixel's im2col row is a sub-slice of the windows, never copied, and kernel
+//!   rows outside the image are left out of it, not counted.
 //!
 //! Taps outside the image contribute exactly 0, as zero padding after sign does in the float
 //! network: a skipped kernel row is simply not counted, and in a column whose window reaches
@@ -31,18 +32,12 @@ pub fn out_width(w_in: usize, g: ConvGeom) -> usize {
     (w_in + 2 * g.pad).checked_sub(span).map_or(0, |d| d / g.stride.max(1) + 1)
 }
 
-/// Work words [`bin_conv_dense`] needs besides the input bits: repacked weights
-/// `c_out*k*row_words`, window rows `h_in*w_out*row_words`, column masks `w_out*row_words`, and
-/// the im2col row and its mask, `k*row_words` each.
+/// Work words [`bin_conv_dense`] needs besides the input bits, in units of `row_words`: repacked
+/// weights `c_out*k`, input windows `w_out*dil*ceil(h_in/dil)` and column masks `w_out*k`.
 pub fn dense_work_words(c_in: usize, c_out: usize, g: ConvGeom, h_in: usize, w_in: usize) -> usize {
-    let rw = row_words(c_in, g.k);
-    let w_out = out_width(w_in, g);
-    c_out
-        .saturating_mul(g.k)
-        .saturating_add(h_in.saturating_mul(w_out))
-        .saturating_add(w_out)
-        .saturating_add(2 * g.k)
-        .saturating_mul(rw)
+    let (rw, w_out) = (row_words(c_in, g.k), out_width(w_in, g));
+    let window_rows = w_out.saturating_mul(h_in.div_ceil(g.dil.max(1)).saturating_mul(g.dil.max(1)));
+    c_out.saturating_mul(g.k).saturating_add(window_rows).saturating_add(w_out.saturating_mul(g.k)).saturating_mul(rw)
 }
 
 /// Appends bit strings to a word slice, LSB first; words it never reaches are left alone.
@@ -123,10 +118,10 @@ pub fn bin_conv_dense(
     if wpt == 0 || rw == 0 || work.len() < dense_work_words(xs.c, os.c, g, xs.h, xs.w) || out_width(xs.w, g) != os.w {
         return;
     }
+    let (d, hq) = (g.dil.max(1), xs.h.div_ceil(g.dil.max(1)));
     let Some((weights, rest)) = work.split_at_mut_checked(os.c * k * rw) else { return };
-    let Some((windows, rest)) = rest.split_at_mut_checked(xs.h * os.w * rw) else { return };
-    let Some((col_masks, rest)) = rest.split_at_mut_checked(os.w * rw) else { return };
-    let Some((row, row_mask)) = rest.split_at_mut_checked(k * rw) else { return };
+    let Some((windows, rest)) = rest.split_at_mut_checked(os.w * d * hq * rw) else { return };
+    let Some((col_masks, _)) = rest.split_at_mut_checked(os.w * k * rw) else { return };
     // Weights: each (o, ky) kernel row's k taps back to back.
     for (w_row, taps) in weights.chunks_exact_mut(rw).zip(packed.chunks_exact(k * wpt)) {
         let mut sink = BitSink::new(w_row);
@@ -146,43 +141,42 @@ pub fn bin_conv_dense(
     let col = |ox: usize, kx: usize| -> Option<usize> {
         (ox * g.stride + kx * g.dil).checked_sub(g.pad).filter(|&ix| ix < xs.w)
     };
-    for (ox, mask) in col_masks.chunks_exact_mut(rw).enumerate() {
-        let mut sink = BitSink::new(mask);
-        (0..k).for_each(|kx| sink.push_bits(None, if col(ox, kx).is_some() { u32::MAX } else { 0 }, xs.c));
-        sink.finish();
+    // Column masks, k copies each (one per kernel row), so a pixel's mask is a plain sub-slice.
+    for (ox, mask) in col_masks.chunks_exact_mut(k * rw).enumerate() {
+        for seg in mask.chunks_exact_mut(rw) {
+            let mut sink = BitSink::new(seg);
+            (0..k).for_each(|kx| sink.push_bits(None, if col(ox, kx).is_some() { u32::MAX } else { 0 }, xs.c));
+            sink.finish();
+        }
     }
+    // Windows `[w_out, dil, ceil(h_in/dil), row_words]`: input row iy at (iy % dil, iy / dil), so
+    // the kernel rows of one output pixel (iy0, iy0 + dil, ...) lie back to back: its im2col row
+    // is a sub-slice, never copied.
     for (i, window) in windows.chunks_exact_mut(rw).enumerate() {
-        let (iy, ox) = (i / os.w, i % os.w);
+        let (ox, iy) = (i / (d * hq), (i % (d * hq)) % hq * d + (i % (d * hq)) / hq);
         let mut sink = BitSink::new(window);
-        for kx in 0..k {
-            let src = col(ox, kx).and_then(|ix| bits.get((iy * xs.w + ix) * wpt..(iy * xs.w + ix + 1) * wpt));
-            sink.push_bits(src, 0, xs.c);
+        if iy < xs.h {
+            for kx in 0..k {
+                let src = col(ox, kx).and_then(|ix| bits.get((iy * xs.w + ix) * wpt..(iy * xs.w + ix + 1) * wpt));
+                sink.push_bits(src, 0, xs.c);
+            }
         }
         sink.finish();
     }
-    for oy in 0..os.h {
-        // Kernel rows inside the image: ky in ky0..ky1 (taps are evenly spaced, so a range).
-        let row_of = |ky: usize| (oy * g.stride + ky * g.dil).checked_sub(g.pad).filter(|&iy| iy < xs.h);
-        let ky0 = (0..k).find(|&ky| row_of(ky).is_some()).unwrap_or(k);
-        let ky1 = (ky0..k).find(|&ky| row_of(ky).is_none()).unwrap_or(k);
-        let n = (ky1 - ky0) * rw;
-        for ox in 0..os.w {
-            for (j, seg) in row.chunks_exact_mut(rw).take(ky1 - ky0).enumerate() {
-                let at = (row_of(ky0 + j).unwrap_or(0) * os.w + ox) * rw;
-                let src = windows.get(at..at + rw).unwrap_or(&[]);
-                seg.iter_mut().zip(src).for_each(|(d, s)| *d = *s);
-            }
-            let kx_valid = (0..k).filter(|&kx| col(ox, kx).is_some()).count();
-            let mask = if kx_valid < k {
-                let m = col_masks.get(ox * rw..(ox + 1) * rw).unwrap_or(&[]);
-                for seg in row_mask.chunks_exact_mut(rw).take(ky1 - ky0) {
-                    seg.iter_mut().zip(m).for_each(|(d, s)| *d = *s);
-                }
-                Some(row_mask.get(..n).unwrap_or(&[]))
-            } else {
-                None
-            };
-            let x = row.get(..n).unwrap_or(&[]);
+    for ox in 0..os.w {
+        let kx_valid = (0..k).filter(|&kx| col(ox, kx).is_some()).count();
+        let col_mask = col_masks.get(ox * k * rw..(ox + 1) * k * rw).unwrap_or(&[]);
+        let col_windows = windows.get(ox * d * hq * rw..(ox + 1) * d * hq * rw).unwrap_or(&[]);
+        for oy in 0..os.h {
+            // Kernel rows inside the image: ky in ky0..ky1 (taps are evenly spaced, so a range).
+            let top = (oy * g.stride) as isize - g.pad as isize;
+            let ky0 = if top >= 0 { 0 } else { (-top as usize).div_ceil(d) }.min(k);
+            let ky1 = if (xs.h as isize) > top { (xs.h as isize - top) as usize } else { 0 }.div_ceil(d).clamp(ky0, k);
+            let n = (ky1 - ky0) * rw;
+            let iy0 = (top + (ky0 * d) as isize).max(0) as usize;
+            let at = ((iy0 % d) * hq + iy0 / d) * rw;
+            let x = col_windows.get(at..at + n).unwrap_or(&[]);
+            let mask = if kx_valid < k { Some(col_mask.get(..n).unwrap_or(&[])) } else { None };
             let full = ((ky1 - ky0) * kx_valid * xs.c) as i32;
             let filters = Filters { weights, stride: k * rw, range: ky0 * rw..ky1 * rw };
             pixel(x, mask, full, filters, scale, out, ohw.max(1), oy * os.w + ox);

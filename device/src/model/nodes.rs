@@ -122,8 +122,9 @@ impl BinConvNode<'_> {
 }
 
 /// Scratch words of a binary conv: `h_in*w_in*words` input bits (`words = ceil(c_in/32)`), then
-/// [`crate::kernels::dense_work_words`]: `(c_out*k + h_in*w_out + w_out + 2*k) * ceil(k*c_in/32)`
-/// for the repacked weights, window rows, column masks, im2col row and its mask.
+/// [`crate::kernels::dense_work_words`]:
+/// `(c_out*k + w_out*dil*ceil(h_in/dil) + w_out*k) * ceil(k*c_in/32)` for the repacked weights,
+/// the input windows and the column masks.
 pub fn bin_scratch_words(c_in: usize, c_out: usize, g: ConvGeom, h_in: usize, w_in: usize) -> usize {
     let bits = h_in.saturating_mul(w_in).saturating_mul(words_for(c_in));
     bits.saturating_add(crate::kernels::dense_work_words(c_in, c_out, g, h_in, w_in))
