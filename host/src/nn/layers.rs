@@ -130,8 +130,14 @@ pub struct BinConvLayer {
     pub depthwise: bool,
 }
 
+/// Kaiming-normal (fan-out, like the anchor's PyTorch init) latent weights of a binary conv,
+/// `[c_out, c_in, k, k]`; only their signs and per-filter means matter.
+pub fn bin_conv_init(rng: &mut Rng, c_out: usize, c_in: usize, k: usize) -> Vec<f32> {
+    let std = (2.0 / (c_out * k * k) as f32).sqrt();
+    (0..c_out * c_in * k * k).map(|_| rng.normal() * std).collect()
+}
+
 impl BinConvLayer {
-    /// Kaiming-normal (fan-out) init like the anchor; only signs and per-filter means matter.
     #[allow(clippy::too_many_arguments)]
     pub fn new<B: Backend>(
         b: &mut Builder<'_, B>,
@@ -142,9 +148,23 @@ impl BinConvLayer {
         affine: bool,
         out_hw: usize,
     ) -> Self {
+        let init = bin_conv_init(b.rng, c_out, c_in, spec.k);
+        Self::with_init(b, name, c_in, c_out, spec, affine, out_hw, init)
+    }
+
+    /// With the given initial latent weights `[c_out, c_in, k, k]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_init<B: Backend>(
+        b: &mut Builder<'_, B>,
+        name: &str,
+        c_in: usize,
+        c_out: usize,
+        spec: ConvSpec,
+        affine: bool,
+        out_hw: usize,
+        init: Vec<f32>,
+    ) -> Self {
         let bn = BnLayer::new(b, &format!("{name}.bn"), c_in, affine);
-        let std = (2.0 / (c_out * spec.k * spec.k) as f32).sqrt();
-        let init: Vec<f32> = (0..c_out * c_in * spec.k * spec.k).map(|_| b.rng.normal() * std).collect();
         let w = b.params.add_binary(b.backend, format!("{name}.weight"), [c_out, c_in, spec.k, spec.k], init);
         b.binary_macs += (c_out * c_in * spec.k * spec.k * out_hw) as u64;
         let index = b.bin_convs;
@@ -152,7 +172,7 @@ impl BinConvLayer {
         Self { name: name.to_string(), c_in, c_out, spec, bn, w, index, depthwise: false }
     }
 
-    /// A depthwise binary conv over `c` channels (same init rule, fan-out `k*k`).
+    /// A depthwise binary conv over `c` channels with the given initial weights `[c, 1, k, k]`.
     pub fn depthwise<B: Backend>(
         b: &mut Builder<'_, B>,
         name: &str,
@@ -160,10 +180,9 @@ impl BinConvLayer {
         spec: ConvSpec,
         affine: bool,
         out_hw: usize,
+        init: Vec<f32>,
     ) -> Self {
         let bn = BnLayer::new(b, &format!("{name}.bn"), c, affine);
-        let std = (2.0 / (spec.k * spec.k) as f32).sqrt();
-        let init: Vec<f32> = (0..c * spec.k * spec.k).map(|_| b.rng.normal() * std).collect();
         let w = b.params.add_binary(b.backend, format!("{name}.weight"), [c, 1, spec.k, spec.k], init);
         b.binary_macs += (c * spec.k * spec.k * out_hw) as u64;
         let index = b.bin_convs;
@@ -217,19 +236,37 @@ impl BinSepConvLayer {
         affine: bool,
         out_hw: usize,
     ) -> Self {
+        let inits = Self::init(b.rng, c, k);
+        Self::with_init(b, name, c, k, pad, stride, affine, out_hw, inits)
+    }
+
+    /// Initial weights of the four convs, in order: depthwise `[c, 1, k, k]`, pointwise `[c, c, 1, 1]`, twice.
+    pub fn init(rng: &mut Rng, c: usize, k: usize) -> [Vec<f32>; 4] {
+        let dw1 = bin_conv_init(rng, c, 1, k);
+        let pw1 = bin_conv_init(rng, c, c, 1);
+        let dw2 = bin_conv_init(rng, c, 1, k);
+        let pw2 = bin_conv_init(rng, c, c, 1);
+        [dw1, pw1, dw2, pw2]
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_init<B: Backend>(
+        b: &mut Builder<'_, B>,
+        name: &str,
+        c: usize,
+        k: usize,
+        pad: usize,
+        stride: usize,
+        affine: bool,
+        out_hw: usize,
+        [dw1, pw1, dw2, pw2]: [Vec<f32>; 4],
+    ) -> Self {
         let one = ConvSpec { k: 1, stride: 1, pad: 0, dil: 1 };
-        let dw1 =
-            BinConvLayer::depthwise(b, &format!("{name}.dw1"), c, ConvSpec { k, stride, pad, dil: 1 }, affine, out_hw);
-        let pw1 = BinConvLayer::new(b, &format!("{name}.pw1"), c, c, one, affine, out_hw);
-        let dw2 = BinConvLayer::depthwise(
-            b,
-            &format!("{name}.dw2"),
-            c,
-            ConvSpec { k, stride: 1, pad, dil: 1 },
-            affine,
-            out_hw,
-        );
-        let pw2 = BinConvLayer::new(b, &format!("{name}.pw2"), c, c, one, affine, out_hw);
+        let (s1, s2) = (ConvSpec { k, stride, pad, dil: 1 }, ConvSpec { k, stride: 1, pad, dil: 1 });
+        let dw1 = BinConvLayer::depthwise(b, &format!("{name}.dw1"), c, s1, affine, out_hw, dw1);
+        let pw1 = BinConvLayer::with_init(b, &format!("{name}.pw1"), c, c, one, affine, out_hw, pw1);
+        let dw2 = BinConvLayer::depthwise(b, &format!("{name}.dw2"), c, s2, affine, out_hw, dw2);
+        let pw2 = BinConvLayer::with_init(b, &format!("{name}.pw2"), c, c, one, affine, out_hw, pw2);
         Self { convs: [dw1, pw1, dw2, pw2] }
     }
 

@@ -2,7 +2,7 @@
 //! reduction cells, and the genotype derivation that keeps zeroise (bnas-method.md).
 
 use super::genotype::{Cell, Genotype, Op, EDGES, STEPS};
-use super::layers::{BinConvLayer, BinSepConvLayer, BnLayer, Builder, ConvLayer, EvalCache};
+use super::layers::{bin_conv_init, BinConvLayer, BinSepConvLayer, BnLayer, Builder, ConvLayer, EvalCache};
 use super::network::{cell_plans, preprocess_specs, CellPlan, NetConfig, Skip, Stem, MULT};
 use crate::engine::{Backend, Buffers, ConvSpec, Group, ParamId, ParamStore, ShapeError, Tape, Var};
 use crate::rng::Rng;
@@ -135,13 +135,28 @@ impl SuperNet {
             };
             let pre0 = pre(&mut b, "pre0", plan.c_pp, s0);
             let pre1 = pre(&mut b, "pre1", plan.c_p, s1);
+            // Initial weights drawn edge by edge (node, input, op), the order of a supernet with
+            // one conv per edge, so a seed gives the same supernet as that layout would.
+            let z = space.zero_ops();
+            let mut inits: Vec<Vec<Init>> = Vec::with_capacity(EDGES);
+            for node in 0..STEPS {
+                for _input in 0..2 + node {
+                    inits.push(space.ops[z..].iter().map(|&op| Init::draw(b.rng, op, plan.c)).collect());
+                }
+            }
             let mut sources = Vec::with_capacity(1 + STEPS);
             for from in 0..1 + STEPS {
                 let stride = if plan.reduction && from < 2 { 2 } else { 1 };
                 let (first, edges) = (first_node(from), STEPS - first_node(from));
-                let ops = space.ops[space.zero_ops()..]
+                let ops = space.ops[z..]
                     .iter()
-                    .map(|&op| source_op(&mut b, &format!("{name}.from{from}.{}", op.name()), op, &plan, stride, edges))
+                    .enumerate()
+                    .map(|(o, &op)| {
+                        let edge_inits =
+                            (first..STEPS).map(|i| std::mem::take(&mut inits[edge_index(i, from)][o])).collect();
+                        let name = format!("{name}.from{from}.{}", op.name());
+                        source_op(&mut b, &name, op, &plan, stride, edge_inits)
+                    })
                     .collect::<Vec<_>>();
                 for op in &ops {
                     match op {
@@ -260,30 +275,61 @@ impl SuperNet {
     }
 }
 
+/// The initial weights of one op of one edge.
+#[derive(Default)]
+enum Init {
+    #[default]
+    None,
+    Conv(Vec<f32>),
+    Sep([Vec<f32>; 4]),
+}
+
+impl Init {
+    fn draw(rng: &mut Rng, op: Op, c: usize) -> Init {
+        if let Some((k, _, _)) = op.conv_shape() {
+            Init::Conv(bin_conv_init(rng, c, c, k))
+        } else if let Some((k, _)) = op.sep_conv_shape() {
+            Init::Sep(BinSepConvLayer::init(rng, c, k))
+        } else {
+            Init::None
+        }
+    }
+}
+
+/// One op of a source, from its edges' initial weights (in edge order).
 fn source_op<B: Backend>(
     b: &mut Builder<'_, B>,
     name: &str,
     op: Op,
     plan: &CellPlan,
     stride: usize,
-    edges: usize,
+    inits: Vec<Init>,
 ) -> SourceOp {
-    let (c, hw) = (plan.c, plan.hw_out * plan.hw_out);
+    let (c, hw, edges) = (plan.c, plan.hw_out * plan.hw_out, inits.len());
     match op {
         Op::Zeroise => unreachable!("zeroise has no op to compute"),
         Op::MaxPool3 => SourceOp::MaxPool { stride, bn: BnLayer::new(b, &format!("{name}.bn"), c, false) },
         Op::AvgPool3 => SourceOp::AvgPool { stride, bn: BnLayer::new(b, &format!("{name}.bn"), c, false) },
         Op::BinSepConv3 | Op::BinSepConv5 => {
             let (k, pad) = op.sep_conv_shape().expect("separable conv op");
-            SourceOp::SepConv(
-                (0..edges)
-                    .map(|r| BinSepConvLayer::new(b, &format!("{name}.edge{r}"), c, k, pad, stride, false, hw))
-                    .collect(),
-            )
+            let layers = inits.into_iter().enumerate().map(|(r, init)| {
+                let Init::Sep(init) = init else { unreachable!("separable conv weights drawn for every edge") };
+                BinSepConvLayer::with_init(b, &format!("{name}.edge{r}"), c, k, pad, stride, false, hw, init)
+            });
+            SourceOp::SepConv(layers.collect())
         }
         conv => {
             let (k, pad, dil) = conv.conv_shape().expect("binary conv op");
-            SourceOp::Conv(BinConvLayer::new(b, name, c, c * edges, ConvSpec { k, stride, pad, dil }, false, hw))
+            // The edges' filters stacked along the output channels.
+            let stacked = inits
+                .into_iter()
+                .flat_map(|init| match init {
+                    Init::Conv(w) => w,
+                    _ => unreachable!("conv weights drawn for every edge"),
+                })
+                .collect();
+            let spec = ConvSpec { k, stride, pad, dil };
+            SourceOp::Conv(BinConvLayer::with_init(b, name, c, c * edges, spec, false, hw, stacked))
         }
     }
 }
