@@ -239,8 +239,8 @@ impl SuperNet {
         let mut states = vec![cell.pre0.forward(t, bufs, s0)?, cell.pre1.forward(t, bufs, s1)?];
         // outs[j][o][r]: op o of the space (after zeroise) on state j, for its edge r.
         let mut outs = Vec::with_capacity(1 + STEPS);
-        for j in 0..2 {
-            outs.push(source_forward(&cell.sources[j], cell.plan.c, t, bufs, eval, states[j])?);
+        for (source, &x) in cell.sources.iter().zip(&states) {
+            outs.push(source_forward(source, cell.plan.c, t, bufs, eval, x)?);
         }
         for i in 0..STEPS {
             let mut node: Option<Var> = None;
