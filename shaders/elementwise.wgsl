@@ -98,8 +98,8 @@ fn broadcast(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     y[i] = p.alpha * x[i / p.inner];
 }
 
-// Copies a [n, c, hw] block (len = n * c * hw, inner = hw, c = c) from channel src_off of a
-// [n, src_c, hw] tensor into channel dst_off of a [n, dst_c, hw] tensor.
+// Copies (op 0) or adds (op 1) a [n, c, hw] block (len = n * c * hw, inner = hw, c = c) from
+// channel src_off of a [n, src_c, hw] tensor into channel dst_off of a [n, dst_c, hw] tensor.
 @compute @workgroup_size(256)
 fn copy_channels(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let i = index(wid, nwg, lid);
@@ -108,18 +108,12 @@ fn copy_channels(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     let j = i % hw;
     let ch = (i / hw) % p.c;
     let n = i / (hw * p.c);
-    yio[((n * p.dst_c + p.dst_off + ch) * hw) + j] = x[((n * p.src_c + p.src_off + ch) * hw) + j];
-}
-
-// The same block added into the destination instead of copied (channel-slice gradients).
-@compute @workgroup_size(256)
-fn add_channels(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = index(wid, nwg, lid);
-    if i >= p.len { return; }
-    let hw = p.inner;
-    let j = i % hw;
-    let ch = (i / hw) % p.c;
-    let n = i / (hw * p.c);
     let at = ((n * p.dst_c + p.dst_off + ch) * hw) + j;
-    yio[at] = yio[at] + x[((n * p.src_c + p.src_off + ch) * hw) + j];
+    let v = x[((n * p.src_c + p.src_off + ch) * hw) + j];
+    // op 1 adds into the destination (channel-slice gradients) instead of copying.
+    if p.op == 1u {
+        yio[at] = yio[at] + v;
+    } else {
+        yio[at] = v;
+    }
 }

@@ -164,12 +164,7 @@ impl BinConvLayer {
         out_hw: usize,
         init: Vec<f32>,
     ) -> Self {
-        let bn = BnLayer::new(b, &format!("{name}.bn"), c_in, affine);
-        let w = b.params.add_binary(b.backend, format!("{name}.weight"), [c_out, c_in, spec.k, spec.k], init);
-        b.binary_macs += (c_out * c_in * spec.k * spec.k * out_hw) as u64;
-        let index = b.bin_convs;
-        b.bin_convs += 1;
-        Self { name: name.to_string(), c_in, c_out, spec, bn, w, index, depthwise: false }
+        Self::build(b, name, c_in, c_out, spec, affine, out_hw, init, false)
     }
 
     /// A depthwise binary conv over `c` channels with the given initial weights `[c, 1, k, k]`.
@@ -182,12 +177,29 @@ impl BinConvLayer {
         out_hw: usize,
         init: Vec<f32>,
     ) -> Self {
-        let bn = BnLayer::new(b, &format!("{name}.bn"), c, affine);
-        let w = b.params.add_binary(b.backend, format!("{name}.weight"), [c, 1, spec.k, spec.k], init);
-        b.binary_macs += (c * spec.k * spec.k * out_hw) as u64;
+        Self::build(b, name, c, c, spec, affine, out_hw, init, true)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build<B: Backend>(
+        b: &mut Builder<'_, B>,
+        name: &str,
+        c_in: usize,
+        c_out: usize,
+        spec: ConvSpec,
+        affine: bool,
+        out_hw: usize,
+        init: Vec<f32>,
+        depthwise: bool,
+    ) -> Self {
+        let bn = BnLayer::new(b, &format!("{name}.bn"), c_in, affine);
+        // Input channels each filter sees: all of them, or its own one.
+        let c_w = if depthwise { 1 } else { c_in };
+        let w = b.params.add_binary(b.backend, format!("{name}.weight"), [c_out, c_w, spec.k, spec.k], init);
+        b.binary_macs += (c_out * c_w * spec.k * spec.k * out_hw) as u64;
         let index = b.bin_convs;
         b.bin_convs += 1;
-        Self { name: name.to_string(), c_in: c, c_out: c, spec, bn, w, index, depthwise: true }
+        Self { name: name.to_string(), c_in, c_out, spec, bn, w, index, depthwise }
     }
 
     pub fn forward<B: Backend>(
@@ -225,21 +237,6 @@ pub struct BinSepConvLayer {
 }
 
 impl BinSepConvLayer {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new<B: Backend>(
-        b: &mut Builder<'_, B>,
-        name: &str,
-        c: usize,
-        k: usize,
-        pad: usize,
-        stride: usize,
-        affine: bool,
-        out_hw: usize,
-    ) -> Self {
-        let inits = Self::init(b.rng, c, k);
-        Self::with_init(b, name, c, k, pad, stride, affine, out_hw, inits)
-    }
-
     /// Initial weights of the four convs, in order: depthwise `[c, 1, k, k]`, pointwise `[c, c, 1, 1]`, twice.
     pub fn init(rng: &mut Rng, c: usize, k: usize) -> [Vec<f32>; 4] {
         let dw1 = bin_conv_init(rng, c, 1, k);

@@ -255,7 +255,8 @@ fn edge_op<B: Backend>(b: &mut Builder<'_, B>, name: &str, op: Op, c: usize, str
         Op::AvgPool3 => EdgeOp::AvgPool { stride },
         Op::BinSepConv3 | Op::BinSepConv5 => {
             let (k, pad) = op.sep_conv_shape().expect("separable conv op");
-            EdgeOp::SepConv(Box::new(BinSepConvLayer::new(b, name, c, k, pad, stride, true, out_hw)))
+            let init = BinSepConvLayer::init(b.rng, c, k);
+            EdgeOp::SepConv(Box::new(BinSepConvLayer::with_init(b, name, c, k, pad, stride, true, out_hw, init)))
         }
         conv => {
             let (k, pad, dil) = conv.conv_shape().expect("binary conv op");

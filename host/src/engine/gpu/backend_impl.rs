@@ -97,7 +97,7 @@ impl Backend for Gpu {
         y
     }
     fn add_channels(&self, acc: &mut GpuBuf, x: &GpuBuf, n: usize, c_total: usize, hw: usize, offset: usize, c: usize) {
-        self.channel_block("add_channels", x, acc, n, c, hw, (c, 0), (c_total, offset));
+        self.channel_block(true, x, acc, n, c, hw, (c, 0), (c_total, offset));
     }
 
     fn conv2d(&self, x: &GpuBuf, w: &GpuBuf, bias: Option<&GpuBuf>, g: ConvGeom) -> GpuBuf {

@@ -118,15 +118,15 @@ impl Gpu {
         dst_c: usize,
         dst_off: usize,
     ) {
-        self.channel_block("copy_channels", src, dst, n, c, hw, (src_c, src_off), (dst_c, dst_off));
+        self.channel_block(false, src, dst, n, c, hw, (src_c, src_off), (dst_c, dst_off));
     }
 
-    /// `copy_channels` or `add_channels` (entry) of a `[n, c, hw]` block between channel
-    /// offsets of two tensors, given as (channels per sample, offset).
+    /// Copies (or with `add`, adds) a `[n, c, hw]` block between channel offsets of two
+    /// tensors, given as (channels per sample, offset).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn channel_block(
         &self,
-        entry: &'static str,
+        add: bool,
         src: &GpuBuf,
         dst: &GpuBuf,
         n: usize,
@@ -139,7 +139,7 @@ impl Gpu {
         if len == 0 {
             return;
         }
-        let p = params(len, hw, c, 0, 0.0, 0, 0).u(src_c).u(src_off).u(dst_c).u(dst_off);
-        self.dispatch(self.ew(), entry, p, &[(1, &src.buffer), (4, &dst.buffer)], (groups_for(len), 1));
+        let p = params(len, hw, c, 0, 0.0, u32::from(add), 0).u(src_c).u(src_off).u(dst_c).u(dst_off);
+        self.dispatch(self.ew(), "copy_channels", p, &[(1, &src.buffer), (4, &dst.buffer)], (groups_for(len), 1));
     }
 }
