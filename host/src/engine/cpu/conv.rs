@@ -213,7 +213,7 @@ impl Plan {
 
 /// Output positions `o` in `[lo, hi)` along one axis whose input index
 /// `o * stride + tap - pad` lies in `[0, len_in)`.
-fn valid_range(out_len: usize, stride: usize, tap: usize, pad: usize, len_in: usize) -> (usize, usize) {
+pub(super) fn valid_range(out_len: usize, stride: usize, tap: usize, pad: usize, len_in: usize) -> (usize, usize) {
     let lo = if pad > tap { (pad - tap).div_ceil(stride) } else { 0 };
     let limit = len_in + pad;
     let hi = if limit > tap { (limit - tap).div_ceil(stride).min(out_len) } else { 0 };

@@ -86,14 +86,14 @@ impl Backend for Gpu {
         let y = self.alloc(n * total * hw);
         let mut off = 0;
         for (x, &c) in xs.iter().zip(chans) {
-            self.copy_channels(x, &y, n, c, hw, c, 0, total, off);
+            self.channel_block(false, x, &y, n, c, hw, (c, 0), (total, off));
             off += c;
         }
         y
     }
     fn slice_channels(&self, x: &GpuBuf, n: usize, c_total: usize, hw: usize, offset: usize, c: usize) -> GpuBuf {
         let y = self.alloc(n * c * hw);
-        self.copy_channels(x, &y, n, c, hw, c_total, offset, c, 0);
+        self.channel_block(false, x, &y, n, c, hw, (c_total, offset), (c, 0));
         y
     }
     fn add_channels(&self, acc: &mut GpuBuf, x: &GpuBuf, n: usize, c_total: usize, hw: usize, offset: usize, c: usize) {

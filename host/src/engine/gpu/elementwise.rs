@@ -103,26 +103,8 @@ impl Gpu {
         y
     }
 
-    /// Copies channels `[src_off, src_off + c)` of `src` `[n, src_c, hw]` into channels
-    /// `[dst_off, dst_off + c)` of `dst` `[n, dst_c, hw]`.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn copy_channels(
-        &self,
-        src: &GpuBuf,
-        dst: &GpuBuf,
-        n: usize,
-        c: usize,
-        hw: usize,
-        src_c: usize,
-        src_off: usize,
-        dst_c: usize,
-        dst_off: usize,
-    ) {
-        self.channel_block(false, src, dst, n, c, hw, (src_c, src_off), (dst_c, dst_off));
-    }
-
-    /// Copies (or with `add`, adds) a `[n, c, hw]` block between channel offsets of two
-    /// tensors, given as (channels per sample, offset).
+    /// Copies (or with `add`, adds) channels `[src_off, src_off + c)` of `src` `[n, src_c, hw]`
+    /// into channels `[dst_off, dst_off + c)` of `dst` `[n, dst_c, hw]`.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn channel_block(
         &self,
