@@ -150,6 +150,13 @@ pub trait Backend: Send + Sync + 'static {
     // ---- convolution, matrix product ------------------------------------------------------
     /// `y = conv(x, w) (+ bias)`; x `[n, c_in, h, w]`, w `[c_out, c_in, k, k]`, bias `[c_out]`.
     fn conv2d(&self, x: &Self::Buf, w: &Self::Buf, bias: Option<&Self::Buf>, g: ConvGeom) -> Self::Buf;
+    /// The binary conv's output `relu(scale[o] * conv2d(x, w))`, `scale` `[c_out]`, where every
+    /// value of `x` and `w` is +1 or -1 (signs). A backend may count the conv with XNOR and
+    /// popcount; its sums are integers, so the result must equal this default's exactly.
+    fn sign_conv2d(&self, x: &Self::Buf, w: &Self::Buf, scale: &Self::Buf, g: ConvGeom) -> Self::Buf {
+        let og = ChanGeom { n: g.n, c: g.c_out, hw: g.out_h() * g.out_w() };
+        self.relu(&self.channel_affine(&self.conv2d(x, w, None, g), scale, None, og))
+    }
     /// Gradient w.r.t. the input, `[n, c_in, h, w]`.
     fn conv2d_bwd_data(&self, dy: &Self::Buf, w: &Self::Buf, g: ConvGeom) -> Self::Buf;
     /// Gradient w.r.t. the weights, `[c_out, c_in, k, k]`.

@@ -14,6 +14,9 @@ use crate::rng::Rng;
 pub struct ConvBench {
     pub geom: ConvGeom,
     pub forward_s: f64,
+    /// The binary conv's forward over +-1 operands, `sign_conv2d` (XNOR-popcount on the CPU, with
+    /// its scale and ReLU).
+    pub sign_s: f64,
     pub bwd_data_s: f64,
     pub bwd_weight_s: f64,
 }
@@ -48,6 +51,10 @@ pub fn bench_conv<B: Backend>(backend: &B, geoms: &[ConvGeom], reps: usize) -> V
             let x = backend.upload(&random(g.in_len()));
             let w = backend.upload(&random(g.weight_len()));
             let dy = backend.upload(&random(g.out_len()));
+            let signs =
+                |b: &B::Buf| backend.upload(&backend.download(b).iter().map(|v| v.signum()).collect::<Vec<_>>());
+            let (xs, ws) = (signs(&x), signs(&w));
+            let scale = backend.upload(&vec![0.01; g.c_out]);
             let time = |pass: &dyn Fn() -> B::Buf| {
                 backend.download(&pass());
                 let start = Instant::now();
@@ -61,6 +68,7 @@ pub fn bench_conv<B: Backend>(backend: &B, geoms: &[ConvGeom], reps: usize) -> V
             ConvBench {
                 geom: g,
                 forward_s: time(&|| backend.conv2d(&x, &w, None, g)),
+                sign_s: time(&|| backend.sign_conv2d(&xs, &ws, &scale, g)),
                 bwd_data_s: time(&|| backend.conv2d_bwd_data(&dy, &w, g)),
                 bwd_weight_s: time(&|| backend.conv2d_bwd_weight(&dy, &x, g)),
             }
@@ -89,22 +97,32 @@ pub fn conv_table(results: &[ConvBench]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<34} {:>8} {:>8} {:>8} | {:>7} {:>7} {:>7}",
-        "conv (n c hxw k pad dil)", "fwd ms", "bwd_d ms", "bwd_w ms", "fwd GF", "bwd_d GF", "bwd_w GF"
+        "{:<34} {:>8} {:>8} {:>8} | {:>7} {:>7} {:>7} | {:>8} {:>7}",
+        "conv (n c hxw k pad dil)",
+        "fwd ms",
+        "bwd_d ms",
+        "bwd_w ms",
+        "fwd GF",
+        "bwd_d GF",
+        "bwd_w GF",
+        "xnor ms",
+        "fwd/xnor"
     );
     for r in results {
         let g = r.geom;
         let name = format!("{} {} {}x{} k{} p{} d{}", g.n, g.c_in, g.h, g.w, g.k, g.pad, g.dil);
         let _ = writeln!(
             out,
-            "{:<34} {:>8.2} {:>8.2} {:>8.2} | {:>7.1} {:>7.1} {:>7.1}",
+            "{:<34} {:>8.2} {:>8.2} {:>8.2} | {:>7.1} {:>7.1} {:>7.1} | {:>8.3} {:>7.1}x",
             name,
             r.forward_s * 1e3,
             r.bwd_data_s * 1e3,
             r.bwd_weight_s * 1e3,
             r.forward_gflops(),
             r.bwd_data_gflops(),
-            r.bwd_weight_gflops()
+            r.bwd_weight_gflops(),
+            r.sign_s * 1e3,
+            r.forward_s / r.sign_s
         );
     }
     out

@@ -154,10 +154,12 @@ impl<'p, B: Backend> Tape<'p, B> {
                 (b.sign(&b.channel_affine(self.value(x), flip, Some(neg_thr), cg)), None)
             }
         };
-        let conv = if depthwise { b.dwconv2d(&xb, &bw.sign, g) } else { b.conv2d(&xb, &bw.sign, None, g) };
-        let og = ChanGeom { n: g.n, c: g.c_out, hw: g.out_h() * g.out_w() };
-        let y = b.relu(&b.channel_affine(&conv, &bw.beta, None, og));
-        drop(conv);
+        let y = if depthwise {
+            let og = ChanGeom { n: g.n, c: g.c_out, hw: g.out_h() * g.out_w() };
+            b.relu(&b.channel_affine(&b.dwconv2d(&xb, &bw.sign, g), &bw.beta, None, og))
+        } else {
+            b.sign_conv2d(&xb, &bw.sign, &bw.beta, g)
+        };
         let Some((bn, gamma, beta)) = saved else {
             return Ok(self.push_node(Value::Owned(y), vec![g.n, g.c_out, g.out_h(), g.out_w()], None, None, false));
         };

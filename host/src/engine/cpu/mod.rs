@@ -12,6 +12,7 @@ mod elementwise;
 mod gemm;
 mod loss_optim;
 mod norm_pool;
+mod xnor;
 
 #[cfg(test)]
 mod tests_bwd;
@@ -145,7 +146,8 @@ impl Backend for Cpu {
     type Buf = Vec<f32>;
 
     fn describe(&self) -> String {
-        format!("cpu ({} thread{})", self.threads, if self.threads == 1 { "" } else { "s" })
+        let s = if self.threads == 1 { "" } else { "s" };
+        format!("cpu ({} thread{s}, {} binary convs)", self.threads, xnor::counter_name())
     }
 
     fn zeros(&self, len: usize) -> Vec<f32> {
@@ -229,6 +231,14 @@ impl Backend for Cpu {
 
     fn conv2d(&self, x: &Vec<f32>, w: &Vec<f32>, bias: Option<&Vec<f32>>, g: ConvGeom) -> Vec<f32> {
         conv::forward(self, x, w, bias.map(|b| b.as_slice()), g)
+    }
+    fn sign_conv2d(&self, x: &Vec<f32>, w: &Vec<f32>, scale: &Vec<f32>, g: ConvGeom) -> Vec<f32> {
+        if xnor::supported(&g) {
+            xnor::sign_conv(self, x, w, Some(scale), g)
+        } else {
+            let og = ChanGeom { n: g.n, c: g.c_out, hw: g.out_h() * g.out_w() };
+            self.relu(&self.channel_affine(&conv::forward(self, x, w, None, g), scale, None, og))
+        }
     }
     fn conv2d_bwd_data(&self, dy: &Vec<f32>, w: &Vec<f32>, g: ConvGeom) -> Vec<f32> {
         conv::backward_data(self, dy, w, g)

@@ -1,0 +1,392 @@
+//! The binary conv's forward counted with XNOR and popcount: `conv(x, w)` where every value of
+//! `x` and `w` is +1 or -1 (a binary conv's signs), equal to the float conv bit for bit.
+//!
+//! Signs are bits (1 = +1). A filter's `K = k*k*c_in` weights are one dense bit string (tap
+//! major, channel minor) of `kw = ceil(K/64)` words; each output pixel's input window is gathered
+//! the same way into a bit-level im2col matrix `[kw, pixels]`. The sum of +-1 products over a
+//! window is then `K - 2*popcount(x ^ w)`. Taps in the padding are 0 bits, which a float conv
+//! counts as 0, not as a product: an output pixel whose window reaches into the padding adds back
+//! the filter's 1 bits at those taps (`wones`) and counts only its `K_valid` products, so
+//! `s = K_valid - 2*(popcount - ones of w at the padded taps)`. Every sum is an integer below
+//! 2^24, exact in f32, and so is the float conv's: the two agree exactly.
+//!
+//! The counting kernel takes 4 filters x 32 pixels at a time, so each loaded input word serves 4
+//! filters; the compiler turns its lanes into `VPOPCNTQ` where the CPU has AVX-512 VPOPCNTDQ,
+//! into nibble lookups under AVX2, and scalar counts elsewhere (chosen at run time).
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use super::Cpu;
+use crate::engine::geom::ConvGeom;
+
+/// Output pixels one kernel call counts per filter.
+const LANES: usize = 32;
+/// Filters counted together.
+const FILTERS: usize = 4;
+/// Pixels of the bit im2col matrix per micro-batch of samples (bounds the scratch).
+const TARGET_PIXELS: usize = 2048;
+
+thread_local! {
+    static SCRATCH: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whether [`sign_conv`] can count this geometry: a pixel's padded taps must fit one u64 mask.
+pub(super) fn supported(g: &ConvGeom) -> bool {
+    g.k * g.k <= 64 && g.c_in > 0 && g.c_out > 0
+}
+
+/// The filters as dense bit rows, `[c_out rounded up to FILTERS, kw]` (extra rows 0), and each
+/// filter's count of +1 weights per tap, `[c_out, k*k]`.
+fn pack_weights(w: &[f32], g: &ConvGeom, kw: usize) -> (Vec<u64>, Vec<u32>) {
+    let kk = g.k * g.k;
+    let mut bits = vec![0u64; g.c_out.next_multiple_of(FILTERS) * kw];
+    let mut ones = vec![0u32; g.c_out * kk];
+    for o in 0..g.c_out {
+        let row = &mut bits[o * kw..(o + 1) * kw];
+        for c in 0..g.c_in {
+            for t in 0..kk {
+                if w[(o * g.c_in + c) * kk + t] > 0.0 {
+                    let i = t * g.c_in + c;
+                    row[i / 64] |= 1 << (i % 64);
+                    ones[o * kk + t] += 1;
+                }
+            }
+        }
+    }
+    (bits, ones)
+}
+
+/// For each output position, the mask of its taps that fall in the padding.
+fn padded_taps(g: &ConvGeom) -> Vec<u64> {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let inside =
+        |o: usize, tap: usize, len: usize| (o * g.stride + tap * g.dil).checked_sub(g.pad).is_some_and(|i| i < len);
+    let mut padded = vec![0u64; oh * ow];
+    for oy in 0..oh {
+        for ox in 0..ow {
+            for ky in 0..g.k {
+                for kx in 0..g.k {
+                    if !(inside(oy, ky, g.h) && inside(ox, kx, g.w)) {
+                        padded[oy * ow + ox] |= 1 << (ky * g.k + kx);
+                    }
+                }
+            }
+        }
+    }
+    padded
+}
+
+/// Word `q` of tap `t`'s channel bits, as it lands in the dense window row: at bit `shift` of
+/// word `word`, its high bits spilling into `word + 1` when `spill`. `offset` is the tap's
+/// pixel offset in the padded image.
+struct Piece {
+    offset: usize,
+    q: usize,
+    word: usize,
+    shift: u32,
+    spill: bool,
+}
+
+fn pieces(g: &ConvGeom, pw: usize) -> Vec<Piece> {
+    let cw = g.c_in.div_ceil(64);
+    let mut out = vec![];
+    for t in 0..g.k * g.k {
+        let offset = (t / g.k) * g.dil * pw + (t % g.k) * g.dil;
+        for q in 0..cw {
+            let bits = if q + 1 == cw { g.c_in - q * 64 } else { 64 };
+            let at = t * g.c_in + q * 64;
+            let shift = (at % 64) as u32;
+            out.push(Piece { offset, q, word: at / 64, shift, spill: shift as usize + bits > 64 });
+        }
+    }
+    out
+}
+
+/// `[n, c_out, oh, ow]`: the conv of +-1 values `x` `[n, c_in, h, w]` and `w` `[c_out, c_in, k, k]`
+/// (see the module docs); with `scale`, `relu(scale[o] * conv)` as the binary conv's output.
+/// `g` must be [`supported`].
+pub(super) fn sign_conv(cpu: &Cpu, x: &[f32], w: &[f32], scale: Option<&[f32]>, g: ConvGeom) -> Vec<f32> {
+    debug_assert!(supported(&g));
+    debug_assert_eq!(x.len(), g.in_len());
+    debug_assert_eq!(w.len(), g.weight_len());
+    let (hw, ohow, kk) = (g.h * g.w, g.out_h() * g.out_w(), g.k * g.k);
+    let (kbits, cw) = (kk * g.c_in, g.c_in.div_ceil(64));
+    let kw = kbits.div_ceil(64);
+    let (wbits, wones) = pack_weights(w, &g, kw);
+    // Per filter and position: K_valid + 2 * (ones of w at the padded taps), so s = base - 2*pop.
+    let mut base = vec![kbits as i32; g.c_out * ohow];
+    for (p, &mask) in padded_taps(&g).iter().enumerate().filter(|(_, m)| **m != 0) {
+        let valid = (kk - mask.count_ones() as usize) * g.c_in;
+        for o in 0..g.c_out {
+            let ones: u32 = (0..kk).filter(|t| mask >> t & 1 == 1).map(|t| wones[o * kk + t]).sum();
+            base[o * ohow + p] = valid as i32 + 2 * ones as i32;
+        }
+    }
+    let (ph, pw) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
+    let pieces = pieces(&g, pw);
+    let mut y = vec![0.0f32; g.out_len()];
+    let per_task = g.n.div_ceil(cpu.threads().max(1)).max(1);
+    let mb = (TARGET_PIXELS / ohow.max(1)).clamp(1, per_task);
+    let (in_s, out_s) = (g.c_in * hw, g.c_out * ohow);
+    let count = pick_counter();
+    cpu.pool.install(|| {
+        y.par_chunks_mut(per_task * out_s).enumerate().for_each(|(task, y_task)| {
+            let first = task * per_task;
+            let samples = y_task.len() / out_s;
+            let cols = (mb * ohow).next_multiple_of(LANES);
+            SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                let need = cw * ph * pw + kw * cols;
+                if s.len() < need {
+                    s.resize(need, 0);
+                }
+                let (pix, col) = s.split_at_mut(cw * ph * pw);
+                for b0 in (0..samples).step_by(mb) {
+                    let nb = mb.min(samples - b0);
+                    for j in 0..nb {
+                        pack_pixels(&x[(first + b0 + j) * in_s..][..in_s], &g, pix);
+                        gather(pix, &g, &pieces, kw, col, cols, j * ohow);
+                    }
+                    let ys = &mut y_task[b0 * out_s..][..nb * out_s];
+                    for o0 in (0..g.c_out).step_by(FILTERS) {
+                        let wb = &wbits[o0 * kw..(o0 + FILTERS) * kw];
+                        for p0 in (0..nb * ohow).step_by(LANES) {
+                            let pop = count(col, cols, p0, wb, kw);
+                            let (mut q, end) = (p0, (p0 + LANES).min(nb * ohow));
+                            while q < end {
+                                // A run of lanes inside one sample: contiguous in every output row.
+                                let (j, p) = (q / ohow, q % ohow);
+                                let run = (end - q).min(ohow - p);
+                                for (f, pop) in pop.iter().enumerate().take(g.c_out - o0) {
+                                    let o = o0 + f;
+                                    let dst = &mut ys[j * out_s + o * ohow + p..][..run];
+                                    let sums = base[o * ohow + p..][..run].iter().zip(&pop[q - p0..]);
+                                    let sums = sums.map(|(&b, &c)| (b - 2 * c as i32) as f32);
+                                    match scale {
+                                        // Exactly as channel_affine then relu.
+                                        Some(sc) => {
+                                            dst.iter_mut().zip(sums).for_each(|(d, v)| *d = (v * sc[o] + 0.0).max(0.0))
+                                        }
+                                        None => dst.iter_mut().zip(sums).for_each(|(d, v)| *d = v),
+                                    }
+                                }
+                                q += run;
+                            }
+                        }
+                    }
+                }
+            })
+        })
+    });
+    y
+}
+
+/// Packs one sample's signs `[c_in, h, w]` into channel bits of the zero-padded image, one plane
+/// per word of channels: `[cw, h + 2 pad, w + 2 pad]`. The input is read in order (one stream;
+/// the planes of 64 channels read side by side would be 64) and the bits gathered in L1.
+fn pack_pixels(x: &[f32], g: &ConvGeom, pix: &mut [u64]) {
+    let (hw, pw) = (g.h * g.w, g.w + 2 * g.pad);
+    let plane_len = (g.h + 2 * g.pad) * pw;
+    pix.fill(0);
+    for (c, plane) in x.chunks_exact(hw).enumerate() {
+        let out = &mut pix[(c / 64) * plane_len..][..plane_len];
+        let bit = c % 64;
+        for (src, dst) in plane.chunks_exact(g.w).zip(out[g.pad * pw..].chunks_exact_mut(pw)) {
+            for (d, &v) in dst[g.pad..].iter_mut().zip(src) {
+                *d |= u64::from(v > 0.0) << bit;
+            }
+        }
+    }
+}
+
+/// Writes the dense window rows of one sample's output pixels into columns `[off, off + ohow)`
+/// of `col` (`[kw, cols]`): for each piece and output row, one pass over the row's pixels.
+fn gather(pix: &[u64], g: &ConvGeom, pieces: &[Piece], kw: usize, col: &mut [u64], cols: usize, off: usize) {
+    let (oh, ow, pw) = (g.out_h(), g.out_w(), g.w + 2 * g.pad);
+    let plane_len = (g.h + 2 * g.pad) * pw;
+    for j in 0..kw {
+        col[j * cols + off..][..oh * ow].fill(0);
+    }
+    for pc in pieces {
+        let plane = &pix[pc.q * plane_len..][..plane_len];
+        for oy in 0..oh {
+            let src = &plane[oy * g.stride * pw + pc.offset..];
+            let at = off + oy * ow;
+            let (lo, hi) = col.split_at_mut((pc.word + 1) * cols);
+            let dst = &mut lo[pc.word * cols + at..][..ow];
+            if g.stride == 1 {
+                dst.iter_mut().zip(src).for_each(|(d, &v)| *d |= v << pc.shift);
+            } else {
+                dst.iter_mut().zip(src.iter().step_by(g.stride)).for_each(|(d, &v)| *d |= v << pc.shift);
+            }
+            if pc.spill {
+                let dst = &mut hi[at..][..ow];
+                let back = 64 - pc.shift;
+                dst.iter_mut().zip(src.iter().step_by(g.stride)).for_each(|(d, &v)| *d |= v >> back);
+            }
+        }
+    }
+}
+
+/// Popcounts of `x ^ w` summed over the `kw` words of a window, for `FILTERS` filters (`w`
+/// `[FILTERS, kw]`) and the `LANES` pixels from column `p0` of `col` (`[kw, cols]`).
+type Counter = fn(&[u64], usize, usize, &[u64], usize) -> [[u32; LANES]; FILTERS];
+
+#[inline(always)]
+fn count_body(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> [[u32; LANES]; FILTERS] {
+    let mut acc = [[0u64; LANES]; FILTERS];
+    for j in 0..kw {
+        let xs: &[u64; LANES] = col[j * cols + p0..][..LANES].try_into().expect("LANES words");
+        for (f, acc) in acc.iter_mut().enumerate() {
+            let wj = w[f * kw + j];
+            for (a, &x) in acc.iter_mut().zip(xs) {
+                *a += u64::from((x ^ wj).count_ones());
+            }
+        }
+    }
+    acc.map(|a| a.map(|v| v as u32))
+}
+
+fn count_generic(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> [[u32; LANES]; FILTERS] {
+    count_body(col, cols, p0, w, kw)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq")]
+fn count_avx512(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> [[u32; LANES]; FILTERS] {
+    count_body(col, cols, p0, w, kw)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,popcnt")]
+fn count_avx2(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> [[u32; LANES]; FILTERS] {
+    count_body(col, cols, p0, w, kw)
+}
+
+/// The fastest counter this CPU runs.
+fn pick_counter() -> Counter {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512vpopcntdq") && is_x86_feature_detected!("avx512bw") {
+            // SAFETY: the CPU has every feature count_avx512 is compiled for.
+            return |c, s, p, w, k| unsafe { count_avx512(c, s, p, w, k) };
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("popcnt") {
+            // SAFETY: the CPU has every feature count_avx2 is compiled for.
+            return |c, s, p, w, k| unsafe { count_avx2(c, s, p, w, k) };
+        }
+    }
+    count_generic
+}
+
+/// The counter [`sign_conv`] uses on this CPU, in words.
+pub(super) fn counter_name() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx512vpopcntdq") && is_x86_feature_detected!("avx512bw") {
+            return "AVX-512 VPOPCNTQ XNOR";
+        }
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("popcnt") {
+            return "AVX2 XNOR";
+        }
+    }
+    "scalar XNOR"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::conv;
+    use super::super::tests_fwd::{conv as geom, cpu};
+    use super::*;
+    use crate::engine::backend::Backend;
+    use crate::engine::geom::ChanGeom;
+    use crate::rng::Rng;
+
+    /// The XNOR count against the float conv (im2col + sgemm) of the same +-1 operands: equal
+    /// bit for bit, over channel counts either side of a word, odd sizes, strides, dilations and
+    /// padding wider than the kernel's reach, batches that split across threads and micro-batches.
+    #[test]
+    fn xnor_conv_equals_float_conv_of_signs() {
+        let cpu = cpu(2);
+        let mut rng = Rng::new(7);
+        let mut pm1 =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| if rng.next_u64() & 1 == 1 { 1.0 } else { -1.0 }).collect() };
+        let mut cases = 0;
+        let mut largest = 0.0f32;
+        for &(n, c_in, hw, c_out, k, stride, pad, dil) in &[
+            (3, 1, 9, 5, 3, 1, 1, 1),
+            (2, 16, 12, 16, 3, 1, 1, 1),
+            (5, 16, 7, 9, 5, 1, 4, 2),
+            (2, 33, 11, 7, 3, 2, 1, 1),
+            (2, 64, 8, 6, 3, 1, 1, 1),
+            (2, 70, 6, 4, 1, 1, 0, 1),
+            (1, 130, 5, 3, 3, 2, 2, 1),
+            (4, 24, 14, 12, 5, 1, 2, 1),
+            (3, 8, 5, 4, 3, 1, 3, 1),
+            (2, 12, 28, 12, 3, 2, 0, 1),
+            (70, 16, 3, 16, 3, 1, 1, 1),
+            (2, 5, 9, 4, 7, 1, 3, 1),
+        ] {
+            let g = geom(n, c_in, hw, hw + 1, c_out, k, stride, pad, dil);
+            let (x, w) = (pm1(g.in_len()), pm1(g.weight_len()));
+            let want = conv::forward(&cpu, &x, &w, None, g);
+            let got = sign_conv(&cpu, &x, &w, None, g);
+            assert_eq!(got.len(), want.len());
+            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                largest = largest.max((a - b).abs());
+                assert_eq!(a.to_bits(), b.to_bits(), "{g:?} at {i}: xnor {a} vs float {b}");
+            }
+            // With the binary conv's scale and ReLU fused: exactly channel_affine then relu.
+            let scale: Vec<f32> = (0..c_out).map(|o| 0.01 + 0.37 * o as f32).collect();
+            let og = ChanGeom { n: g.n, c: g.c_out, hw: g.out_h() * g.out_w() };
+            let want = cpu.relu(&cpu.channel_affine(&want, &scale, None, og));
+            let got = sign_conv(&cpu, &x, &w, Some(&scale), g);
+            assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{g:?}: scaled");
+            cases += 1;
+        }
+        println!("{cases} geometries, counter {}: largest |xnor - float| = {largest}", counter_name());
+    }
+
+    /// Every counter this CPU can run gives the plain loop's counts (the run-time choice only
+    /// picks one, so the others are checked here).
+    #[test]
+    fn counters_agree() {
+        let mut rng = Rng::new(3);
+        let (kw, cols) = (7, 3 * LANES);
+        let col: Vec<u64> = (0..kw * cols).map(|_| rng.next_u64()).collect();
+        let w: Vec<u64> = (0..FILTERS * kw).map(|_| rng.next_u64()).collect();
+        let want: Vec<_> = (0..3).map(|b| count_generic(&col, cols, b * LANES, &w, kw)).collect();
+        for (b, want) in want.iter().enumerate() {
+            for f in 0..FILTERS {
+                for l in 0..LANES {
+                    let plain: u32 =
+                        (0..kw).map(|j| (col[j * cols + b * LANES + l] ^ w[f * kw + j]).count_ones()).sum();
+                    assert_eq!(want[f][l], plain);
+                }
+            }
+        }
+        type RawCounter = unsafe fn(&[u64], usize, usize, &[u64], usize) -> [[u32; LANES]; FILTERS];
+        let mut checked = vec!["scalar"];
+        #[cfg(target_arch = "x86_64")]
+        for (name, ok, counter) in [
+            ("avx2", is_x86_feature_detected!("avx2") && is_x86_feature_detected!("popcnt"), count_avx2 as RawCounter),
+            (
+                "avx512",
+                is_x86_feature_detected!("avx512vpopcntdq") && is_x86_feature_detected!("avx512bw"),
+                count_avx512,
+            ),
+        ] {
+            if ok {
+                for (b, want) in want.iter().enumerate() {
+                    // SAFETY: the CPU has the counter's features (checked just above).
+                    let got = unsafe { counter(&col, cols, b * LANES, &w, kw) };
+                    assert_eq!(&got, want, "{name}");
+                }
+                checked.push(name);
+            }
+        }
+        println!("counters equal to the plain loop: {checked:?}");
+    }
+}
