@@ -225,7 +225,7 @@ pub(super) fn forward(cpu: &Cpu, x: &[f32], w: &[f32], bias: Option<&[f32]>, g: 
     debug_assert_eq!(x.len(), g.in_len());
     debug_assert_eq!(w.len(), g.weight_len());
     let p = Plan::new(g, cpu.threads());
-    let mut y = vec![0.0; g.out_len()];
+    let mut y = cpu.zeroed(g.out_len());
     let wm = Mat::rows(w, p.kdim);
     cpu.pool.install(|| {
         y.par_chunks_mut(p.per_task * p.out_s).enumerate().for_each(|(t, y_task)| {
@@ -268,7 +268,7 @@ pub(super) fn backward_data(cpu: &Cpu, dy: &[f32], w: &[f32], g: ConvGeom) -> Ve
     debug_assert_eq!(dy.len(), g.out_len());
     debug_assert_eq!(w.len(), g.weight_len());
     let p = Plan::new(g, cpu.threads());
-    let mut dx = vec![0.0; g.in_len()];
+    let mut dx = cpu.zeroed(g.in_len());
     let wt = Mat::cols(w, p.kdim);
     cpu.pool.install(|| {
         dx.par_chunks_mut(p.per_task * p.in_s).enumerate().for_each(|(t, dx_task)| {

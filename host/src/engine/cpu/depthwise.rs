@@ -31,7 +31,7 @@ fn for_each_tap_row(g: &ConvGeom, oh: usize, ow: usize, mut f: impl FnMut(usize,
 pub(super) fn forward(cpu: &Cpu, x: &[f32], w: &[f32], g: ConvGeom) -> Vec<f32> {
     debug_assert_eq!((g.c_in, x.len(), w.len()), (g.c_out, g.in_len(), g.c_out * g.k * g.k));
     let (oh, ow, hw, kk) = (g.out_h(), g.out_w(), g.h * g.w, g.k * g.k);
-    let mut y = vec![0.0; g.out_len()];
+    let mut y = cpu.zeroed(g.out_len());
     cpu.for_rows(&mut y, oh * ow, |plane, yp| {
         let c = plane % g.c_in;
         let (xp, wc) = (&x[plane * hw..(plane + 1) * hw], &w[c * kk..(c + 1) * kk]);
@@ -49,7 +49,7 @@ pub(super) fn forward(cpu: &Cpu, x: &[f32], w: &[f32], g: ConvGeom) -> Vec<f32> 
 pub(super) fn backward_data(cpu: &Cpu, dy: &[f32], w: &[f32], g: ConvGeom) -> Vec<f32> {
     debug_assert_eq!((dy.len(), w.len()), (g.out_len(), g.c_out * g.k * g.k));
     let (oh, ow, hw, kk) = (g.out_h(), g.out_w(), g.h * g.w, g.k * g.k);
-    let mut dx = vec![0.0; g.in_len()];
+    let mut dx = cpu.zeroed(g.in_len());
     cpu.for_rows(&mut dx, hw, |plane, dxp| {
         let c = plane % g.c_in;
         let (dyp, wc) = (&dy[plane * oh * ow..(plane + 1) * oh * ow], &w[c * kk..(c + 1) * kk]);

@@ -5,25 +5,29 @@ use rayon::prelude::*;
 use super::{Cpu, PAR_CHUNK, PAR_MIN_LEN};
 use crate::engine::geom::ChanGeom;
 
-/// `f(out, a)` over matching chunks of a new buffer and `a`.
-fn map1(cpu: &Cpu, a: &[f32], f: impl Fn(&mut f32, f32) + Sync + Send) -> Vec<f32> {
-    cpu.fill(a.len(), |off, out| {
-        let a = &a[off..off + out.len()];
-        out.iter_mut().zip(a).for_each(|(o, &a)| f(o, a));
-    })
+/// `[f(a_i)]`, computed by the pool's threads straight into the new buffer when it is large.
+fn map1(cpu: &Cpu, a: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
+    if a.len() < PAR_MIN_LEN || cpu.threads == 1 {
+        return a.iter().map(|&a| f(a)).collect();
+    }
+    let mut out = Vec::with_capacity(a.len());
+    cpu.pool.install(|| out.par_extend(a.par_iter().with_min_len(PAR_CHUNK).map(|&a| f(a))));
+    out
 }
 
-/// `f(out, a, b)` over matching chunks of a new buffer, `a` and `b`.
-fn map2(cpu: &Cpu, a: &[f32], b: &[f32], f: impl Fn(&mut f32, f32, f32) + Sync + Send) -> Vec<f32> {
+/// `[f(a_i, b_i)]`, as [`map1`].
+fn map2(cpu: &Cpu, a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Vec<f32> {
     debug_assert_eq!(a.len(), b.len());
-    cpu.fill(a.len(), |off, out| {
-        let n = out.len();
-        out.iter_mut().zip(&a[off..off + n]).zip(&b[off..off + n]).for_each(|((o, &a), &b)| f(o, a, b));
-    })
+    if a.len() < PAR_MIN_LEN || cpu.threads == 1 {
+        return a.iter().zip(b).map(|(&a, &b)| f(a, b)).collect();
+    }
+    let mut out = Vec::with_capacity(a.len());
+    cpu.pool.install(|| out.par_extend(a.par_iter().zip(b).with_min_len(PAR_CHUNK).map(|(&a, &b)| f(a, b))));
+    out
 }
 
 pub(super) fn add(cpu: &Cpu, a: &[f32], b: &[f32]) -> Vec<f32> {
-    map2(cpu, a, b, |o, a, b| *o = a + b)
+    map2(cpu, a, b, |a, b| a + b)
 }
 
 pub(super) fn axpy(cpu: &Cpu, y: &mut [f32], alpha: f32, x: &[f32]) {
@@ -35,24 +39,24 @@ pub(super) fn axpy(cpu: &Cpu, y: &mut [f32], alpha: f32, x: &[f32]) {
 }
 
 pub(super) fn scale(cpu: &Cpu, x: &[f32], alpha: f32) -> Vec<f32> {
-    map1(cpu, x, |o, x| *o = alpha * x)
+    map1(cpu, x, |x| alpha * x)
 }
 
 pub(super) fn relu(cpu: &Cpu, x: &[f32]) -> Vec<f32> {
-    map1(cpu, x, |o, x| *o = x.max(0.0))
+    map1(cpu, x, |x| x.max(0.0))
 }
 
 pub(super) fn relu_bwd(cpu: &Cpu, y: &[f32], dy: &[f32]) -> Vec<f32> {
-    map2(cpu, y, dy, |o, y, dy| *o = if y > 0.0 { dy } else { 0.0 })
+    map2(cpu, y, dy, |y, dy| if y > 0.0 { dy } else { 0.0 })
 }
 
 /// `+1` for `x >= 0` (also `-0.0`), `-1` otherwise (NaN maps to -1).
 pub(super) fn sign(cpu: &Cpu, x: &[f32]) -> Vec<f32> {
-    map1(cpu, x, |o, x| *o = if x >= 0.0 { 1.0 } else { -1.0 })
+    map1(cpu, x, |x| if x >= 0.0 { 1.0 } else { -1.0 })
 }
 
 pub(super) fn sign_ste_bwd(cpu: &Cpu, x: &[f32], dy: &[f32]) -> Vec<f32> {
-    map2(cpu, x, dy, |o, x, dy| *o = if x.abs() < 1.0 { dy } else { 0.0 })
+    map2(cpu, x, dy, |x, dy| if x.abs() < 1.0 { dy } else { 0.0 })
 }
 
 /// A copy of `x` `[n, c, hw]` with `f(index(r), row)` applied to every `hw`-long row `r`.
@@ -63,7 +67,7 @@ fn per_row(
     index: impl Fn(usize) -> usize + Sync + Send,
     f: impl Fn(usize, &mut [f32]) + Sync + Send,
 ) -> Vec<f32> {
-    let mut y = x.to_vec();
+    let mut y = cpu.copied(x);
     cpu.for_rows(&mut y, hw, |r, row| f(index(r), row));
     y
 }
@@ -159,26 +163,32 @@ pub(super) fn weighted_sum(cpu: &Cpu, xs: &[&Vec<f32>], w: &[f32]) -> Vec<f32> {
     })
 }
 
-/// `[n, sum c_j, hw]` from `[n, c_j, hw]` tensors.
-pub(super) fn concat_channels(xs: &[&Vec<f32>], chans: &[usize], n: usize, hw: usize) -> Vec<f32> {
+/// `[n, sum c_j, hw]` from `[n, c_j, hw]` tensors, one sample per task.
+pub(super) fn concat_channels(cpu: &Cpu, xs: &[&Vec<f32>], chans: &[usize], n: usize, hw: usize) -> Vec<f32> {
     let total: usize = chans.iter().sum();
-    let mut y = vec![0.0; n * total * hw];
-    for s in 0..n {
-        let mut at = s * total * hw;
+    let mut y = cpu.zeroed(n * total * hw);
+    cpu.for_rows(&mut y, total * hw, |s, y| {
+        let mut at = 0;
         for (x, &c) in xs.iter().zip(chans) {
             y[at..at + c * hw].copy_from_slice(&x[s * c * hw..(s + 1) * c * hw]);
             at += c * hw;
         }
-    }
+    });
     y
 }
 
-/// Channels `[offset, offset + c)` of `[n, c_total, hw]`.
-pub(super) fn slice_channels(x: &[f32], n: usize, c_total: usize, hw: usize, offset: usize, c: usize) -> Vec<f32> {
-    let mut y = vec![0.0; n * c * hw];
-    for s in 0..n {
-        y[s * c * hw..(s + 1) * c * hw].copy_from_slice(&x[(s * c_total + offset) * hw..][..c * hw]);
-    }
+/// Channels `[offset, offset + c)` of `[n, c_total, hw]`, one sample per task.
+pub(super) fn slice_channels(
+    cpu: &Cpu,
+    x: &[f32],
+    n: usize,
+    c_total: usize,
+    hw: usize,
+    offset: usize,
+    c: usize,
+) -> Vec<f32> {
+    let mut y = cpu.zeroed(n * c * hw);
+    cpu.for_rows(&mut y, c * hw, |s, y| y.copy_from_slice(&x[(s * c_total + offset) * hw..][..c * hw]));
     y
 }
 

@@ -55,7 +55,7 @@ pub(super) fn batch_norm(
             (running_mean.clone(), running_var.iter().map(|&v| 1.0 / (v + eps).sqrt()).collect())
         }
     };
-    let mut y = vec![0.0; x.len()];
+    let mut y = cpu.zeroed(x.len());
     cpu.for_rows(&mut y, g.hw, |r, out| {
         let c = r % g.c;
         let s = inv_std[c] * gamma.map_or(1.0, |gm| gm[c]);
@@ -98,7 +98,7 @@ pub(super) fn batch_norm_bwd(
             .collect()
     });
     let count = (g.n * g.hw).max(1) as f32;
-    let mut dx = vec![0.0; x.len()];
+    let mut dx = cpu.zeroed(x.len());
     cpu.for_rows(&mut dx, g.hw, |r, out| {
         let c = r % g.c;
         let (m, is) = (mean[c], inv_std[c]);
@@ -190,7 +190,7 @@ fn pool(
     finish: impl Fn(f32, usize) -> f32 + Copy + Sync + Send,
 ) -> Vec<f32> {
     let (oh, ow) = (g.out_h(), g.out_w());
-    let mut y = vec![0.0; g.out_len()];
+    let mut y = cpu.zeroed(g.out_len());
     per_plane(cpu, &mut y, oh * ow, g.h * g.w, x, |plane, out| {
         let mut rows = vec![0.0; g.h * ow];
         pool_plane(&g, plane, out, &mut rows, reduce, finish);
@@ -207,7 +207,7 @@ pub(super) fn max_pool(cpu: &Cpu, x: &[f32], g: PoolGeom) -> Vec<f32> {
 /// earlier on ties; selects instead of branches, which mispredict constantly on real data.
 pub(super) fn max_pool_bwd(cpu: &Cpu, x: &[f32], dy: &[f32], g: PoolGeom) -> Vec<f32> {
     let (oh, ow, hw) = (g.out_h(), g.out_w(), g.h * g.w);
-    let mut dx = vec![0.0; g.in_len()];
+    let mut dx = cpu.zeroed(g.in_len());
     cpu.for_rows(&mut dx, hw, |p, dxp| {
         let plane = &x[p * hw..][..hw];
         let dyp = &dy[p * oh * ow..][..oh * ow];
@@ -254,7 +254,7 @@ pub(super) fn avg_pool_bwd(cpu: &Cpu, dy: &[f32], g: PoolGeom) -> Vec<f32> {
         // With stride 1 and same-size output, "window of o contains i" is symmetric, so the
         // adjoint is a sum pool of dy / cells.
         let cells = pool(cpu, &vec![1.0; hw], PoolGeom { n: 1, c: 1, ..g }, |a, b| a + b, |v, _| v);
-        let mut dx = vec![0.0; g.in_len()];
+        let mut dx = cpu.zeroed(g.in_len());
         cpu.for_rows(&mut dx, hw, |p, dxp| {
             let scaled: Vec<f32> = dy[p * hw..][..hw].iter().zip(&cells).map(|(&d, &c)| d / c).collect();
             let mut rows = vec![0.0; hw];
@@ -262,7 +262,7 @@ pub(super) fn avg_pool_bwd(cpu: &Cpu, dy: &[f32], g: PoolGeom) -> Vec<f32> {
         });
         return dx;
     }
-    let mut dx = vec![0.0; g.in_len()];
+    let mut dx = cpu.zeroed(g.in_len());
     cpu.for_rows(&mut dx, hw, |p, dxp| {
         let dyp = &dy[p * oh * ow..][..oh * ow];
         for oy in 0..oh {

@@ -126,7 +126,7 @@ pub(super) fn sign_conv(cpu: &Cpu, x: &[f32], w: &[f32], scale: Option<&[f32]>, 
     }
     let (ph, pw) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
     let pieces = pieces(&g, pw);
-    let mut y = vec![0.0f32; g.out_len()];
+    let mut y = cpu.zeroed(g.out_len());
     let per_task = g.n.div_ceil(cpu.threads().max(1)).max(1);
     let mb = (TARGET_PIXELS / ohow.max(1)).clamp(1, per_task);
     let (in_s, out_s) = (g.c_in * hw, g.c_out * ohow);
