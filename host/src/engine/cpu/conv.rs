@@ -10,6 +10,7 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
+use super::dots;
 use super::gemm::{gemm, Mat};
 use super::Cpu;
 use crate::engine::geom::ConvGeom;
@@ -309,13 +310,14 @@ pub(super) fn backward_data(cpu: &Cpu, dy: &[f32], w: &[f32], g: ConvGeom) -> Ve
     dx
 }
 
-/// Gradient w.r.t. the weights: `dW += dy col^T` per micro-batch, one partial `dW` per task,
+/// Gradient w.r.t. the weights: `dW += dy col^T` per micro-batch (as dot products, `gemm_nt`), one partial `dW` per task,
 /// summed at the end; `[c_out, c_in, k, k]`.
 pub(super) fn backward_weight(cpu: &Cpu, dy: &[f32], x: &[f32], g: ConvGeom) -> Vec<f32> {
     debug_assert_eq!(dy.len(), g.out_len());
     debug_assert_eq!(x.len(), g.in_len());
     let p = Plan::new(g, cpu.threads());
     let tasks = g.n.div_ceil(p.per_task);
+    let dots = dots::available();
     let partial = |t: usize| {
         let first = t * p.per_task;
         let count = p.per_task.min(g.n - first);
@@ -327,19 +329,19 @@ pub(super) fn backward_weight(cpu: &Cpu, dy: &[f32], x: &[f32], g: ConvGeom) -> 
                 let ld = nb * p.ohow;
                 let xs = &x[(first + b0) * p.in_s..][..nb * p.in_s];
                 let dys = &dy[(first + b0) * p.out_s..][..nb * p.out_s];
-                let colt = if p.direct && nb == 1 {
-                    Mat::cols(xs, ld)
+                let colm: &[f32] = if p.direct && nb == 1 {
+                    xs
                 } else {
                     p.im2col_batch(xs, nb, col);
-                    Mat::cols(col, ld)
+                    col
                 };
-                let dym = if nb == 1 {
-                    Mat::rows(dys, ld)
+                let dym: &[f32] = if nb == 1 {
+                    dys
                 } else {
                     p.gather_out(dys, nb, dyg);
-                    Mat::rows(dyg, ld)
+                    dyg
                 };
-                gemm(g.c_out, ld, p.kdim, dym, colt, 1.0, &mut dw, p.kdim);
+                weight_product(g.c_out, p.kdim, ld, dym, colm, &mut dw, dots);
             }
         });
         dw
@@ -351,4 +353,36 @@ pub(super) fn backward_weight(cpu: &Cpu, dy: &[f32], x: &[f32], g: ConvGeom) -> 
         })
     });
     sum.unwrap_or_else(|| vec![0.0; g.weight_len()])
+}
+
+/// `dw [c_out, kdim] += dy [c_out, ld] col [kdim, ld]^T`: dot products along the pixels where the
+/// CPU has AVX-512 (`dots`), the packing GEMM elsewhere.
+fn weight_product(c_out: usize, kdim: usize, ld: usize, dy: &[f32], col: &[f32], dw: &mut [f32], dots: bool) {
+    if dots {
+        dots::gemm_nt(c_out, kdim, ld, dy, ld, col, ld, dw, kdim);
+    } else {
+        gemm(c_out, ld, kdim, Mat::rows(dy, ld), Mat::cols(col, ld), 1.0, dw, kdim);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The two ways of forming the weight gradient's product agree (the tests of the passes run
+    /// only the one this CPU picks).
+    #[test]
+    fn weight_products_agree() {
+        let mut rng = crate::rng::Rng::new(5);
+        let (c_out, kdim, ld) = (6, 37, 211);
+        let dy: Vec<f32> = (0..c_out * ld).map(|_| rng.normal()).collect();
+        let col: Vec<f32> = (0..kdim * ld).map(|_| rng.normal()).collect();
+        let (mut a, mut b) = (vec![0.5; c_out * kdim], vec![0.5; c_out * kdim]);
+        super::weight_product(c_out, kdim, ld, &dy, &col, &mut a, false);
+        super::weight_product(c_out, kdim, ld, &dy, &col, &mut b, super::dots::available());
+        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs() / (1.0 + x.abs())).fold(0f32, f32::max);
+        println!(
+            "GEMM vs dot products (AVX-512: {}): largest relative difference {worst:.2e}",
+            super::dots::available()
+        );
+        assert!(worst < 1e-5);
+    }
 }

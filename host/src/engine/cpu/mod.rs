@@ -8,6 +8,7 @@
 mod conv;
 mod dense;
 mod depthwise;
+mod dots;
 mod elementwise;
 mod gemm;
 mod loss_optim;
