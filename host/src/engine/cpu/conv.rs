@@ -264,8 +264,18 @@ pub(super) fn forward(cpu: &Cpu, x: &[f32], w: &[f32], bias: Option<&[f32]>, g: 
     y
 }
 
-/// Gradient w.r.t. the input: `dcol = W^T dy` by GEMM, then col2im; `[n, c_in, h, w]`.
+/// Gradient w.r.t. the input, `[n, c_in, h, w]`: directly (`direct`) for stride-1 convs where
+/// that applies, else [`backward_data_gemm`].
 pub(super) fn backward_data(cpu: &Cpu, dy: &[f32], w: &[f32], g: ConvGeom) -> Vec<f32> {
+    if super::direct::applies(&g) {
+        super::direct::backward_data(cpu, dy, w, g)
+    } else {
+        backward_data_gemm(cpu, dy, w, g)
+    }
+}
+
+/// Gradient w.r.t. the input: `dcol = W^T dy` by GEMM, then col2im; `[n, c_in, h, w]`.
+pub(super) fn backward_data_gemm(cpu: &Cpu, dy: &[f32], w: &[f32], g: ConvGeom) -> Vec<f32> {
     debug_assert_eq!(dy.len(), g.out_len());
     debug_assert_eq!(w.len(), g.weight_len());
     let p = Plan::new(g, cpu.threads());

@@ -8,6 +8,7 @@
 mod conv;
 mod dense;
 mod depthwise;
+mod direct;
 mod dots;
 mod elementwise;
 mod gemm;
