@@ -389,4 +389,42 @@ mod tests {
         }
         println!("counters equal to the plain loop: {checked:?}");
     }
+
+    /// The XNOR forward beside the float forward (im2col + sgemm) of the same shapes, 64-256
+    /// channels, timed side by side (best of 5, after a warm-up), with the ratio:
+    /// `cargo test --release -p bnas --lib bench_xnor_vs_float -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "benchmark: prints a table"]
+    fn bench_xnor_vs_float() {
+        let cpu = Cpu::new(None).expect("thread pool");
+        println!("{}", cpu.describe());
+        let mut rng = Rng::new(9);
+        println!("{:<30} {:>9} {:>9} {:>11} {:>7}", "conv (n c hxw k dil)", "float ms", "xnor ms", "xnor GMAC/s", "ratio");
+        for &(n, c, hw, k, dil) in &[(16, 64, 16, 3, 1), (16, 128, 16, 3, 1), (16, 256, 8, 3, 1), (16, 128, 16, 5, 2), (64, 16, 28, 3, 1)] {
+            let g = geom(n, c, hw, hw, c, k, 1, dil * (k - 1) / 2, dil);
+            let pm1 = |rng: &mut Rng, len: usize| -> Vec<f32> { (0..len).map(|_| if rng.next_u64() & 1 == 1 { 1.0 } else { -1.0 }).collect() };
+            let (x, w) = (pm1(&mut rng, g.in_len()), pm1(&mut rng, g.weight_len()));
+            let scale = vec![0.01; c];
+            let best = |f: &dyn Fn() -> Vec<f32>| {
+                std::hint::black_box(f());
+                (0..5)
+                    .map(|_| {
+                        let t = std::time::Instant::now();
+                        std::hint::black_box(f());
+                        t.elapsed().as_secs_f64()
+                    })
+                    .fold(f64::MAX, f64::min)
+            };
+            let float_s = best(&|| conv::forward(&cpu, &x, &w, None, g));
+            let xnor_s = best(&|| sign_conv(&cpu, &x, &w, Some(&scale), g));
+            println!(
+                "{:<30} {:>9.3} {:>9.3} {:>11.0} {:>6.1}x",
+                format!("{n} {c} {hw}x{hw} k{k} d{dil}"),
+                float_s * 1e3,
+                xnor_s * 1e3,
+                g.macs() as f64 / xnor_s / 1e9,
+                float_s / xnor_s
+            );
+        }
+    }
 }
