@@ -399,10 +399,17 @@ mod tests {
         let cpu = Cpu::new(None).expect("thread pool");
         println!("{}", cpu.describe());
         let mut rng = Rng::new(9);
-        println!("{:<30} {:>9} {:>9} {:>11} {:>7}", "conv (n c hxw k dil)", "float ms", "xnor ms", "xnor GMAC/s", "ratio");
-        for &(n, c, hw, k, dil) in &[(16, 64, 16, 3, 1), (16, 128, 16, 3, 1), (16, 256, 8, 3, 1), (16, 128, 16, 5, 2), (64, 16, 28, 3, 1)] {
+        println!(
+            "{:<30} {:>9} {:>9} {:>11} {:>7}",
+            "conv (n c hxw k dil)", "float ms", "xnor ms", "xnor GMAC/s", "ratio"
+        );
+        for &(n, c, hw, k, dil) in
+            &[(16, 64, 16, 3, 1), (16, 128, 16, 3, 1), (16, 256, 8, 3, 1), (16, 128, 16, 5, 2), (64, 16, 28, 3, 1)]
+        {
             let g = geom(n, c, hw, hw, c, k, 1, dil * (k - 1) / 2, dil);
-            let pm1 = |rng: &mut Rng, len: usize| -> Vec<f32> { (0..len).map(|_| if rng.next_u64() & 1 == 1 { 1.0 } else { -1.0 }).collect() };
+            let pm1 = |rng: &mut Rng, len: usize| -> Vec<f32> {
+                (0..len).map(|_| if rng.next_u64() & 1 == 1 { 1.0 } else { -1.0 }).collect()
+            };
             let (x, w) = (pm1(&mut rng, g.in_len()), pm1(&mut rng, g.weight_len()));
             let scale = vec![0.01; c];
             let best = |f: &dyn Fn() -> Vec<f32>| {
