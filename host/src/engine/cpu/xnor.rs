@@ -130,7 +130,7 @@ pub(super) fn sign_conv(cpu: &Cpu, x: &[f32], w: &[f32], scale: Option<&[f32]>, 
     let per_task = g.n.div_ceil(cpu.threads().max(1)).max(1);
     let mb = (TARGET_PIXELS / ohow.max(1)).clamp(1, per_task);
     let (in_s, out_s) = (g.c_in * hw, g.c_out * ohow);
-    let count = pick_counter();
+    let (count, _) = pick_counter();
     cpu.pool.install(|| {
         y.par_chunks_mut(per_task * out_s).enumerate().for_each(|(task, y_task)| {
             let first = task * per_task;
@@ -265,34 +265,37 @@ fn count_avx2(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> [[u3
     count_body(col, cols, p0, w, kw)
 }
 
-/// The fastest counter this CPU runs.
-fn pick_counter() -> Counter {
+/// Whether this CPU runs [`count_avx512`].
+#[cfg(target_arch = "x86_64")]
+fn has_avx512_popcount() -> bool {
+    is_x86_feature_detected!("avx512vpopcntdq") && is_x86_feature_detected!("avx512bw")
+}
+
+/// Whether this CPU runs [`count_avx2`].
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_popcount() -> bool {
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("popcnt")
+}
+
+/// The fastest counter this CPU runs, and its name.
+fn pick_counter() -> (Counter, &'static str) {
     #[cfg(target_arch = "x86_64")]
     {
-        if is_x86_feature_detected!("avx512vpopcntdq") && is_x86_feature_detected!("avx512bw") {
+        if has_avx512_popcount() {
             // SAFETY: the CPU has every feature count_avx512 is compiled for.
-            return |c, s, p, w, k| unsafe { count_avx512(c, s, p, w, k) };
+            return (|c, s, p, w, k| unsafe { count_avx512(c, s, p, w, k) }, "AVX-512 VPOPCNTQ XNOR");
         }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("popcnt") {
+        if has_avx2_popcount() {
             // SAFETY: the CPU has every feature count_avx2 is compiled for.
-            return |c, s, p, w, k| unsafe { count_avx2(c, s, p, w, k) };
+            return (|c, s, p, w, k| unsafe { count_avx2(c, s, p, w, k) }, "AVX2 XNOR");
         }
     }
-    count_generic
+    (count_generic, "scalar XNOR")
 }
 
 /// The counter [`sign_conv`] uses on this CPU, in words.
 pub(super) fn counter_name() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if is_x86_feature_detected!("avx512vpopcntdq") && is_x86_feature_detected!("avx512bw") {
-            return "AVX-512 VPOPCNTQ XNOR";
-        }
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("popcnt") {
-            return "AVX2 XNOR";
-        }
-    }
-    "scalar XNOR"
+    pick_counter().1
 }
 
 #[cfg(test)]
@@ -370,14 +373,9 @@ mod tests {
         type RawCounter = unsafe fn(&[u64], usize, usize, &[u64], usize) -> [[u32; LANES]; FILTERS];
         let mut checked = vec!["scalar"];
         #[cfg(target_arch = "x86_64")]
-        for (name, ok, counter) in [
-            ("avx2", is_x86_feature_detected!("avx2") && is_x86_feature_detected!("popcnt"), count_avx2 as RawCounter),
-            (
-                "avx512",
-                is_x86_feature_detected!("avx512vpopcntdq") && is_x86_feature_detected!("avx512bw"),
-                count_avx512,
-            ),
-        ] {
+        for (name, ok, counter) in
+            [("avx2", has_avx2_popcount(), count_avx2 as RawCounter), ("avx512", has_avx512_popcount(), count_avx512)]
+        {
             if ok {
                 for (b, want) in want.iter().enumerate() {
                     // SAFETY: the CPU has the counter's features (checked just above).
