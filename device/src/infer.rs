@@ -179,17 +179,30 @@ impl Model<'_> {
             }
             Node::BinConv(b) => {
                 let (xi, xr) = self.info(b.x)?;
-                let n_bits = xi.h * xi.w * b.words_per_tap();
+                let (xs, lanes) = (shape(&xi), kernels::use_lanes(b.c_in, b.geom, os.h, os.w));
+                let n_bits = if lanes {
+                    kernels::phase_row_words(b.c_in, xi.h, xi.w, b.geom.stride)
+                } else {
+                    xi.h * xi.w * b.words_per_tap()
+                };
                 let scratch = b.scratch..b.scratch + b.scratch_words(xi.h, xi.w);
                 {
                     let (rd, sc) = split(arena, scratch.clone())?;
-                    let bits = sc.get_mut(..n_bits).ok_or(OVERLAP)?;
-                    kernels::binarize(f32s(rd.read(xr)?), xi.h * xi.w, b.flip, b.threshold, bits);
+                    let (x, bits) = (f32s(rd.read(xr)?), sc.get_mut(..n_bits).ok_or(OVERLAP)?);
+                    if lanes {
+                        kernels::binarize_rows(x, xs, b.geom.stride, b.flip, b.threshold, bits);
+                    } else {
+                        kernels::binarize(x, xi.h * xi.w, b.flip, b.threshold, bits);
+                    }
                 }
                 let (before, o, after) = split3(arena, out_r.clone())?;
                 let sc = other_mut(before, after, &out_r, scratch)?;
                 let (bits, work) = sc.split_at_mut_checked(n_bits).ok_or(OVERLAP)?;
-                kernels::bin_conv_dense(bits, shape(&xi), b.geom, b.scale, b.packed, work, f32s_mut(o), os);
+                if lanes {
+                    kernels::bin_conv_lanes(bits, xs, b.geom, b.scale, b.packed, work, f32s_mut(o), os);
+                } else {
+                    kernels::bin_conv_dense(bits, xs, b.geom, b.scale, b.packed, work, f32s_mut(o), os);
+                }
             }
             Node::MaxPool { x, stride, .. } | Node::AvgPool { x, stride, .. } => {
                 let (xi, xr) = self.info(x)?;

@@ -499,7 +499,12 @@ mod profile {
             (64, 16, 3, 1),
             (128, 8, 3, 1),
         ];
+        // BNAS_PROFILE_ONLY=12,28 runs only the layers whose label starts with it (and not the net).
+        let only = std::env::var("BNAS_PROFILE_ONLY").unwrap_or_default();
         for &(c, hw, k, dil) in &layers {
+            if !format!("{c},{hw},{k},{dil}").starts_with(&only) {
+                continue;
+            }
             let s = match run(&format!("l{c}_{hw}_{k}_{dil}"), one_layer(c, hw, k, dil)) {
                 Ok(s) => s,
                 Err(e) => {
@@ -516,6 +521,9 @@ mod profile {
             );
         }
         for spec in [NetSpec { in_c: 3, hw: 8, c: 32, cells: 3, nodes: 4, classes: 10, seed: 7 }] {
+            if !only.is_empty() {
+                break;
+            }
             let s = match run(&format!("net{}_{}", spec.hw, spec.c), random_net(spec)) {
                 Ok(s) => s,
                 Err(e) => {

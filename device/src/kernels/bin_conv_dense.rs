@@ -16,7 +16,7 @@
 //! outside the image the count is masked to the taps inside (`popcount((x ^ w) & mask)`), so
 //! `s = n_valid_bits - 2 * popcount` sums +-1 over the valid taps only.
 
-use super::Shape;
+use super::{out_width, Shape};
 use crate::format::{words_for, BITS};
 use crate::model::ConvGeom;
 use crate::popcount::{xor_popcount, xor_popcount_masked};
@@ -24,12 +24,6 @@ use crate::popcount::{xor_popcount, xor_popcount_masked};
 /// Words of one dense kernel row: `ceil(k * c_in / 32)`.
 pub fn row_words(c_in: usize, k: usize) -> usize {
     (k.saturating_mul(c_in)).div_ceil(BITS)
-}
-
-/// Output width of a conv over `w_in` input columns (0 when the window does not fit).
-pub fn out_width(w_in: usize, g: ConvGeom) -> usize {
-    let span = g.dil.saturating_mul(g.k.saturating_sub(1)) + 1;
-    (w_in + 2 * g.pad).checked_sub(span).map_or(0, |d| d / g.stride.max(1) + 1)
 }
 
 /// Work words [`bin_conv_dense`] needs besides the input bits, in units of `row_words`: repacked

@@ -308,6 +308,9 @@ impl<'a> Model<'a> {
                 let c_out = field(4)?;
                 let geom = self.geom(rec, at)?;
                 let scratch = field(9)?;
+                if words_for(c_in) > crate::kernels::MAX_BIN_WORDS {
+                    return Err(malformed(at + 2, "binary conv input has more than 8192 channels"));
+                }
                 let n_packed = mul(mul(c_out, geom.k * geom.k, at)?, words_for(c_in), at)?;
                 exact(10 + 2 * c_in + c_out + n_packed)?;
                 Node::BinConv(BinConvNode {

@@ -121,13 +121,18 @@ impl BinConvNode<'_> {
     }
 }
 
-/// Scratch words of a binary conv: `h_in*w_in*words` input bits (`words = ceil(c_in/32)`), then
-/// [`crate::kernels::dense_work_words`]:
-/// `(c_out*k + w_out*dil*ceil(h_in/dil) + w_out*k) * ceil(k*c_in/32)` for the repacked weights,
-/// the input windows and the column masks.
+/// Scratch words of a binary conv, for the kernel [`crate::kernels::use_lanes`] picks: the lane
+/// kernel's phase rows ([`crate::kernels::phase_row_words`]) and work words
+/// ([`crate::kernels::lane_work_words`]), or the dense-row kernel's packed input bits
+/// (`h_in*w_in*ceil(c_in/32)`) and work words ([`crate::kernels::dense_work_words`]).
 pub fn bin_scratch_words(c_in: usize, c_out: usize, g: ConvGeom, h_in: usize, w_in: usize) -> usize {
-    let bits = h_in.saturating_mul(w_in).saturating_mul(words_for(c_in));
-    bits.saturating_add(crate::kernels::dense_work_words(c_in, c_out, g, h_in, w_in))
+    use crate::kernels::{dense_work_words, lane_work_words, out_width, phase_row_words, use_lanes};
+    if use_lanes(c_in, g, out_width(h_in, g), out_width(w_in, g)) {
+        phase_row_words(c_in, h_in, w_in, g.stride).saturating_add(lane_work_words(c_in, g, h_in, w_in))
+    } else {
+        let bits = h_in.saturating_mul(w_in).saturating_mul(words_for(c_in));
+        bits.saturating_add(dense_work_words(c_in, c_out, g, h_in, w_in))
+    }
 }
 
 /// One step of the network. Every node writes exactly one tensor, `out`.

@@ -1,0 +1,642 @@
+//! The binary conv with output pixels as bit lanes: the device's inference kernel.
+//!
+//! A Cortex-M4 has no popcount, and counting the bits of `x ^ w` one output at a time costs ~10
+//! instructions per 32-bit word plus ~40 per output. Here a 32-bit word holds one bit for each
+//! of up to 32 output pixels (`rows` output rows of `seg_w` columns: 1 x 28 at 28x28, 2 x 14 at
+//! 14x14, 4 x 7 at 7x7), and sums run down the lanes in bit-sliced counters (carry-save adders),
+//! so one instruction works on 32 outputs at once and nothing is counted per output.
+//!
+//! With `x` the input bits (1 for +1; 0 for -1 and for padding) and `w` a filter's bits, the
+//! conv over the taps inside the image is
+//!
+//! `s = sum_valid (2x-1)(2w-1) = 2 (B - A) - W = sigma (4 M - 2 P) - W`
+//!
+//! - `P = sum x` over every term (channel, ky, kx): one count per pixel, shared by all filters;
+//! - `B = sum over terms with w = 1 of x`, `A = P - B`; each filter counts only its minority `M`
+//!   (`B` if at most half its bits are 1, else `A`, `sigma = -1`), at most half the terms;
+//! - `W = sum_valid (2w-1)`, the filter's sum over the taps inside the image: a constant in the
+//!   interior, read from a per-filter prefix table at the borders.
+//!
+//! Padded taps have `x = 0`, so they add nothing to `P`, `A` or `B`, and `W` leaves them out:
+//! padding contributes exactly 0, as zero padding after sign does in the float network.
+//!
+//! Layout of the work words (see [`lane_work_words`]):
+//! - phase rows `[c_in, h_in, stride, pw]`: input row bits, column `ix` at phase `ix % stride`,
+//!   bit `ix / stride` ([`binarize_rows`] writes them);
+//! - stacks `[n_seg, c_in, k, t]` (+ `N` words of slack): for segment `seg`, channel `c`, tap
+//!   column `kx` and start row `t`, the word whose lane `(r, j)` is input bit
+//!   `(c, t - pad + r*stride, (seg*seg_w + j)*stride - pad + kx*dil)`. Term `(c, ky, kx)` of
+//!   output group `g` is stack `(c*k + kx)*t_rows + ky*dil` after the group's base: every filter's
+//!   term list is a list of offsets valid for every group;
+//! - per-lane `P` for every group, one filter's offsets, one filter's border prefix table.
+
+use super::Shape;
+use crate::format::{words_for, BITS};
+use crate::model::ConvGeom;
+
+/// Output width of a conv over `w_in` input columns (0 when the window does not fit).
+pub fn out_width(w_in: usize, g: ConvGeom) -> usize {
+    let span = g.dil.saturating_mul(g.k.saturating_sub(1)) + 1;
+    (w_in + 2 * g.pad).checked_sub(span).map_or(0, |d| d / g.stride.max(1) + 1)
+}
+
+/// Words of one phase row: `ceil(ceil(w_in / stride) / 32)`.
+fn phase_words(w_in: usize, stride: usize) -> usize {
+    w_in.div_ceil(stride.max(1)).div_ceil(BITS)
+}
+
+/// Words of the phase rows [`binarize_rows`] writes.
+pub fn phase_row_words(c_in: usize, h_in: usize, w_in: usize, stride: usize) -> usize {
+    c_in.saturating_mul(h_in).saturating_mul(stride.max(1)).saturating_mul(phase_words(w_in, stride))
+}
+
+/// How output pixels map to lanes.
+#[derive(Debug, Clone, Copy)]
+struct Lanes {
+    /// Output columns per lane row (at most 32) and segments per output row.
+    seg_w: usize,
+    n_seg: usize,
+    /// Output rows per group and groups per segment.
+    rows: usize,
+    groups: usize,
+    /// Start rows per stack: `(groups - 1) * rows * stride + (k - 1) * dil + 1`.
+    t_rows: usize,
+    /// Words of one segment's stacks (`(c_in * k + 1) * t_rows`, the last block zeros) and the
+    /// stack window ([`window_for`]).
+    seg_words: usize,
+    window: usize,
+}
+
+impl Lanes {
+    fn new(c_in: usize, g: ConvGeom, h_out: usize, w_out: usize) -> Self {
+        let seg_w = w_out.clamp(1, BITS);
+        let rows = (BITS / seg_w).clamp(1, h_out.max(1));
+        let groups = h_out.div_ceil(rows);
+        let t_rows = groups.saturating_sub(1) * rows * g.stride.max(1) + g.k.saturating_sub(1) * g.dil.max(1) + 1;
+        // One more block of zeros: offset `c_in*k*t_rows` reads 0 for every group (list padding).
+        let seg_words = (c_in.saturating_mul(g.k) + 1).saturating_mul(t_rows);
+        Lanes { seg_w, n_seg: w_out.div_ceil(seg_w), rows, groups, t_rows, seg_words, window: window_for(seg_words) }
+    }
+}
+
+/// Whether the lane kernel runs this conv (else the dense-row kernel): when its output map spans
+/// at least 4 lane groups. Each filter's term list costs about as much to build as one pass over
+/// it, so with fewer groups (7x7 and 8x8 maps: 2) the list does not pay; measured on the
+/// Cortex-M4 (QEMU), this rule picks the faster kernel on every shape profiled (docs/figures.md).
+pub fn use_lanes(c_in: usize, g: ConvGeom, h_out: usize, w_out: usize) -> bool {
+    let l = Lanes::new(c_in, g, h_out, w_out);
+    l.n_seg * l.groups >= 4
+}
+
+/// Work words [`bin_conv_lanes`] needs besides the phase rows: stacks and their window slack,
+/// one lane row per input row, per-lane `P` of every group, one filter's term offsets and its
+/// border prefix table.
+pub fn lane_work_words(c_in: usize, g: ConvGeom, h_in: usize, w_in: usize) -> usize {
+    let (h_out, w_out) = (out_width(h_in, g), out_width(w_in, g));
+    let l = Lanes::new(c_in, g, h_out, w_out);
+    let stacks = l.n_seg.saturating_mul(l.seg_words).saturating_add(l.window).saturating_add(h_in);
+    let p = l.n_seg.saturating_mul(l.groups).saturating_mul(BITS);
+    let terms = c_in.saturating_mul(g.k).saturating_mul(g.k).saturating_add(BLOCK);
+    let prefix = (g.k + 1).saturating_mul(w_out);
+    stacks.saturating_add(p).saturating_add(terms).saturating_add(prefix)
+}
+
+/// Writes `bit = x[c, iy, ix] * flip[c] >= threshold[c]` into phase rows `[c, iy, stride, pw]`:
+/// column `ix` at phase `ix % stride`, bit `ix / stride` (LSB first; bits past the row are 0).
+pub fn binarize_rows(x: &[f32], xs: Shape, stride: usize, flip: &[f32], threshold: &[f32], rows: &mut [u32]) {
+    let (s, pw) = (stride.max(1), phase_words(xs.w, stride));
+    if xs.w == 0 || pw == 0 {
+        return;
+    }
+    let planes = x.chunks_exact(xs.hw().max(1)).zip(flip.iter().zip(threshold));
+    for ((plane, (&f, &t)), dst_c) in planes.zip(rows.chunks_exact_mut(xs.h * s * pw)) {
+        for (line, dst) in plane.chunks_exact(xs.w).zip(dst_c.chunks_exact_mut(s * pw)) {
+            if s == 1 {
+                // flip is +1 or -1 (or 0) after BN folding: compare without the multiply where
+                // that is exact (-v >= t is v <= -t, NaN false either way).
+                let pack = |bit: &dyn Fn(f32) -> bool, dst: &mut [u32]| {
+                    for (word, px) in dst.iter_mut().zip(line.chunks(BITS)) {
+                        // Each pixel's bit enters at the top; the first ends at bit 0.
+                        let v = px.iter().fold(0u32, |a, &v| (a >> 1) | if bit(v) { 1 << 31 } else { 0 });
+                        *word = v >> (BITS - px.len());
+                    }
+                };
+                if f == 1.0 {
+                    pack(&|v| v >= t, dst);
+                } else if f == -1.0 {
+                    pack(&|v| v <= -t, dst);
+                } else {
+                    pack(&|v| v * f >= t, dst);
+                }
+            } else {
+                dst.fill(0);
+                for (ix, &v) in line.iter().enumerate() {
+                    let pos = ix / s;
+                    if let Some(word) = dst.get_mut((ix % s) * pw + pos / BITS) {
+                        *word |= u32::from(v * f >= t) << (pos % BITS);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Bits `start..start + n` of a bit row (`n <= 32`); bits outside the row are 0.
+#[inline]
+fn row_bits(row: &[u32], start: isize, n: usize) -> u32 {
+    let v = if start >= 0 {
+        let (w, b) = (start as usize / BITS, start as usize % BITS);
+        let lo = row.get(w).copied().unwrap_or(0) >> b;
+        let hi = if b == 0 { 0 } else { row.get(w + 1).copied().unwrap_or(0) << (BITS - b) };
+        lo | hi
+    } else {
+        row.first().copied().unwrap_or(0).checked_shl((-start) as u32).unwrap_or(0)
+    };
+    v & (u32::MAX >> (BITS - n.clamp(1, BITS)))
+}
+
+/// Taps `lo..hi` of a `k`-tap window at output position `o` that lie inside `0..n_in`.
+#[inline]
+fn tap_range(o: usize, n_in: usize, g: ConvGeom) -> (usize, usize) {
+    let (d, top) = (g.dil.max(1), (o * g.stride) as isize - g.pad as isize);
+    let lo = if top >= 0 { 0 } else { (-top as usize).div_ceil(d) }.min(g.k);
+    let hi = if (n_in as isize) > top { (n_in as isize - top) as usize } else { 0 }.div_ceil(d).clamp(lo, g.k);
+    (lo, hi)
+}
+
+/// Words per carry-save block; term lists are padded to whole blocks with a zero word's offset.
+const BLOCK: usize = 8;
+/// Counter bit planes: counts up to [`MAX_COUNT`] per lane.
+const PLANES: usize = 16;
+/// Largest number of words one count takes (longer lists are counted in parts).
+const MAX_COUNT: usize = (1 << PLANES) - BLOCK;
+
+/// Carry-save adder over 32 lanes: `(carry, sum)` of `a + b + c` per lane.
+#[inline(always)]
+fn csa(a: u32, b: u32, c: u32) -> (u32, u32) {
+    let u = a ^ b;
+    (((a ^ c) & u) ^ a, u ^ c)
+}
+
+/// Adds one bit plane `v` of weight `2^from` into the counter planes.
+#[inline(always)]
+fn ripple(planes: &mut [u32; PLANES], from: usize, mut v: u32) {
+    for p in planes.iter_mut().skip(from) {
+        if v == 0 {
+            return;
+        }
+        let carry = *p & v;
+        *p ^= v;
+        v = carry;
+    }
+}
+
+/// Per-lane sums of the words `at(o)` for `o` in `offsets` (at most [`MAX_COUNT`]), as bit
+/// planes (Harley-Seal: blocks of 8 words go through 7 carry-save adders into the ones, twos and
+/// fours planes, whose carry out, the eights, ripples into the planes above).
+#[inline(always)]
+fn count_lanes(offsets: &[u32], at: impl Fn(u32) -> u32) -> [u32; PLANES] {
+    let mut planes = [0u32; PLANES];
+    let (mut ones, mut twos, mut fours) = (0u32, 0u32, 0u32);
+    let (blocks, rest) = offsets.as_chunks::<BLOCK>();
+    for &[o0, o1, o2, o3, o4, o5, o6, o7] in blocks {
+        let (ta, o) = csa(ones, at(o0), at(o1));
+        let (tb, o) = csa(o, at(o2), at(o3));
+        let (fa, t) = csa(twos, ta, tb);
+        let (ta, o) = csa(o, at(o4), at(o5));
+        let (tb, o) = csa(o, at(o6), at(o7));
+        let (fb, t) = csa(t, ta, tb);
+        let (eights, f) = csa(fours, fa, fb);
+        (ones, twos, fours) = (o, t, f);
+        ripple(&mut planes, 3, eights);
+    }
+    // The block loop only ripples into the planes from 3 up, so 0..3 are still zero here.
+    let [p0, p1, p2, ..] = &mut planes;
+    (*p0, *p1, *p2) = (ones, twos, fours);
+    for &o in rest {
+        ripple(&mut planes, 0, at(o));
+    }
+    planes
+}
+
+/// Largest stack window with a load path free of bounds checks.
+const MAX_WINDOW: usize = 1 << 16;
+
+/// The stack window for `seg_words` words: the power of two at or above it (at least 16), whose
+/// mask keeps every load in bounds without a check; 0 above [`MAX_WINDOW`] (checked loads).
+fn window_for(seg_words: usize) -> usize {
+    let n = seg_words.next_power_of_two().max(16);
+    if n <= MAX_WINDOW {
+        n
+    } else {
+        0
+    }
+}
+
+/// Counter planes of the stack words at `offsets` (at most [`MAX_COUNT`]) after group base
+/// `base`, through a `window`-word array indexed by masked offsets (in bounds by construction, so
+/// the compiler drops the check), or checked loads where the window is 0.
+fn count_window(stacks: &[u32], window: usize, base: usize, offsets: &[u32]) -> [u32; PLANES] {
+    fn go<const N: usize>(stacks: &[u32], base: usize, offsets: &[u32]) -> [u32; PLANES] {
+        match stacks.get(base..).and_then(|s| s.first_chunk::<N>()) {
+            Some(win) => count_lanes(offsets, |o| win.get(o as usize & (N - 1)).copied().unwrap_or(0)),
+            None => [0; PLANES],
+        }
+    }
+    match window {
+        16 => go::<16>(stacks, base, offsets),
+        32 => go::<32>(stacks, base, offsets),
+        64 => go::<64>(stacks, base, offsets),
+        128 => go::<128>(stacks, base, offsets),
+        256 => go::<256>(stacks, base, offsets),
+        512 => go::<512>(stacks, base, offsets),
+        1024 => go::<1024>(stacks, base, offsets),
+        2048 => go::<2048>(stacks, base, offsets),
+        4096 => go::<4096>(stacks, base, offsets),
+        8192 => go::<8192>(stacks, base, offsets),
+        16384 => go::<16384>(stacks, base, offsets),
+        32768 => go::<32768>(stacks, base, offsets),
+        65536 => go::<65536>(stacks, base, offsets),
+        _ => count_lanes(offsets, |o| stacks.get(base + o as usize).copied().unwrap_or(0)),
+    }
+}
+
+/// One round of a bit-matrix transpose by delta swaps: in each block of `2s` words, word `i`'s
+/// bits at columns `j + s` trade places with word `i + s`'s bits at columns `j` (`mask` marks
+/// the columns `j` with `j & s == 0`).
+#[inline(always)]
+fn swap_blocks(a: &mut [u32], s: usize, mask: u32) {
+    for block in a.chunks_exact_mut(2 * s) {
+        let (lo, hi) = block.split_at_mut(s);
+        for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
+            let t = ((*x >> s) ^ *y) & mask;
+            *y ^= t;
+            *x ^= t << s;
+        }
+    }
+}
+
+/// Per-lane counts (lane order) from counter planes of counts below 256: the low 8 planes are
+/// transposed as four 8x8 bit matrices at once, after which byte `q` of word `j` is lane `8q + j`.
+fn counts8(planes: &[u32; PLANES]) -> [u8; BITS] {
+    let mut a: [u32; 8] = *planes.first_chunk().unwrap_or(&[0; 8]);
+    swap_blocks(&mut a, 4, 0x0F0F_0F0F);
+    swap_blocks(&mut a, 2, 0x3333_3333);
+    swap_blocks(&mut a, 1, 0x5555_5555);
+    let mut out = [0u8; BITS];
+    for (q, lanes) in out.chunks_exact_mut(8).enumerate() {
+        lanes.iter_mut().zip(&a).for_each(|(lane, &w)| *lane = (w >> (8 * q)) as u8);
+    }
+    out
+}
+
+/// Per-lane counts (lane order) from counter planes: two 16x16 bit matrices transposed at once,
+/// after which half `h` of word `j` is lane `16h + j`.
+fn counts16(planes: &[u32; PLANES]) -> [u16; BITS] {
+    let mut a = *planes;
+    swap_blocks(&mut a, 8, 0x00FF_00FF);
+    swap_blocks(&mut a, 4, 0x0F0F_0F0F);
+    swap_blocks(&mut a, 2, 0x3333_3333);
+    swap_blocks(&mut a, 1, 0x5555_5555);
+    let mut out = [0u16; BITS];
+    let (lo, hi) = out.split_at_mut(PLANES);
+    for ((l, h), &w) in lo.iter_mut().zip(hi.iter_mut()).zip(&a) {
+        (*l, *h) = (w as u16, (w >> 16) as u16);
+    }
+    out
+}
+
+/// Per-lane sums of the stack words at `offsets` after group base `base`, any number of them.
+fn lane_sums(stacks: &[u32], window: usize, base: usize, offsets: &[u32]) -> [u32; BITS] {
+    let mut sums = [0u32; BITS];
+    for part in offsets.chunks(MAX_COUNT) {
+        let counts = counts16(&count_window(stacks, window, base, part));
+        sums.iter_mut().zip(&counts).for_each(|(s, &c)| *s += u32::from(c));
+    }
+    sums
+}
+
+/// XNOR-popcount conv over phase rows ([`binarize_rows`] with `g.stride`) with weights
+/// `[c_out, k*k, words]`, `words = ceil(c_in/32)`, through output lanes (see the module docs).
+/// `work` needs [`lane_work_words`] words. `out[o, p] = relu(s as f32 * scale[o])` with `s` the
+/// sum of +-1 products over the taps inside the image, exactly as [`super::bin_conv`].
+#[allow(clippy::too_many_arguments)]
+pub fn bin_conv_lanes(
+    rows: &[u32],
+    xs: Shape,
+    g: ConvGeom,
+    scale: &[f32],
+    packed: &[u32],
+    work: &mut [u32],
+    out: &mut [f32],
+    os: Shape,
+) {
+    let (k, s, d, wpt) = (g.k, g.stride.max(1), g.dil.max(1), words_for(xs.c));
+    let l = Lanes::new(xs.c, g, os.h, os.w);
+    let n_terms = xs.c * k * k;
+    let valid = wpt > 0 && wpt <= MAX_BIN_WORDS && n_terms > 0 && k <= MAX_KERNEL && os.hw() > 0;
+    if !valid || out_width(xs.w, g) != os.w || out_width(xs.h, g) != os.h {
+        return;
+    }
+    if work.len() < lane_work_words(xs.c, g, xs.h, xs.w) {
+        return;
+    }
+    let Some((stacks, rest)) = work.split_at_mut_checked(l.n_seg * l.seg_words + l.window) else { return };
+    let Some((strips, rest)) = rest.split_at_mut_checked(xs.h) else { return };
+    let Some((q_all, rest)) = rest.split_at_mut_checked(l.n_seg * l.groups * BITS) else { return };
+    let Some((offsets, prefix)) = rest.split_at_mut_checked(n_terms + BLOCK) else { return };
+    build_stacks(rows, xs, g, l, strips, stacks);
+    let stacks: &[u32] = stacks;
+    // Term (c, ky, kx) is stack (c*k + kx)*t_rows + ky*d after its group's base.
+    let kt = (k * l.t_rows) as u32;
+    let tap_offset = |ky: usize, kx: usize| (kx * l.t_rows + ky * d) as u32;
+    let zero = (xs.c as u32) * kt;
+    let mut slots = offsets.iter_mut();
+    for c in 0..xs.c as u32 {
+        for ky in 0..k {
+            for (kx, slot) in (0..k).zip(&mut slots) {
+                *slot = c * kt + tap_offset(ky, kx);
+            }
+        }
+    }
+    slots.take(BLOCK).for_each(|slot| *slot = zero);
+    let all = offsets.get(..n_terms.next_multiple_of(BLOCK)).unwrap_or(&[]);
+    let group_base = |i: usize| (i / l.groups) * l.seg_words + (i % l.groups) * l.rows * s;
+    // q = -2 P for every lane of every (segment, group).
+    for (i, q) in q_all.chunks_exact_mut(BITS).enumerate() {
+        let p = lane_sums(stacks, l.window, group_base(i), all);
+        q.iter_mut().zip(&p).for_each(|(q, &p)| *q = p.wrapping_mul(2).wrapping_neg());
+    }
+    let q_all: &[u32] = q_all;
+    // Each packed word's real channels (the padding channels' bits are ignored).
+    let mut masks = [0u32; MAX_BIN_WORDS];
+    masks.iter_mut().enumerate().for_each(|(i, m)| *m = channel_mask(xs.c, i));
+    let masks = masks.get(..wpt).unwrap_or(&[]);
+    for ((w_o, &sc), out_o) in packed.chunks_exact(k * k * wpt).zip(scale).zip(out.chunks_exact_mut(os.hw())) {
+        // The filter's minority terms and its per-tap sums of +-1 weights.
+        let mut tap_sum = [0i32; MAX_TAPS];
+        let mut ones = 0u32;
+        for (w_tap, sum) in w_o.chunks_exact(wpt).zip(tap_sum.iter_mut()) {
+            let tap_ones = w_tap.iter().zip(masks).map(|(w, m)| (w & m).count_ones()).sum::<u32>();
+            ones += tap_ones;
+            *sum = 2 * tap_ones as i32 - xs.c as i32;
+        }
+        let minority_ones = 2 * ones as usize <= n_terms;
+        let mut slots = offsets.iter_mut();
+        let mut n_m = 0usize;
+        for (tap, w_tap) in w_o.chunks_exact(wpt).enumerate() {
+            let at = tap_offset(tap / k, tap % k);
+            for (wi, (&w, &mask)) in w_tap.iter().zip(masks).enumerate() {
+                let mut v = if minority_ones { w & mask } else { !w & mask };
+                let base = at + (wi * BITS) as u32 * kt;
+                while v != 0 {
+                    let Some(slot) = slots.next() else { break };
+                    *slot = base + v.trailing_zeros() * kt;
+                    n_m += 1;
+                    v &= v - 1;
+                }
+            }
+        }
+        // Padded to whole blocks with offsets of a zero word.
+        for slot in slots.take(n_m.next_multiple_of(BLOCK) - n_m) {
+            *slot = zero;
+        }
+        let minority = offsets.get(..n_m.next_multiple_of(BLOCK)).unwrap_or(&[]);
+        // Where the scale is finite and nonzero, its sign is folded into the sums so that ReLU
+        // is an integer max and the product is exact: relu(u * sc) == max(sign*u, 0) * |sc|.
+        let fast = sc.is_finite() && sc != 0.0;
+        let sign = if fast && sc < 0.0 { -1 } else { 1 };
+        // prefix[ky'][ox] = sign * (sum over ky < ky' and the valid kx of ox of the tap sums),
+        // from row prefix sums of the tap sums (row_pre[ky][kx'] = sum over kx < kx').
+        let mut row_pre = [0i32; MAX_KERNEL * (MAX_KERNEL + 1)];
+        for (pre, taps) in row_pre.chunks_exact_mut(k + 1).zip(tap_sum.chunks_exact(k)) {
+            let mut acc = 0;
+            for (p, &t) in pre.iter_mut().zip(core::iter::once(&0).chain(taps)) {
+                acc += t;
+                *p = acc;
+            }
+        }
+        for ox in 0..os.w {
+            let (kx0, kx1) = tap_range(ox, xs.w, g);
+            let mut acc = 0i32;
+            let column = prefix.iter_mut().skip(ox).step_by(os.w.max(1));
+            for (p, pre) in column.zip(row_pre.chunks_exact(k + 1).chain(core::iter::once(&[0; 1][..]))) {
+                *p = (sign * acc) as u32;
+                acc += pre.get(kx1).copied().unwrap_or(0) - pre.get(kx0).copied().unwrap_or(0);
+            }
+        }
+        let e = Emit { prefix, l, g, xs, os, sc };
+        let neg = (sign < 0) == minority_ones;
+        for (i, q) in q_all.chunks_exact(BITS).enumerate() {
+            if n_m <= 255 {
+                e.group(&counts8(&count_window(stacks, l.window, group_base(i), minority)), q, out_o, i, neg, fast);
+            } else {
+                e.group(&lane_sums(stacks, l.window, group_base(i), minority), q, out_o, i, neg, fast);
+            }
+        }
+    }
+}
+
+/// What one filter's outputs need besides the counts: its border prefix table, its scale, and
+/// the shapes.
+struct Emit<'a> {
+    prefix: &'a [u32],
+    l: Lanes,
+    g: ConvGeom,
+    xs: Shape,
+    os: Shape,
+    sc: f32,
+}
+
+impl Emit<'_> {
+    /// Writes the outputs of group `i` from its lane counts `m` and `q = -2P` (see [`Self::rows`]).
+    fn group<C: Copy + Into<u32>>(&self, m: &[C; BITS], q: &[u32], out_o: &mut [f32], i: usize, neg: bool, fast: bool) {
+        match (neg, fast) {
+            (false, true) => self.rows::<C, false, true>(m, q, out_o, i),
+            (true, true) => self.rows::<C, true, true>(m, q, out_o, i),
+            (false, false) => self.rows::<C, false, false>(m, q, out_o, i),
+            (true, false) => self.rows::<C, true, false>(m, q, out_o, i),
+        }
+    }
+
+    /// Writes the outputs of group `i` (segment `i / groups`) from its lane counts `m` and
+    /// `q = -2P`: `u = kappa (4 m + q) - W` (`kappa = -1` when `NEG`), then `max(u, 0) * |scale|`
+    /// (`FAST`, the scale's sign folded into kappa and W) or `relu(u * scale)`.
+    #[inline(never)]
+    fn rows<C: Copy + Into<u32>, const NEG: bool, const FAST: bool>(
+        &self,
+        m: &[C; BITS],
+        q: &[u32],
+        out_o: &mut [f32],
+        i: usize,
+    ) {
+        let (l, w_out, abs_sc, sc) = (self.l, self.os.w, self.sc.abs(), self.sc);
+        let (seg, grp) = (i / l.groups, i % l.groups);
+        let x0 = seg * l.seg_w;
+        let width = l.seg_w.min(w_out.saturating_sub(x0));
+        for r in 0..l.rows {
+            let oy = grp * l.rows + r;
+            if oy >= self.os.h {
+                break;
+            }
+            let (ky0, ky1) = tap_range(oy, self.xs.h, self.g);
+            let lanes = r * l.seg_w..r * l.seg_w + width;
+            let (Some(m), Some(q), Some(hi), Some(lo), Some(y)) = (
+                m.get(lanes.clone()),
+                q.get(lanes),
+                self.prefix.get(ky1 * w_out + x0..ky1 * w_out + x0 + width),
+                self.prefix.get(ky0 * w_out + x0..ky0 * w_out + x0 + width),
+                out_o.get_mut(oy * w_out + x0..oy * w_out + x0 + width),
+            ) else {
+                continue;
+            };
+            for ((((&m, &q), &h), &lw), y) in m.iter().zip(q).zip(hi).zip(lo).zip(y) {
+                let t = (m.into() << 2).wrapping_add(q) as i32;
+                let u = if NEG { t.wrapping_neg() } else { t }.wrapping_sub(h.wrapping_sub(lw) as i32);
+                *y = if FAST { u.max(0) as f32 * abs_sc } else { super::relu(u as f32 * sc) };
+            }
+        }
+    }
+}
+
+/// Fills the stacks (see the module docs): for each segment, channel and tap column, the lane
+/// row of every input row (`strips`, `h_in` words), then `rows` of them per stack word; then the
+/// segment's block of zeros.
+fn build_stacks(rows: &[u32], xs: Shape, g: ConvGeom, l: Lanes, strips: &mut [u32], stacks: &mut [u32]) {
+    let (s, pw) = (g.stride.max(1), phase_words(xs.w, g.stride));
+    let lane_mask = u32::MAX >> (BITS - l.seg_w.clamp(1, BITS));
+    let mut blocks = stacks.chunks_exact_mut(l.t_rows);
+    for seg in 0..l.n_seg {
+        for rows_c in rows.chunks_exact(xs.h * s * pw).take(xs.c) {
+            for kx in 0..g.k {
+                let Some(block) = blocks.next() else { return };
+                let off = (kx * g.dil) as isize - g.pad as isize;
+                let (ph, q) = (off.rem_euclid(s as isize) as usize, off.div_euclid(s as isize));
+                let start = (seg * l.seg_w) as isize + q;
+                if pw == 1 {
+                    // One word per row (up to 32 columns per phase): a shift.
+                    let rows_ph = rows_c.iter().skip(ph).step_by(s);
+                    for (strip, &row) in strips.iter_mut().zip(rows_ph) {
+                        let v =
+                            if start >= 0 { row.checked_shr(start as u32) } else { row.checked_shl((-start) as u32) };
+                        *strip = v.unwrap_or(0) & lane_mask;
+                    }
+                } else {
+                    for (strip, row) in strips.iter_mut().zip(rows_c.chunks_exact(s * pw)) {
+                        *strip = row_bits(row.get(ph * pw..(ph + 1) * pw).unwrap_or(&[]), start, l.seg_w);
+                    }
+                }
+                if l.rows == 1 {
+                    for (t, word) in block.iter_mut().enumerate() {
+                        *word = strip_at(strips, t, g.pad);
+                    }
+                    continue;
+                }
+                // Word t holds rows t - pad + r*s (r < rows), row r at bit r*seg_w: walking t by s,
+                // each word is the last one shifted down a row with one new row on top.
+                let top = (l.rows - 1) * l.seg_w;
+                for t0 in 0..s.min(block.len()) {
+                    let mut w = 0u32;
+                    for r in 0..l.rows - 1 {
+                        w |= strip_at(strips, t0 + r * s, g.pad) << ((r + 1) * l.seg_w);
+                    }
+                    for (j, word) in block.iter_mut().skip(t0).step_by(s).enumerate() {
+                        let entering = strip_at(strips, t0 + (j + l.rows - 1) * s, g.pad);
+                        w = (w >> l.seg_w) | entering << top;
+                        *word = w;
+                    }
+                }
+            }
+        }
+        if let Some(zeros) = blocks.next() {
+            zeros.fill(0);
+        }
+    }
+}
+
+/// The lane row of input row `t - pad` (0 outside the image).
+#[inline(always)]
+fn strip_at(strips: &[u32], t: usize, pad: usize) -> u32 {
+    t.checked_sub(pad).and_then(|iy| strips.get(iy)).copied().unwrap_or(0)
+}
+
+/// Bits of word `i` of a tap that hold real channels (the padding channels' bits are ignored).
+#[inline]
+fn channel_mask(c_in: usize, i: usize) -> u32 {
+    let left = c_in.saturating_sub(i * BITS);
+    if left >= BITS {
+        u32::MAX
+    } else {
+        (1u32 << left) - 1
+    }
+}
+
+/// Largest kernel size, and number of taps (`k*k` for k <= 7).
+const MAX_KERNEL: usize = crate::format::MAX_KERNEL;
+const MAX_TAPS: usize = MAX_KERNEL * MAX_KERNEL;
+/// Largest number of packed words per tap (8192 input channels; `Model::parse` rejects more).
+pub const MAX_BIN_WORDS: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec;
+
+    /// The lane kernel against the per-tap kernel ([`super::super::bin_conv`]) on every geometry
+    /// up to 9x9 inputs (up to 40 columns, so rows split into segments), bit for bit, padding
+    /// larger than the window included.
+    #[test]
+    fn lanes_match_per_tap_kernel_bit_for_bit() {
+        let mut seed = 0x9E37_79B9u32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed
+        };
+        let mut cases = 0;
+        for &c in &[1usize, 5, 12, 31, 32, 33, 48, 70] {
+            for k in [1usize, 3, 5] {
+                for (stride, pad, dil) in [(1, 0, 1), (1, 1, 1), (2, 1, 1), (1, 4, 2), (2, 4, 2), (1, 5, 1), (3, 2, 2)]
+                {
+                    let wide = next() % 4 == 0;
+                    let xs =
+                        Shape { c, h: 1 + next() as usize % 9, w: 1 + next() as usize % if wide { 40 } else { 9 } };
+                    let g = ConvGeom { k, stride, pad, dil };
+                    let c_out = 1 + next() as usize % 8;
+                    let (oh, ow) = (out_width(xs.h, g), out_width(xs.w, g));
+                    if ow == 0 || oh == 0 {
+                        continue;
+                    }
+                    let os = Shape { c: c_out, h: oh, w: ow };
+                    let wpt = words_for(c);
+                    let x: std::vec::Vec<f32> =
+                        (0..c * xs.hw()).map(|_| (next() % 1000) as f32 / 500.0 - 1.0).collect();
+                    let flip: std::vec::Vec<f32> = (0..c).map(|i| [1.0, -1.0, 1.0][i % 3]).collect();
+                    let threshold: std::vec::Vec<f32> = (0..c).map(|i| (i % 5) as f32 * 0.1 - 0.2).collect();
+                    let low = |n: usize| if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
+                    let tap_mask = |i: usize| low(c - (i % wpt) * 32);
+                    let packed: std::vec::Vec<u32> = (0..c_out * k * k * wpt).map(|i| next() & tap_mask(i)).collect();
+                    // Negative, zero and non-finite scales too (the fast path folds the sign in).
+                    let scales = [0.01, -0.02, 0.0, 3e-3, -0.5, f32::INFINITY, f32::NAN, -0.0];
+                    let scale: std::vec::Vec<f32> = (0..c_out).map(|o| scales[(o + c) % scales.len()]).collect();
+                    let mut bits = vec![0u32; xs.hw() * wpt];
+                    super::super::binarize(&x, xs.hw(), &flip, &threshold, &mut bits);
+                    let (mut row, mut sums) = (vec![0u32; k * k * wpt], vec![0u32; c_out * k * k]);
+                    let mut want = vec![0f32; os.c * os.hw()];
+                    super::super::bin_conv(&bits, xs, g, &scale, &packed, &mut row, &mut sums, &mut want, os);
+                    let mut rows = vec![0xDEAD_BEEFu32; phase_row_words(c, xs.h, xs.w, stride)];
+                    binarize_rows(&x, xs, stride, &flip, &threshold, &mut rows);
+                    let mut work = vec![0xDEAD_BEEFu32; lane_work_words(c, g, xs.h, xs.w)];
+                    let mut got = vec![f32::NAN; os.c * os.hw()];
+                    bin_conv_lanes(&rows, xs, g, &scale, &packed, &mut work, &mut got, os);
+                    let same = want.iter().zip(&got).all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "c {c} {xs:?} {g:?} c_out {c_out}: {want:?} vs {got:?}");
+                    cases += 1;
+                }
+            }
+        }
+        std::println!("{cases} geometries: lane kernel == per-tap kernel, bit for bit");
+        assert!(cases > 100);
+    }
+}
