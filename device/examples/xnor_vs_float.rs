@@ -1,14 +1,18 @@
 //! The XNOR-popcount conv against a float conv of the same shape, timed side by side in one run.
 //!
 //! `RUSTFLAGS="-C target-cpu=native" cargo run --release -p bnas-device --features std --example xnor_vs_float`
-//! (without a popcnt target feature the kernel falls back to the carry-save tree). "xnor" is the
-//! dense kernel the device runs (`bin_conv_dense`), "tap" the per-tap kernel (`bin_conv`, channels
+//! (without a popcnt target feature the kernel falls back to the carry-save tree). "dense" is the
+//! dense-row kernel (`bin_conv_dense`), "lanes" the bit-lane kernel (`bin_conv_lanes`; the device
+//! runs whichever `use_lanes` picks, marked *), "tap" the per-tap kernel (`bin_conv`, channels
 //! padded to 32 per tap). The binary side includes binarizing and packing its input; the float side is the crate's direct conv
 //! (the stem/skip kernel), a direct loop, not a tuned GEMM: its GMAC/s are printed so the ratio
 //! can be rescaled against any float baseline (a good CPU GEMM reaches 30-45 GMAC/s on the
 //! project's 2-core machines).
 
-use bnas_device::kernels::{bin_conv, bin_conv_dense, binarize, conv2d, dense_work_words, Shape};
+use bnas_device::kernels::{
+    bin_conv, bin_conv_dense, bin_conv_lanes, binarize, binarize_rows, conv2d, dense_work_words, lane_work_words,
+    phase_row_words, use_lanes, Shape,
+};
 use bnas_device::sample::Rng;
 use bnas_device::ConvGeom;
 use std::time::Instant;
@@ -27,8 +31,16 @@ fn main() {
     let mut r = Rng(42);
     println!("popcnt target feature: {}", cfg!(target_feature = "popcnt"));
     println!(
-        "{:>28} {:>10} {:>12} {:>10} {:>12} {:>8} {:>10} {:>8}",
-        "shape (c_in=c_out, hw, k)", "float ms", "float GMAC/s", "xnor ms", "xnor GMAC/s", "ratio", "tap ms", "ratio"
+        "{:>28} {:>10} {:>12} {:>10} {:>8} {:>10} {:>8} {:>10} {:>8}",
+        "shape (c_in=c_out, hw, k)",
+        "float ms",
+        "float GMAC/s",
+        "dense ms",
+        "ratio",
+        "lanes ms",
+        "ratio",
+        "tap ms",
+        "ratio"
     );
     for &(c, hw, k, dil) in &[
         (12usize, 28usize, 5usize, 2usize),
@@ -60,15 +72,25 @@ fn main() {
             binarize(&x, hw * hw, &flip, &thr, &mut bits);
             bin_conv_dense(&bits, xs, g, &scale, &packed, &mut work, &mut out, xs);
         });
+        let mut rows = vec![0u32; phase_row_words(c, hw, hw, 1)];
+        let mut lane_work = vec![0u32; lane_work_words(c, g, hw, hw)];
+        let lanes_s = best_of(5, || {
+            binarize_rows(&x, xs, 1, &flip, &thr, &mut rows);
+            bin_conv_lanes(&rows, xs, g, &scale, &packed, &mut lane_work, &mut out, xs);
+        });
         let macs = (c * c * hw * hw * k * k) as f64;
+        let picked = if use_lanes(c, g, hw, hw) { ("", "*") } else { ("*", "") };
         println!(
-            "{:>28} {:>10.3} {:>12.2} {:>10.3} {:>12.1} {:>7.1}x {:>10.3} {:>7.1}x",
+            "{:>28} {:>10.3} {:>12.2} {:>9.3}{} {:>7.1}x {:>9.3}{} {:>7.1}x {:>10.3} {:>7.1}x",
             format!("{c}, {hw}x{hw}, {k}x{k} dil {dil}"),
             float_s * 1e3,
             macs / float_s / 1e9,
             xnor_s * 1e3,
-            macs / xnor_s / 1e9,
+            picked.0,
             float_s / xnor_s,
+            lanes_s * 1e3,
+            picked.1,
+            float_s / lanes_s,
             tap_s * 1e3,
             float_s / tap_s
         );

@@ -77,13 +77,20 @@ impl Lanes {
     }
 }
 
-/// Whether the lane kernel runs this conv (else the dense-row kernel): when its output map spans
-/// at least 4 lane groups. Each filter's term list costs about as much to build as one pass over
-/// it, so with fewer groups (7x7 and 8x8 maps: 2) the list does not pay; measured on the
-/// Cortex-M4 (QEMU), this rule picks the faster kernel on every shape profiled (docs/figures.md).
-pub fn use_lanes(c_in: usize, g: ConvGeom, h_out: usize, w_out: usize) -> bool {
+/// Whether the lane kernel pays for this conv: when its output map spans at least 4 lane groups.
+/// Each filter's term list costs about as much to build as one pass over it, so with fewer groups
+/// (7x7 and 8x8 maps: 2) the list does not pay. Measured on the Cortex-M4 (QEMU), this rule picks
+/// the faster kernel on every shape profiled (docs/figures.md). It does not depend on the target:
+/// the exported arena plan sizes the scratch by it.
+pub fn lanes_pay(c_in: usize, g: ConvGeom, h_out: usize, w_out: usize) -> bool {
     let l = Lanes::new(c_in, g, h_out, w_out);
     l.n_seg * l.groups >= 4
+}
+
+/// Whether this build runs the lane kernel for this conv: where [`lanes_pay`] and the target has
+/// no popcount instruction (with one, the dense-row kernel is 1.1-3.4x faster on x86-64).
+pub fn use_lanes(c_in: usize, g: ConvGeom, h_out: usize, w_out: usize) -> bool {
+    !crate::popcount::HARDWARE_POPCOUNT && lanes_pay(c_in, g, h_out, w_out)
 }
 
 /// Work words [`bin_conv_lanes`] needs besides the phase rows: stacks and their window slack,

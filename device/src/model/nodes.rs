@@ -121,17 +121,20 @@ impl BinConvNode<'_> {
     }
 }
 
-/// Scratch words of a binary conv, for the kernel [`crate::kernels::use_lanes`] picks: the lane
-/// kernel's phase rows ([`crate::kernels::phase_row_words`]) and work words
-/// ([`crate::kernels::lane_work_words`]), or the dense-row kernel's packed input bits
-/// (`h_in*w_in*ceil(c_in/32)`) and work words ([`crate::kernels::dense_work_words`]).
+/// Scratch words of a binary conv: the dense-row kernel's packed input bits
+/// (`h_in*w_in*ceil(c_in/32)`) and work words ([`crate::kernels::dense_work_words`]), and where
+/// [`crate::kernels::lanes_pay`] at least the lane kernel's phase rows and work words
+/// ([`crate::kernels::phase_row_words`], [`crate::kernels::lane_work_words`]): which one runs
+/// depends on the target ([`crate::kernels::use_lanes`]), the plan written at export does not.
 pub fn bin_scratch_words(c_in: usize, c_out: usize, g: ConvGeom, h_in: usize, w_in: usize) -> usize {
-    use crate::kernels::{dense_work_words, lane_work_words, out_width, phase_row_words, use_lanes};
-    if use_lanes(c_in, g, out_width(h_in, g), out_width(w_in, g)) {
-        phase_row_words(c_in, h_in, w_in, g.stride).saturating_add(lane_work_words(c_in, g, h_in, w_in))
+    use crate::kernels::{dense_work_words, lane_work_words, lanes_pay, out_width, phase_row_words};
+    let bits = h_in.saturating_mul(w_in).saturating_mul(words_for(c_in));
+    let dense = bits.saturating_add(dense_work_words(c_in, c_out, g, h_in, w_in));
+    if lanes_pay(c_in, g, out_width(h_in, g), out_width(w_in, g)) {
+        let lanes = phase_row_words(c_in, h_in, w_in, g.stride).saturating_add(lane_work_words(c_in, g, h_in, w_in));
+        dense.max(lanes)
     } else {
-        let bits = h_in.saturating_mul(w_in).saturating_mul(words_for(c_in));
-        bits.saturating_add(dense_work_words(c_in, c_out, g, h_in, w_in))
+        dense
     }
 }
 
