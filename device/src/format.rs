@@ -5,7 +5,7 @@
 /// `b"BNAS"` read as a little-endian u32: the first word of every model file.
 pub const MAGIC: u32 = u32::from_le_bytes(*b"BNAS");
 /// The only format version this crate reads and writes.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Bytes before the payload: magic, version, payload length in bytes, CRC32 of the payload.
 pub const HEADER_BYTES: usize = 16;
 /// Words of fixed metadata at the start of the payload.

@@ -440,16 +440,16 @@ mod profile {
     use bnas_device::build::{BinConv, ModelBuilder};
     use bnas_device::sample::{random_net, NetSpec, Rng};
 
-    /// input [c, hw, hw] -> bin_conv(c -> c, k, dil, same padding) -> GAP -> linear(10).
-    fn one_layer(c: usize, hw: usize, k: usize, dil: usize) -> Vec<u8> {
+    /// input [c, hw, hw] -> bin_conv(c -> c, k, dil, stride, same padding) -> GAP -> linear(10).
+    fn one_layer(c: usize, hw: usize, k: usize, dil: usize, stride: usize) -> Vec<u8> {
         let mut r = Rng(5);
         let mut b = ModelBuilder::new(c, hw, hw);
         b.set_input_affine(&vec![1.0 / 255.0; c], &vec![-0.5; c]);
-        let y = b.tensor(c, hw, hw);
+        let y = b.tensor(c, hw.div_ceil(stride), hw.div_ceil(stride));
         let p = BinConv {
             c_out: c,
             k,
-            stride: 1,
+            stride,
             pad: dil * (k - 1) / 2,
             dil,
             flip: vec![1.0; c],
@@ -486,35 +486,38 @@ mod profile {
     #[test]
     #[ignore = "builds several firmwares and runs them under QEMU (minutes)"]
     fn profile_bin_layers() {
-        println!("{:>24} {:>12} {:>12} {:>10}", "layer (c, hw, k, dil)", "MACs", "instructions", "MACs/instr");
+        println!("{:>30} {:>12} {:>12} {:>10}", "layer (c, hw, k, dil, stride)", "MACs", "instructions", "MACs/instr");
         // The first six are fmnist-demo's cell shapes (C = 12, 24, 48 at 28, 14, 7 pixels).
         let layers = [
-            (12, 28, 5, 2),
-            (12, 28, 3, 1),
-            (24, 14, 5, 2),
-            (24, 14, 3, 1),
-            (48, 7, 5, 2),
-            (48, 7, 3, 1),
-            (32, 16, 3, 1),
-            (64, 16, 3, 1),
-            (128, 8, 3, 1),
+            (12, 28, 5, 2, 1),
+            (12, 28, 3, 1, 1),
+            (24, 14, 5, 2, 1),
+            (24, 14, 3, 1, 1),
+            (48, 7, 5, 2, 1),
+            (48, 7, 3, 1, 1),
+            (24, 28, 5, 2, 2),
+            (48, 14, 5, 2, 2),
+            (36, 28, 1, 1, 1),
+            (32, 16, 3, 1, 1),
+            (64, 16, 3, 1, 1),
+            (128, 8, 3, 1, 1),
         ];
         // BNAS_PROFILE_ONLY=12,28 runs only the layers whose label starts with it (and not the net).
         let only = std::env::var("BNAS_PROFILE_ONLY").unwrap_or_default();
-        for &(c, hw, k, dil) in &layers {
-            if !format!("{c},{hw},{k},{dil}").starts_with(&only) {
+        for &(c, hw, k, dil, stride) in &layers {
+            if !format!("{c},{hw},{k},{dil},{stride}").starts_with(&only) {
                 continue;
             }
-            let s = match run(&format!("l{c}_{hw}_{k}_{dil}"), one_layer(c, hw, k, dil)) {
+            let s = match run(&format!("l{c}_{hw}_{k}_{dil}_{stride}"), one_layer(c, hw, k, dil, stride)) {
                 Ok(s) => s,
                 Err(e) => {
-                    println!("{c}, {hw}x{hw}, {k}x{k}, dil {dil}: {e}");
+                    println!("{c}, {hw}x{hw}, {k}x{k}, dil {dil}, stride {stride}: {e}");
                     continue;
                 }
             };
             println!(
-                "{:>24} {:>12} {:>12} {:>10.2}",
-                format!("{c}, {hw}x{hw}, {k}x{k}, dil {dil}"),
+                "{:>30} {:>12} {:>12} {:>10.2}",
+                format!("{c}, {hw}x{hw}, {k}x{k}, dil {dil}, s {stride}"),
                 s.bin_conv_macs,
                 s.bin_conv_instructions,
                 s.bin_macs_per_instruction

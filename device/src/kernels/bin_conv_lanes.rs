@@ -116,34 +116,62 @@ pub fn binarize_rows(x: &[f32], xs: Shape, stride: usize, flip: &[f32], threshol
     let planes = x.chunks_exact(xs.hw().max(1)).zip(flip.iter().zip(threshold));
     for ((plane, (&f, &t)), dst_c) in planes.zip(rows.chunks_exact_mut(xs.h * s * pw)) {
         for (line, dst) in plane.chunks_exact(xs.w).zip(dst_c.chunks_exact_mut(s * pw)) {
-            if s == 1 {
-                // flip is +1 or -1 (or 0) after BN folding: compare without the multiply where
-                // that is exact (-v >= t is v <= -t, NaN false either way).
-                let pack = |bit: &dyn Fn(f32) -> bool, dst: &mut [u32]| {
-                    for (word, px) in dst.iter_mut().zip(line.chunks(BITS)) {
-                        // Each pixel's bit enters at the top; the first ends at bit 0.
-                        let v = px.iter().fold(0u32, |a, &v| (a >> 1) | if bit(v) { 1 << 31 } else { 0 });
-                        *word = v >> (BITS - px.len());
-                    }
-                };
-                if f == 1.0 {
-                    pack(&|v| v >= t, dst);
-                } else if f == -1.0 {
-                    pack(&|v| v <= -t, dst);
-                } else {
-                    pack(&|v| v * f >= t, dst);
-                }
+            // flip is +1 or -1 (or 0) after BN folding: compare without the multiply where that is
+            // exact (-v >= t is v <= -t, NaN false either way).
+            if f == 1.0 {
+                pack_phases(line, s, dst, |v| v >= t);
+            } else if f == -1.0 {
+                pack_phases(line, s, dst, |v| v <= -t);
             } else {
-                dst.fill(0);
-                for (ix, &v) in line.iter().enumerate() {
-                    let pos = ix / s;
-                    if let Some(word) = dst.get_mut((ix % s) * pw + pos / BITS) {
-                        *word |= u32::from(v * f >= t) << (pos % BITS);
-                    }
-                }
+                pack_phases(line, s, dst, |v| v * f >= t);
             }
         }
     }
+}
+
+/// Packs `bit(v)` of one input row into its `stride` phase rows (`dst`, `stride * pw` words).
+#[inline(always)]
+fn pack_phases(line: &[f32], stride: usize, dst: &mut [u32], bit: impl Fn(f32) -> bool) {
+    let pack = |a: u32, &v: &f32| (a >> 1) | if bit(v) { 1 << 31 } else { 0 };
+    if stride == 1 {
+        for (word, px) in dst.iter_mut().zip(line.chunks(BITS)) {
+            *word = px.iter().fold(0, pack) >> (BITS - px.len());
+        }
+        return;
+    }
+    let pw = dst.len() / stride.max(1);
+    if stride == 2 {
+        // 64 pixels at a time: pack them like a stride-1 row, then even bits to phase 0, odd
+        // bits to phase 1.
+        let (even, odd) = dst.split_at_mut(pw);
+        for ((e, o), px) in even.iter_mut().zip(odd.iter_mut()).zip(line.chunks(2 * BITS)) {
+            let (lo, hi) = px.split_at(px.len().min(BITS));
+            let lo = lo.iter().fold(0, pack).checked_shr((BITS - lo.len()) as u32).unwrap_or(0);
+            let hi = hi.iter().fold(0, pack).checked_shr((BITS - hi.len()) as u32).unwrap_or(0);
+            *e = even_bits(lo) | even_bits(hi) << 16;
+            *o = even_bits(lo >> 1) | even_bits(hi >> 1) << 16;
+        }
+        return;
+    }
+    for (ph, dst) in dst.chunks_exact_mut(pw.max(1)).enumerate() {
+        let mut vals = line.iter().skip(ph).step_by(stride);
+        let mut left = line.len().saturating_sub(ph).div_ceil(stride);
+        for word in dst.iter_mut() {
+            let take = left.min(BITS);
+            *word = vals.by_ref().take(take).fold(0, pack).checked_shr((BITS - take) as u32).unwrap_or(0);
+            left -= take;
+        }
+    }
+}
+
+/// The even bits of `x` (0, 2, ..., 30) packed into the low 16 bits.
+#[inline(always)]
+fn even_bits(x: u32) -> u32 {
+    let x = x & 0x5555_5555;
+    let x = (x | (x >> 1)) & 0x3333_3333;
+    let x = (x | (x >> 2)) & 0x0F0F_0F0F;
+    let x = (x | (x >> 4)) & 0x00FF_00FF;
+    (x | (x >> 8)) & 0x0000_FFFF
 }
 
 /// Bits `start..start + n` of a bit row (`n <= 32`); bits outside the row are 0.
