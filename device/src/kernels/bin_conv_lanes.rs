@@ -561,10 +561,24 @@ impl Emit<'_> {
             ) else {
                 continue;
             };
-            for ((((&m, &q), &h), &lw), y) in m.iter().zip(q).zip(hi).zip(lo).zip(y) {
+            let out = |m: C, q: u32, w: u32| {
                 let t = (m.into() << 2).wrapping_add(q) as i32;
-                let u = if NEG { t.wrapping_neg() } else { t }.wrapping_sub(h.wrapping_sub(lw) as i32);
-                *y = if FAST { u.max(0) as f32 * abs_sc } else { super::relu(u as f32 * sc) };
+                let u = if NEG { t.wrapping_neg() } else { t }.wrapping_sub(w as i32);
+                if FAST {
+                    u.max(0) as f32 * abs_sc
+                } else {
+                    super::relu(u as f32 * sc)
+                }
+            };
+            if ky0 == 0 {
+                // No kernel row above the image: the prefix row `lo` is all zeros.
+                for (((&m, &q), &h), y) in m.iter().zip(q).zip(hi).zip(y) {
+                    *y = out(m, q, h);
+                }
+            } else {
+                for ((((&m, &q), &h), &lw), y) in m.iter().zip(q).zip(hi).zip(lo).zip(y) {
+                    *y = out(m, q, h.wrapping_sub(lw));
+                }
             }
         }
     }
