@@ -1,10 +1,12 @@
-//! The binary conv with output pixels as bit lanes: the device's inference kernel.
+//! The binary conv with output pixels as bit lanes: the Cortex-M4's kernel where the output map
+//! spans at least 4 lane groups ([`use_lanes`]; the dense-row kernel runs elsewhere, and on every
+//! target with a popcount instruction).
 //!
 //! A Cortex-M4 has no popcount, and counting the bits of `x ^ w` one output at a time costs ~10
 //! instructions per 32-bit word plus ~40 per output. Here a 32-bit word holds one bit for each
 //! of up to 32 output pixels (`rows` output rows of `seg_w` columns: 1 x 28 at 28x28, 2 x 14 at
-//! 14x14, 4 x 7 at 7x7), and sums run down the lanes in bit-sliced counters (carry-save adders),
-//! so one instruction works on 32 outputs at once and nothing is counted per output.
+//! 14x14), and sums run down the lanes in bit-sliced counters (carry-save adders), so one
+//! instruction works on up to 32 outputs at once and nothing is counted per output.
 //!
 //! With `x` the input bits (1 for +1; 0 for -1 and for padding) and `w` a filter's bits, the
 //! conv over the taps inside the image is
