@@ -13,7 +13,7 @@ pub const HARDWARE_POPCOUNT: bool = cfg!(any(target_feature = "popcnt", target_a
 
 /// Carry-save adder over 32 bit lanes: returns (carry, sum) of a + b + c per lane.
 #[inline(always)]
-fn csa(a: u32, b: u32, c: u32) -> (u32, u32) {
+pub(crate) fn csa(a: u32, b: u32, c: u32) -> (u32, u32) {
     let u = a ^ b;
     (((a ^ c) & u) ^ a, u ^ c)
 }

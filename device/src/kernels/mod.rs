@@ -7,6 +7,7 @@ mod bin_conv;
 mod bin_conv_dense;
 mod bin_conv_lanes;
 mod float;
+mod lane_count;
 
 pub use bin_conv::{bin_conv, binarize};
 pub use bin_conv_dense::{bin_conv_dense, dense_work_words, row_words};
