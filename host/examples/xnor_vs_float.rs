@@ -8,8 +8,8 @@
 //! with it (`-C target-cpu=native` on any x86-64 since 2008), with the popcnt instruction. The
 //! binary time includes binarizing and packing the float input, so both sides go from the same f32
 //! CHW tensor to an f32 CHW output (the float side adds ReLU-free output; the binary side applies
-//! its scale and ReLU). MACs are `c_out * c_in * 9 * h * w` for both. "xnor" is the dense kernel
-//! the device runs (`bin_conv_dense`), "tap" the per-tap kernel (`bin_conv`).
+//! its scale and ReLU). MACs are `c_out * c_in * 9 * h * w` for both. "xnor" is the dense-row kernel
+//! (`bin_conv_dense`, what host builds of the device crate run), "tap" the per-tap kernel (`bin_conv`).
 
 use bnas::engine::backend::Backend;
 use bnas::engine::cpu::Cpu;

@@ -31,7 +31,8 @@ pub fn binarize(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mu
 }
 
 /// XNOR-popcount conv over packed bits `[h_in*w_in, words]` with weights `[c_out, k*k, words]`,
-/// one tap at a time: the twin [`super::bin_conv_dense`] (what the device runs) is tested against.
+/// one tap at a time: the twin that [`super::bin_conv_dense`] and [`super::bin_conv_lanes`] (what
+/// the device runs) are tested against.
 ///
 /// For each output pixel the taps are gathered into `row` (`[k*k, words]`, padded taps zeroed),
 /// then for each filter `s = c_in*k*k - 2*popcount(row ^ w)`. A zeroed padded tap contributes

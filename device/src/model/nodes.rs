@@ -98,7 +98,7 @@ impl BinConvNode<'_> {
     pub fn words_per_tap(&self) -> usize {
         words_for(self.c_in)
     }
-    /// Scratch words this node needs: the packed input bits and the dense kernel's work words.
+    /// Scratch words this node needs (see [`bin_scratch_words`]).
     pub fn scratch_words(&self, h_in: usize, w_in: usize) -> usize {
         bin_scratch_words(self.c_in, self.c_out, self.geom, h_in, w_in)
     }
