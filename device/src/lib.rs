@@ -32,5 +32,16 @@ pub mod reference;
 pub mod sample;
 
 pub use error::Error;
+
+/// A xorshift generator for the crate's tests (no std needed).
+#[cfg(test)]
+pub(crate) fn xorshift32(mut seed: u32) -> impl FnMut() -> u32 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed
+    }
+}
 pub use infer::Input;
 pub use model::{bin_scratch_words, BinConvNode, ConvGeom, ConvNode, Model, Node, Nodes, TensorId, TensorInfo};

@@ -193,13 +193,7 @@ mod tests {
 
     #[test]
     fn carry_save_matches_plain_popcount_for_every_length() {
-        let mut seed = 0x1234_5678u32;
-        let mut next = || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed
-        };
+        let mut next = crate::xorshift32(0x1234_5678);
         let mut checked = 0;
         for n in 0..70 {
             for _ in 0..20 {

@@ -34,37 +34,23 @@ fn count_lanes(offsets: &[u32], at: impl Fn(u32) -> u32) -> [u32; PLANES] {
     let mut planes = [0u32; PLANES];
     let (mut ones, mut twos, mut fours, mut eights) = (0u32, 0u32, 0u32, 0u32);
     let (blocks, rest) = offsets.as_chunks::<BLOCK>();
-    for &[o0, o1, o2, o3, o4, o5, o6, o7, o8, o9, o10, o11, o12, o13, o14, o15] in blocks {
-        let (ta, o) = csa(ones, at(o0), at(o1));
-        let (tb, o) = csa(o, at(o2), at(o3));
-        let (fa, t) = csa(twos, ta, tb);
-        let (ta, o) = csa(o, at(o4), at(o5));
-        let (tb, o) = csa(o, at(o6), at(o7));
-        let (fb, t) = csa(t, ta, tb);
+    for block in blocks {
+        let (lo, hi) = block.split_at(BLOCK / 2);
+        let (fa, fb) = eight(&mut ones, &mut twos, lo, &at);
         let (ea, f) = csa(fours, fa, fb);
-        let (ta, o) = csa(o, at(o8), at(o9));
-        let (tb, o) = csa(o, at(o10), at(o11));
-        let (fa, t) = csa(t, ta, tb);
-        let (ta, o) = csa(o, at(o12), at(o13));
-        let (tb, o) = csa(o, at(o14), at(o15));
-        let (fb, t) = csa(t, ta, tb);
+        let (fa, fb) = eight(&mut ones, &mut twos, hi, &at);
         let (eb, f) = csa(f, fa, fb);
         let (sixteens, e) = csa(eights, ea, eb);
-        (ones, twos, fours, eights) = (o, t, f, e);
+        (fours, eights) = (f, e);
         ripple(&mut planes, 4, sixteens);
     }
     // Then a half block if 8 words are left.
     let (halves, rest) = rest.as_chunks::<{ BLOCK / 2 }>();
-    for &[o0, o1, o2, o3, o4, o5, o6, o7] in halves.iter().take(1) {
-        let (ta, o) = csa(ones, at(o0), at(o1));
-        let (tb, o) = csa(o, at(o2), at(o3));
-        let (fa, t) = csa(twos, ta, tb);
-        let (ta, o) = csa(o, at(o4), at(o5));
-        let (tb, o) = csa(o, at(o6), at(o7));
-        let (fb, t) = csa(t, ta, tb);
+    for half in halves.iter().take(1) {
+        let (fa, fb) = eight(&mut ones, &mut twos, half, &at);
         let (e, f) = csa(fours, fa, fb);
         let sixteens = eights & e;
-        (ones, twos, fours, eights) = (o, t, f, eights ^ e);
+        (fours, eights) = (f, eights ^ e);
         ripple(&mut planes, 4, sixteens);
     }
     // The blocks only ripple into the planes from 4 up, so 0..4 are still zero here.
@@ -74,6 +60,21 @@ fn count_lanes(offsets: &[u32], at: impl Fn(u32) -> u32) -> [u32; PLANES] {
         ripple(&mut planes, 0, at(o));
     }
     planes
+}
+
+/// Eight words (`at` of the first 8 offsets) into the ones and twos planes by 6 carry-save adders;
+/// returns the two fours-weight carries.
+#[inline(always)]
+fn eight(ones: &mut u32, twos: &mut u32, o: &[u32], at: impl Fn(u32) -> u32) -> (u32, u32) {
+    let w = |i: usize| o.get(i).map_or(0, |&o| at(o));
+    let (ta, x) = csa(*ones, w(0), w(1));
+    let (tb, x) = csa(x, w(2), w(3));
+    let (fa, t) = csa(*twos, ta, tb);
+    let (ta, x) = csa(x, w(4), w(5));
+    let (tb, x) = csa(x, w(6), w(7));
+    let (fb, t) = csa(t, ta, tb);
+    (*ones, *twos) = (x, t);
+    (fa, fb)
 }
 
 /// Largest stack window with a load path free of bounds checks.
@@ -182,13 +183,7 @@ mod tests {
     /// 70,000 (counted in parts, 16-bit transposes).
     #[test]
     fn lane_sums_match_a_per_lane_loop() {
-        let mut seed = 0x2545_F491u32;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 17;
-            seed ^= seed << 5;
-            seed
-        };
+        let mut next = crate::xorshift32(0x2545_F491);
         let stacks: std::vec::Vec<u32> = (0..2 * MAX_WINDOW).map(|_| next()).collect();
         let want = |base: usize, offsets: &[u32]| -> [u32; BITS] {
             core::array::from_fn(|j| offsets.iter().map(|&o| (stacks[base + o as usize] >> j) & 1).sum())

@@ -50,3 +50,66 @@ pub(crate) fn valid_range(n_out: usize, n_in: usize, stride: usize, off: isize) 
     let hi = if last < 0 { 0 } else { (last / s + 1).min(n_out as isize) };
     (lo.max(0) as usize)..(hi.max(lo).max(0) as usize)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::words_for;
+    use crate::model::ConvGeom;
+    use std::vec;
+
+    /// Both device kernels (dense rows, bit lanes) against the per-tap kernel, bit for bit, each
+    /// after its own binarize, on every geometry: strides 1-3, dilations, padding wider than the
+    /// window, 1-70 channels, inputs up to 9 rows and up to 40 columns (lane rows split into
+    /// segments), zero, negative and non-finite scales (the lane kernel folds the sign in).
+    #[test]
+    fn dense_and_lane_kernels_match_the_per_tap_kernel_bit_for_bit() {
+        let mut next = crate::xorshift32(0x9E37_79B9);
+        let mut cases = 0;
+        for &c in &[1usize, 5, 12, 31, 32, 33, 48, 70] {
+            for k in [1usize, 3, 5] {
+                for (stride, pad, dil) in [(1, 0, 1), (1, 1, 1), (2, 1, 1), (1, 4, 2), (2, 4, 2), (1, 5, 1), (3, 2, 2)]
+                {
+                    let w = 1 + next() as usize % if next().is_multiple_of(4) { 40 } else { 9 };
+                    let xs = Shape { c, h: 1 + next() as usize % 9, w };
+                    let g = ConvGeom { k, stride, pad, dil };
+                    let c_out = 1 + next() as usize % 8;
+                    let os = Shape { c: c_out, h: out_width(xs.h, g), w: out_width(xs.w, g) };
+                    if os.hw() == 0 {
+                        continue;
+                    }
+                    let wpt = words_for(c);
+                    let x: vec::Vec<f32> = (0..c * xs.hw()).map(|_| (next() % 1000) as f32 / 500.0 - 1.0).collect();
+                    let flip: vec::Vec<f32> = (0..c).map(|i| [1.0, -1.0, 1.0, 0.5][i % 4]).collect();
+                    let threshold: vec::Vec<f32> = (0..c).map(|i| (i % 5) as f32 * 0.1 - 0.2).collect();
+                    let low = |n: usize| if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
+                    let tap_mask = |i: usize| low(c - (i % wpt) * 32);
+                    let packed: vec::Vec<u32> = (0..c_out * k * k * wpt).map(|i| next() & tap_mask(i)).collect();
+                    let scales = [0.01, -0.02, 0.0, 3e-3, -0.5, f32::INFINITY, f32::NAN, -0.0];
+                    let scale: vec::Vec<f32> = (0..c_out).map(|o| scales[(o + c) % scales.len()]).collect();
+                    let mut bits = vec![0u32; xs.hw() * wpt];
+                    binarize(&x, xs.hw(), &flip, &threshold, &mut bits);
+                    let (mut row, mut sums) = (vec![0u32; k * k * wpt], vec![0u32; c_out * k * k]);
+                    let mut want = vec![0f32; os.c * os.hw()];
+                    bin_conv(&bits, xs, g, &scale, &packed, &mut row, &mut sums, &mut want, os);
+                    let same = |got: &[f32]| want.iter().zip(got).all(|(a, b)| a.to_bits() == b.to_bits());
+
+                    let mut work = vec![0xDEAD_BEEFu32; dense_work_words(c, c_out, g, xs.h, xs.w)];
+                    let mut got = vec![f32::NAN; os.c * os.hw()];
+                    bin_conv_dense(&bits, xs, g, &scale, &packed, &mut work, &mut got, os);
+                    assert!(same(&got), "dense: c {c} {xs:?} {g:?} c_out {c_out}: {want:?} vs {got:?}");
+
+                    let mut rows = vec![0xDEAD_BEEFu32; phase_row_words(c, xs.h, xs.w, stride)];
+                    binarize_rows(&x, xs, stride, &flip, &threshold, &mut rows);
+                    let mut work = vec![0xDEAD_BEEFu32; lane_work_words(c, g, xs.h, xs.w)];
+                    let mut got = vec![f32::NAN; os.c * os.hw()];
+                    bin_conv_lanes(&rows, xs, g, &scale, &packed, &mut work, &mut got, os);
+                    assert!(same(&got), "lanes: c {c} {xs:?} {g:?} c_out {c_out}: {want:?} vs {got:?}");
+                    cases += 1;
+                }
+            }
+        }
+        std::println!("{cases} geometries: dense and lane kernels == per-tap kernel, bit for bit");
+        assert!(cases > 100);
+    }
+}
