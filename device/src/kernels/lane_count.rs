@@ -119,31 +119,41 @@ pub(super) fn count_window(stacks: &[u32], window: usize, base: usize, offsets: 
     }
 }
 
-/// One round of a bit-matrix transpose by delta swaps: in each block of `2s` words, word `i`'s
-/// bits at columns `j + s` trade places with word `i + s`'s bits at columns `j` (`mask` marks
-/// the columns `j` with `j & s == 0`).
+/// One round of a matrix transpose by delta swaps, over columns of `width` bits: in each block of
+/// `2s` words, word `i`'s columns `j + s` trade places with word `i + s`'s columns `j` (`mask`
+/// marks the columns `j` with `j & s == 0`).
 #[inline(always)]
-fn swap_blocks(a: &mut [u32], s: usize, mask: u32) {
+fn swap_blocks(a: &mut [u32], s: usize, width: usize, mask: u32) {
+    let shift = s * width;
     for block in a.chunks_exact_mut(2 * s) {
         let (lo, hi) = block.split_at_mut(s);
         for (x, y) in lo.iter_mut().zip(hi.iter_mut()) {
-            let t = ((*x >> s) ^ *y) & mask;
+            let t = ((*x >> shift) ^ *y) & mask;
             *y ^= t;
-            *x ^= t << s;
+            *x ^= t << shift;
         }
     }
 }
 
 /// Per-lane counts (lane order) from counter planes of counts below 256: the low 8 planes are
-/// transposed as four 8x8 bit matrices at once, after which byte `q` of word `j` is lane `8q + j`.
+/// transposed as four 8x8 bit matrices at once, after which byte `q` of word `j` is lane `8q + j`;
+/// two 4x4 byte transposes then put lane `4i + e` at byte `e` of word `i`.
 pub(super) fn counts8(planes: &[u32; PLANES]) -> [u8; BITS] {
     let mut a: [u32; 8] = *planes.first_chunk().unwrap_or(&[0; 8]);
-    swap_blocks(&mut a, 4, 0x0F0F_0F0F);
-    swap_blocks(&mut a, 2, 0x3333_3333);
-    swap_blocks(&mut a, 1, 0x5555_5555);
+    swap_blocks(&mut a, 4, 1, 0x0F0F_0F0F);
+    swap_blocks(&mut a, 2, 1, 0x3333_3333);
+    swap_blocks(&mut a, 1, 1, 0x5555_5555);
+    let (lo, hi) = a.split_at_mut(4);
+    for half in [&mut *lo, &mut *hi] {
+        swap_blocks(half, 2, 8, 0x0000_FFFF);
+        swap_blocks(half, 1, 8, 0x00FF_00FF);
+    }
+    // Word 2q of the lanes is lo[q], word 2q + 1 is hi[q].
     let mut out = [0u8; BITS];
-    for (q, lanes) in out.chunks_exact_mut(8).enumerate() {
-        lanes.iter_mut().zip(&a).for_each(|(lane, &w)| *lane = (w >> (8 * q)) as u8);
+    for ((pair, &l), &h) in out.chunks_exact_mut(8).zip(lo.iter()).zip(hi.iter()) {
+        let (pl, ph) = pair.split_at_mut(4);
+        pl.copy_from_slice(&l.to_le_bytes());
+        ph.copy_from_slice(&h.to_le_bytes());
     }
     out
 }
@@ -152,10 +162,10 @@ pub(super) fn counts8(planes: &[u32; PLANES]) -> [u8; BITS] {
 /// after which half `h` of word `j` is lane `16h + j`.
 fn counts16(planes: &[u32; PLANES]) -> [u16; BITS] {
     let mut a = *planes;
-    swap_blocks(&mut a, 8, 0x00FF_00FF);
-    swap_blocks(&mut a, 4, 0x0F0F_0F0F);
-    swap_blocks(&mut a, 2, 0x3333_3333);
-    swap_blocks(&mut a, 1, 0x5555_5555);
+    swap_blocks(&mut a, 8, 1, 0x00FF_00FF);
+    swap_blocks(&mut a, 4, 1, 0x0F0F_0F0F);
+    swap_blocks(&mut a, 2, 1, 0x3333_3333);
+    swap_blocks(&mut a, 1, 1, 0x5555_5555);
     let mut out = [0u16; BITS];
     let (lo, hi) = out.split_at_mut(PLANES);
     for ((l, h), &w) in lo.iter_mut().zip(hi.iter_mut()).zip(&a) {
