@@ -1,4 +1,5 @@
-//! The binary conv over dense bit rows: the device's inference kernel.
+//! The binary conv over dense bit rows: the device's kernel on targets with a popcount instruction
+//! and, on the Cortex-M4, where the bit-lane kernel does not pay (`super::use_lanes`).
 //!
 //! The packed weights keep one word group per tap (`[c_out, k*k, ceil(c_in/32)]`), so a 3x3 conv
 //! over 12 channels spends 9 words on 108 bits. Here each kernel row (the `k` taps of one `ky`,
@@ -16,7 +17,7 @@
 //! outside the image the count is masked to the taps inside (`popcount((x ^ w) & mask)`), so
 //! `s = n_valid_bits - 2 * popcount` sums +-1 over the valid taps only.
 
-use super::{out_width, Shape};
+use super::{out_width, tap_range, Shape};
 use crate::format::{words_for, BITS};
 use crate::model::ConvGeom;
 use crate::popcount::{xor_popcount, xor_popcount_masked};
@@ -158,14 +159,16 @@ pub fn bin_conv_dense(
         sink.finish();
     }
     for ox in 0..os.w {
-        let kx_valid = (0..k).filter(|&kx| col(ox, kx).is_some()).count();
+        let kx_valid = {
+            let (kx0, kx1) = tap_range(ox, xs.w, g);
+            kx1 - kx0
+        };
         let col_mask = col_masks.get(ox * k * rw..(ox + 1) * k * rw).unwrap_or(&[]);
         let col_windows = windows.get(ox * d * hq * rw..(ox + 1) * d * hq * rw).unwrap_or(&[]);
         for oy in 0..os.h {
-            // Kernel rows inside the image: ky in ky0..ky1 (taps are evenly spaced, so a range).
+            // Kernel rows inside the image: ky in ky0..ky1.
             let top = (oy * g.stride) as isize - g.pad as isize;
-            let ky0 = if top >= 0 { 0 } else { (-top as usize).div_ceil(d) }.min(k);
-            let ky1 = if (xs.h as isize) > top { (xs.h as isize - top) as usize } else { 0 }.div_ceil(d).clamp(ky0, k);
+            let (ky0, ky1) = tap_range(oy, xs.h, g);
             let n = (ky1 - ky0) * rw;
             let iy0 = (top + (ky0 * d) as isize).max(0) as usize;
             let at = ((iy0 % d) * hq + iy0 / d) * rw;

@@ -33,7 +33,7 @@
 //! - per-lane `P` for every group, one filter's offsets, one filter's border prefix table.
 
 use super::lane_count::{count_window, counts8, lane_sums, window_for};
-use super::Shape;
+use super::{tap_range, Shape};
 use crate::format::{words_for, BITS};
 use crate::model::ConvGeom;
 
@@ -189,15 +189,6 @@ fn row_bits(row: &[u32], start: isize, n: usize) -> u32 {
         row.first().copied().unwrap_or(0).checked_shl((-start) as u32).unwrap_or(0)
     };
     v & (u32::MAX >> (BITS - n.clamp(1, BITS)))
-}
-
-/// Taps `lo..hi` of a `k`-tap window at output position `o` that lie inside `0..n_in`.
-#[inline]
-fn tap_range(o: usize, n_in: usize, g: ConvGeom) -> (usize, usize) {
-    let (d, top) = (g.dil.max(1), (o * g.stride) as isize - g.pad as isize);
-    let lo = if top >= 0 { 0 } else { (-top as usize).div_ceil(d) }.min(g.k);
-    let hi = if (n_in as isize) > top { (n_in as isize - top) as usize } else { 0 }.div_ceil(d).clamp(lo, g.k);
-    (lo, hi)
 }
 
 /// XNOR-popcount conv over phase rows ([`binarize_rows`] with `g.stride`) with weights

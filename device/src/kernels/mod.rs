@@ -42,6 +42,16 @@ pub fn relu(x: f32) -> f32 {
     }
 }
 
+/// Taps `lo..hi` of a `k`-tap window (dilation `dil`) at output position `o` that lie inside
+/// `0..n_in`: the taps are evenly spaced, so those inside form a range.
+#[inline]
+pub(crate) fn tap_range(o: usize, n_in: usize, g: crate::model::ConvGeom) -> (usize, usize) {
+    let (d, top) = (g.dil.max(1), (o * g.stride) as isize - g.pad as isize);
+    let lo = if top >= 0 { 0 } else { (-top as usize).div_ceil(d) }.min(g.k);
+    let hi = if (n_in as isize) > top { (n_in as isize - top) as usize } else { 0 }.div_ceil(d).clamp(lo, g.k);
+    (lo, hi)
+}
+
 /// Output positions `o` in `0..n_out` whose input `o * stride + off` lies in `0..n_in`, as a range.
 pub(crate) fn valid_range(n_out: usize, n_in: usize, stride: usize, off: isize) -> core::ops::Range<usize> {
     let s = stride.max(1) as isize;
