@@ -251,7 +251,7 @@ pub fn bin_conv_lanes(
     let q_all: &[u32] = q_all;
     // Each packed word's real channels (the padding channels' bits are ignored).
     let mut masks = [0u32; MAX_BIN_WORDS];
-    masks.iter_mut().enumerate().for_each(|(i, m)| *m = channel_mask(xs.c, i));
+    masks.iter_mut().take(wpt).enumerate().for_each(|(i, m)| *m = channel_mask(xs.c, i));
     let masks = masks.get(..wpt).unwrap_or(&[]);
     for ((w_o, &sc), out_o) in packed.chunks_exact(k * k * wpt).zip(scale).zip(out.chunks_exact_mut(os.hw())) {
         // The filter's minority terms and its per-tap sums of +-1 weights.
