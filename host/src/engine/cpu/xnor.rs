@@ -255,10 +255,35 @@ fn count_generic(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> [
     count_body(col, cols, p0, w, kw)
 }
 
+/// [`count_body`] written out in AVX-512: per window word, the 32 pixels' words are 4 vectors,
+/// each XORed with a filter's broadcast word, VPOPCNTQ'd and added to that filter's 4 counters
+/// (16 of the 32 vector registers), so every loaded word serves the 4 filters.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512bw,avx512vpopcntdq")]
+#[target_feature(enable = "avx512f,avx512vpopcntdq")]
 fn count_avx512(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> [[u32; LANES]; FILTERS] {
-    count_body(col, cols, p0, w, kw)
+    use std::arch::x86_64::*;
+    const V: usize = LANES / 8;
+    let w: [&[u64]; FILTERS] = std::array::from_fn(|f| &w[f * kw..][..kw]);
+    let mut acc = [[_mm512_setzero_si512(); V]; FILTERS];
+    for j in 0..kw {
+        let xs = &col[j * cols + p0..][..LANES];
+        // SAFETY: each load reads 8 u64 inside `xs` (LANES = 4 * 8 words).
+        let x: [__m512i; V] = std::array::from_fn(|v| unsafe { _mm512_loadu_si512(xs[v * 8..].as_ptr().cast()) });
+        for (acc, w) in acc.iter_mut().zip(&w) {
+            let wj = _mm512_set1_epi64(w[j] as i64);
+            for (a, &x) in acc.iter_mut().zip(&x) {
+                *a = _mm512_add_epi64(*a, _mm512_popcnt_epi64(_mm512_xor_si512(x, wj)));
+            }
+        }
+    }
+    let mut out = [[0u32; LANES]; FILTERS];
+    for (out, acc) in out.iter_mut().zip(&acc) {
+        for (out, &a) in out.chunks_exact_mut(8).zip(acc) {
+            // SAFETY: the store writes 8 u32 inside `out` (a chunk of 8).
+            unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), _mm512_cvtepi64_epi32(a)) };
+        }
+    }
+    out
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -270,7 +295,7 @@ fn count_avx2(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> [[u3
 /// Whether this CPU runs [`count_avx512`].
 #[cfg(target_arch = "x86_64")]
 fn has_avx512_popcount() -> bool {
-    is_x86_feature_detected!("avx512vpopcntdq") && is_x86_feature_detected!("avx512bw")
+    is_x86_feature_detected!("avx512vpopcntdq") && is_x86_feature_detected!("avx512f")
 }
 
 /// Whether this CPU runs [`count_avx2`].
