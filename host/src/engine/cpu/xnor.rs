@@ -11,8 +11,9 @@
 //! 2^24, exact in f32, and so is the float conv's: the two agree exactly.
 //!
 //! The counting kernel takes 4 filters x 32 pixels at a time, so each loaded input word serves 4
-//! filters; the compiler turns its lanes into `VPOPCNTQ` where the CPU has AVX-512 VPOPCNTDQ,
-//! into nibble lookups under AVX2, and scalar counts elsewhere (chosen at run time).
+//! filters: `VPOPCNTQ` intrinsics where the CPU has AVX-512 VPOPCNTDQ, the compiler's nibble
+//! lookups under AVX2, scalar counts elsewhere. Each task's whole loop nest (packing, gathering,
+//! counting, the output's arithmetic) is compiled once per instruction set and chosen at run time.
 
 use std::cell::RefCell;
 
@@ -110,11 +111,16 @@ fn pieces(g: &ConvGeom, pw: usize) -> Vec<Piece> {
 /// (see the module docs); with `scale`, `relu(scale[o] * conv)` as the binary conv's output.
 /// `g` must be [`supported`].
 pub(super) fn sign_conv(cpu: &Cpu, x: &[f32], w: &[f32], scale: Option<&[f32]>, g: ConvGeom) -> Vec<f32> {
+    sign_conv_with(pick_runner().0, cpu, x, w, scale, g)
+}
+
+/// [`sign_conv`] run by the given runner.
+fn sign_conv_with(run: Runner, cpu: &Cpu, x: &[f32], w: &[f32], scale: Option<&[f32]>, g: ConvGeom) -> Vec<f32> {
     debug_assert!(supported(&g));
     debug_assert_eq!(x.len(), g.in_len());
     debug_assert_eq!(w.len(), g.weight_len());
-    let (hw, ohow, kk) = (g.h * g.w, g.out_h() * g.out_w(), g.k * g.k);
-    let (kbits, cw) = (kk * g.c_in, g.c_in.div_ceil(64));
+    let (ohow, kk) = (g.out_h() * g.out_w(), g.k * g.k);
+    let kbits = kk * g.c_in;
     let kw = kbits.div_ceil(64);
     let (wbits, wones) = pack_weights(cpu, w, &g, kw);
     // Per filter and position: K_valid + 2 * (ones of w at the padded taps), so s = base - 2*pop.
@@ -126,68 +132,101 @@ pub(super) fn sign_conv(cpu: &Cpu, x: &[f32], w: &[f32], scale: Option<&[f32]>, 
             base[o * ohow + p] = valid as i32 + 2 * ones as i32;
         }
     }
-    let (ph, pw) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
-    let pieces = pieces(&g, pw);
-    let mut y = cpu.zeroed(g.out_len());
+    let pw = g.w + 2 * g.pad;
     let per_task = g.n.div_ceil(cpu.threads().max(1)).max(1);
-    let mb = (TARGET_PIXELS / ohow.max(1)).clamp(1, per_task);
-    let (in_s, out_s) = (g.c_in * hw, g.c_out * ohow);
-    let (count, _) = pick_counter();
+    let plan = Plan {
+        g,
+        x,
+        scale,
+        pieces: pieces(&g, pw),
+        wbits,
+        base,
+        kw,
+        mb: (TARGET_PIXELS / ohow.max(1)).clamp(1, per_task),
+        per_task,
+    };
+    let mut y = cpu.zeroed(g.out_len());
     cpu.pool.install(|| {
-        y.par_chunks_mut(per_task * out_s).enumerate().for_each(|(task, y_task)| {
-            let first = task * per_task;
-            let samples = y_task.len() / out_s;
-            let cols = (mb * ohow).next_multiple_of(LANES);
-            SCRATCH.with(|s| {
-                let mut s = s.borrow_mut();
-                let need = cw * ph * pw + kw * cols;
-                if s.len() < need {
-                    s.resize(need, 0);
-                }
-                let (pix, col) = s.split_at_mut(cw * ph * pw);
-                for b0 in (0..samples).step_by(mb) {
-                    let nb = mb.min(samples - b0);
-                    for j in 0..nb {
-                        pack_pixels(&x[(first + b0 + j) * in_s..][..in_s], &g, pix);
-                        gather(pix, &g, &pieces, kw, col, cols, j * ohow);
-                    }
-                    let ys = &mut y_task[b0 * out_s..][..nb * out_s];
-                    for o0 in (0..g.c_out).step_by(FILTERS) {
-                        let wb = &wbits[o0 * kw..(o0 + FILTERS) * kw];
-                        for p0 in (0..nb * ohow).step_by(LANES) {
-                            let pop = count(col, cols, p0, wb, kw);
-                            let (mut q, end) = (p0, (p0 + LANES).min(nb * ohow));
-                            while q < end {
-                                // A run of lanes inside one sample: contiguous in every output row.
-                                let (j, p) = (q / ohow, q % ohow);
-                                let run = (end - q).min(ohow - p);
-                                for (f, pop) in pop.iter().enumerate().take(g.c_out - o0) {
-                                    let o = o0 + f;
-                                    let dst = &mut ys[j * out_s + o * ohow + p..][..run];
-                                    let sums = base[o * ohow + p..][..run].iter().zip(&pop[q - p0..]);
-                                    let sums = sums.map(|(&b, &c)| (b - 2 * c as i32) as f32);
-                                    match scale {
-                                        // Exactly as channel_affine then relu.
-                                        Some(sc) => {
-                                            dst.iter_mut().zip(sums).for_each(|(d, v)| *d = (v * sc[o] + 0.0).max(0.0))
-                                        }
-                                        None => dst.iter_mut().zip(sums).for_each(|(d, v)| *d = v),
-                                    }
-                                }
-                                q += run;
-                            }
-                        }
-                    }
-                }
-            })
-        })
+        y.par_chunks_mut(per_task * g.c_out * ohow).enumerate().for_each(|(task, y_task)| run(&plan, task, y_task))
     });
     y
+}
+
+/// What every task of one [`sign_conv`] shares.
+struct Plan<'a> {
+    g: ConvGeom,
+    x: &'a [f32],
+    scale: Option<&'a [f32]>,
+    pieces: Vec<Piece>,
+    /// The filters' bit rows, `[c_out rounded up to FILTERS, kw]`.
+    wbits: Vec<u64>,
+    /// `[c_out, oh*ow]`: `s = base - 2 * popcount`.
+    base: Vec<i32>,
+    kw: usize,
+    /// Samples per micro-batch.
+    mb: usize,
+    per_task: usize,
+}
+
+/// One task's share of [`sign_conv`]: the samples from `task * per_task` into `y_task`, in
+/// micro-batches of `mb` samples, counted by `count` (a [`Counter`]). Inlined into one copy per
+/// instruction set ([`pick_runner`]), so that packing, gathering and the output's arithmetic are
+/// vectorized as wide as the counting.
+#[inline(always)]
+fn run_task(plan: &Plan, task: usize, y_task: &mut [f32], count: impl Fn(&[u64], usize, usize, &[u64], usize) -> Pop) {
+    let Plan { g, x, scale, ref pieces, ref wbits, ref base, kw, mb, per_task } = *plan;
+    let (ohow, cw) = (g.out_h() * g.out_w(), g.c_in.div_ceil(64));
+    let (ph, pw) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
+    let (in_s, out_s) = (g.c_in * g.h * g.w, g.c_out * ohow);
+    let first = task * per_task;
+    let samples = y_task.len() / out_s;
+    let cols = (mb * ohow).next_multiple_of(LANES);
+    SCRATCH.with(|s| {
+        let mut s = s.borrow_mut();
+        let need = cw * ph * pw + kw * cols;
+        if s.len() < need {
+            s.resize(need, 0);
+        }
+        let (pix, col) = s.split_at_mut(cw * ph * pw);
+        for b0 in (0..samples).step_by(mb) {
+            let nb = mb.min(samples - b0);
+            for j in 0..nb {
+                pack_pixels(&x[(first + b0 + j) * in_s..][..in_s], &g, pix);
+                gather(pix, &g, pieces, kw, col, cols, j * ohow);
+            }
+            let ys = &mut y_task[b0 * out_s..][..nb * out_s];
+            for o0 in (0..g.c_out).step_by(FILTERS) {
+                let wb = &wbits[o0 * kw..(o0 + FILTERS) * kw];
+                for p0 in (0..nb * ohow).step_by(LANES) {
+                    let pop = count(col, cols, p0, wb, kw);
+                    let (mut q, end) = (p0, (p0 + LANES).min(nb * ohow));
+                    while q < end {
+                        // A run of lanes inside one sample: contiguous in every output row.
+                        let (j, p) = (q / ohow, q % ohow);
+                        let run = (end - q).min(ohow - p);
+                        for (f, pop) in pop.iter().enumerate().take(g.c_out - o0) {
+                            let o = o0 + f;
+                            let dst = &mut ys[j * out_s + o * ohow + p..][..run];
+                            let sums = base[o * ohow + p..][..run].iter().zip(&pop[q - p0..]);
+                            let sums = sums.map(|(&b, &c)| (b - 2 * c as i32) as f32);
+                            match scale {
+                                // Exactly as channel_affine then relu.
+                                Some(sc) => dst.iter_mut().zip(sums).for_each(|(d, v)| *d = (v * sc[o] + 0.0).max(0.0)),
+                                None => dst.iter_mut().zip(sums).for_each(|(d, v)| *d = v),
+                            }
+                        }
+                        q += run;
+                    }
+                }
+            }
+        }
+    })
 }
 
 /// Packs one sample's signs `[c_in, h, w]` into channel bits of the zero-padded image, one plane
 /// per word of channels: `[cw, h + 2 pad, w + 2 pad]`. The input is read in order (one stream;
 /// the planes of 64 channels read side by side would be 64) and the bits gathered in L1.
+#[inline(always)]
 fn pack_pixels(x: &[f32], g: &ConvGeom, pix: &mut [u64]) {
     let (hw, pw) = (g.h * g.w, g.w + 2 * g.pad);
     let plane_len = (g.h + 2 * g.pad) * pw;
@@ -205,6 +244,7 @@ fn pack_pixels(x: &[f32], g: &ConvGeom, pix: &mut [u64]) {
 
 /// Writes the dense window rows of one sample's output pixels into columns `[off, off + ohow)`
 /// of `col` (`[kw, cols]`): for each piece and output row, one pass over the row's pixels.
+#[inline(always)]
 fn gather(pix: &[u64], g: &ConvGeom, pieces: &[Piece], kw: usize, col: &mut [u64], cols: usize, off: usize) {
     let (oh, ow, pw) = (g.out_h(), g.out_w(), g.w + 2 * g.pad);
     let plane_len = (g.h + 2 * g.pad) * pw;
@@ -232,12 +272,13 @@ fn gather(pix: &[u64], g: &ConvGeom, pieces: &[Piece], kw: usize, col: &mut [u64
     }
 }
 
+/// Popcounts of `x ^ w` summed over a window's words, per filter and pixel.
+type Pop = [[u32; LANES]; FILTERS];
+
 /// Popcounts of `x ^ w` summed over the `kw` words of a window, for `FILTERS` filters (`w`
 /// `[FILTERS, kw]`) and the `LANES` pixels from column `p0` of `col` (`[kw, cols]`).
-type Counter = fn(&[u64], usize, usize, &[u64], usize) -> [[u32; LANES]; FILTERS];
-
 #[inline(always)]
-fn count_body(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> [[u32; LANES]; FILTERS] {
+fn count_body(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> Pop {
     let mut acc = [[0u64; LANES]; FILTERS];
     for j in 0..kw {
         let xs: &[u64; LANES] = col[j * cols + p0..][..LANES].try_into().expect("LANES words");
@@ -251,16 +292,12 @@ fn count_body(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> [[u3
     acc.map(|a| a.map(|v| v as u32))
 }
 
-fn count_generic(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> [[u32; LANES]; FILTERS] {
-    count_body(col, cols, p0, w, kw)
-}
-
 /// [`count_body`] written out in AVX-512: per window word, the 32 pixels' words are 4 vectors,
 /// each XORed with a filter's broadcast word, VPOPCNTQ'd and added to that filter's 4 counters
 /// (16 of the 32 vector registers), so every loaded word serves the 4 filters.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vpopcntdq")]
-fn count_avx512(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> [[u32; LANES]; FILTERS] {
+fn count_avx512(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> Pop {
     use std::arch::x86_64::*;
     const V: usize = LANES / 8;
     let w: [&[u64]; FILTERS] = std::array::from_fn(|f| &w[f * kw..][..kw]);
@@ -286,43 +323,59 @@ fn count_avx512(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> [[
     out
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,popcnt")]
-fn count_avx2(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> [[u32; LANES]; FILTERS] {
-    count_body(col, cols, p0, w, kw)
+/// One task of [`sign_conv`] ([`run_task`]) compiled for one instruction set.
+type Runner = fn(&Plan, usize, &mut [f32]);
+
+fn run_generic(plan: &Plan, task: usize, y_task: &mut [f32]) {
+    run_task(plan, task, y_task, count_body)
 }
 
-/// Whether this CPU runs [`count_avx512`].
 #[cfg(target_arch = "x86_64")]
-fn has_avx512_popcount() -> bool {
-    is_x86_feature_detected!("avx512vpopcntdq") && is_x86_feature_detected!("avx512f")
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,avx2,fma,popcnt")]
+fn run_avx512(plan: &Plan, task: usize, y_task: &mut [f32]) {
+    run_task(plan, task, y_task, |col, cols, p0, w, kw| count_avx512(col, cols, p0, w, kw))
 }
 
-/// Whether this CPU runs [`count_avx2`].
 #[cfg(target_arch = "x86_64")]
-fn has_avx2_popcount() -> bool {
-    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("popcnt")
+#[target_feature(enable = "avx2,fma,popcnt")]
+fn run_avx2(plan: &Plan, task: usize, y_task: &mut [f32]) {
+    run_task(plan, task, y_task, count_body)
 }
 
-/// The fastest counter this CPU runs, and its name.
-fn pick_counter() -> (Counter, &'static str) {
+/// The runners this CPU can run, fastest first, with their names.
+fn runners() -> Vec<(Runner, &'static str)> {
+    let mut out: Vec<(Runner, &'static str)> = vec![];
     #[cfg(target_arch = "x86_64")]
     {
-        if has_avx512_popcount() {
-            // SAFETY: the CPU has every feature count_avx512 is compiled for.
-            return (|c, s, p, w, k| unsafe { count_avx512(c, s, p, w, k) }, "AVX-512 VPOPCNTQ XNOR");
+        use std::arch::is_x86_feature_detected as has;
+        let avx2 = has!("avx2") && has!("fma") && has!("popcnt");
+        if avx2
+            && has!("avx512f")
+            && has!("avx512bw")
+            && has!("avx512vl")
+            && has!("avx512dq")
+            && has!("avx512vpopcntdq")
+        {
+            // SAFETY: the CPU has every feature run_avx512 is compiled for (checked just above).
+            out.push((|p, t, y| unsafe { run_avx512(p, t, y) }, "AVX-512 VPOPCNTQ XNOR"));
         }
-        if has_avx2_popcount() {
-            // SAFETY: the CPU has every feature count_avx2 is compiled for.
-            return (|c, s, p, w, k| unsafe { count_avx2(c, s, p, w, k) }, "AVX2 XNOR");
+        if avx2 {
+            // SAFETY: the CPU has every feature run_avx2 is compiled for (checked just above).
+            out.push((|p, t, y| unsafe { run_avx2(p, t, y) }, "AVX2 XNOR"));
         }
     }
-    (count_generic, "scalar XNOR")
+    out.push((run_generic, "scalar XNOR"));
+    out
+}
+
+/// The fastest runner this CPU runs, and its name.
+fn pick_runner() -> (Runner, &'static str) {
+    runners()[0]
 }
 
 /// The counter [`sign_conv`] uses on this CPU, in words.
 pub(super) fn counter_name() -> &'static str {
-    pick_counter().1
+    pick_runner().1
 }
 
 #[cfg(test)]
@@ -336,10 +389,12 @@ mod tests {
 
     /// The XNOR count against the float conv (im2col + sgemm) of the same +-1 operands: equal
     /// bit for bit, over channel counts either side of a word, odd sizes, strides, dilations and
-    /// padding wider than the kernel's reach, batches that split across threads and micro-batches.
+    /// padding wider than the kernel's reach, batches that split across threads and micro-batches;
+    /// by every runner this CPU has (each instruction set's copy of the loops).
     #[test]
     fn xnor_conv_equals_float_conv_of_signs() {
         let cpu = cpu(2);
+        let runners = runners();
         let mut rng = Rng::new(7);
         let mut pm1 =
             |n: usize| -> Vec<f32> { (0..n).map(|_| if rng.next_u64() & 1 == 1 { 1.0 } else { -1.0 }).collect() };
@@ -362,57 +417,24 @@ mod tests {
             let g = geom(n, c_in, hw, hw + 1, c_out, k, stride, pad, dil);
             let (x, w) = (pm1(g.in_len()), pm1(g.weight_len()));
             let want = conv::forward(&cpu, &x, &w, None, g);
-            let got = sign_conv(&cpu, &x, &w, None, g);
-            assert_eq!(got.len(), want.len());
-            for (i, (a, b)) in got.iter().zip(&want).enumerate() {
-                largest = largest.max((a - b).abs());
-                assert_eq!(a.to_bits(), b.to_bits(), "{g:?} at {i}: xnor {a} vs float {b}");
-            }
             // With the binary conv's scale and ReLU fused: exactly channel_affine then relu.
             let scale: Vec<f32> = (0..c_out).map(|o| 0.01 + 0.37 * o as f32).collect();
             let og = ChanGeom { n: g.n, c: g.c_out, hw: g.out_h() * g.out_w() };
-            let want = cpu.relu(&cpu.channel_affine(&want, &scale, None, og));
-            let got = sign_conv(&cpu, &x, &w, Some(&scale), g);
-            assert!(got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits()), "{g:?}: scaled");
+            let want_scaled = cpu.relu(&cpu.channel_affine(&want, &scale, None, og));
+            for &(run, name) in &runners {
+                let got = sign_conv_with(run, &cpu, &x, &w, None, g);
+                assert_eq!(got.len(), want.len());
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    largest = largest.max((a - b).abs());
+                    assert_eq!(a.to_bits(), b.to_bits(), "{name}, {g:?} at {i}: xnor {a} vs float {b}");
+                }
+                let got = sign_conv_with(run, &cpu, &x, &w, Some(&scale), g);
+                assert!(got.iter().zip(&want_scaled).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}, {g:?}: scaled");
+            }
             cases += 1;
         }
-        println!("{cases} geometries, counter {}: largest |xnor - float| = {largest}", counter_name());
-    }
-
-    /// Every counter this CPU can run gives the plain loop's counts (the run-time choice only
-    /// picks one, so the others are checked here).
-    #[test]
-    fn counters_agree() {
-        let mut rng = Rng::new(3);
-        let (kw, cols) = (7, 3 * LANES);
-        let col: Vec<u64> = (0..kw * cols).map(|_| rng.next_u64()).collect();
-        let w: Vec<u64> = (0..FILTERS * kw).map(|_| rng.next_u64()).collect();
-        let want: Vec<_> = (0..3).map(|b| count_generic(&col, cols, b * LANES, &w, kw)).collect();
-        for (b, want) in want.iter().enumerate() {
-            for f in 0..FILTERS {
-                for l in 0..LANES {
-                    let plain: u32 =
-                        (0..kw).map(|j| (col[j * cols + b * LANES + l] ^ w[f * kw + j]).count_ones()).sum();
-                    assert_eq!(want[f][l], plain);
-                }
-            }
-        }
-        type RawCounter = unsafe fn(&[u64], usize, usize, &[u64], usize) -> [[u32; LANES]; FILTERS];
-        let mut checked = vec!["scalar"];
-        #[cfg(target_arch = "x86_64")]
-        for (name, ok, counter) in
-            [("avx2", has_avx2_popcount(), count_avx2 as RawCounter), ("avx512", has_avx512_popcount(), count_avx512)]
-        {
-            if ok {
-                for (b, want) in want.iter().enumerate() {
-                    // SAFETY: the CPU has the counter's features (checked just above).
-                    let got = unsafe { counter(&col, cols, b * LANES, &w, kw) };
-                    assert_eq!(&got, want, "{name}");
-                }
-                checked.push(name);
-            }
-        }
-        println!("counters equal to the plain loop: {checked:?}");
+        let names: Vec<_> = runners.iter().map(|r| r.1).collect();
+        println!("{cases} geometries, runners {names:?}: largest |xnor - float| = {largest}");
     }
 
     /// The XNOR forward beside the float forward (im2col + sgemm) of the same shapes, 64-256
