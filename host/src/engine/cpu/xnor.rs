@@ -39,21 +39,32 @@ pub(super) fn supported(g: &ConvGeom) -> bool {
 }
 
 /// The filters as dense bit rows, `[c_out rounded up to FILTERS, kw]` (extra rows 0), and each
-/// filter's count of +1 weights per tap, `[c_out, k*k]`. Branch-free (the signs are random, so a
-/// branch per weight mispredicts half the time) and one filter per task.
+/// filter's count of +1 weights per tap, `[c_out, k*k]`. One filter per task: its signs are put
+/// as 0/1 bytes in the bit order (tap major), then each 64 in a row become one word, branch-free
+/// (the signs are random: a branch per weight mispredicts half the time).
 fn pack_weights(cpu: &Cpu, w: &[f32], g: &ConvGeom, kw: usize) -> (Vec<u64>, Vec<u32>) {
     let kk = g.k * g.k;
     let mut bits = vec![0u64; g.c_out.next_multiple_of(FILTERS) * kw];
     let mut ones = vec![0u32; g.c_out * kk];
     cpu.pool.install(|| {
-        bits.par_chunks_mut(kw).zip(ones.par_chunks_mut(kk)).zip(w.par_chunks(g.c_in * kk)).for_each(
-            |((row, ones), filter)| {
+        bits.par_chunks_mut(kw).zip(ones.par_chunks_mut(kk)).zip(w.par_chunks(g.c_in * kk)).for_each_init(
+            || vec![0u8; (kk * g.c_in).next_multiple_of(64)],
+            |ordered, ((row, ones), filter)| {
                 for (c, taps) in filter.chunks_exact(kk).enumerate() {
-                    for (t, (&v, one)) in taps.iter().zip(ones.iter_mut()).enumerate() {
-                        let (bit, i) = (u32::from(v > 0.0), t * g.c_in + c);
-                        row[i / 64] |= u64::from(bit) << (i % 64);
-                        *one += bit;
+                    for (t, &v) in taps.iter().enumerate() {
+                        ordered[t * g.c_in + c] = u8::from(v > 0.0);
                     }
+                }
+                // Eight 0/1 bytes to eight bits: the multiply moves byte k's bit to bit 56 + k and
+                // no two partial products meet, so nothing carries.
+                let byte = |c: &[u8]| {
+                    u64::from_le_bytes(c.try_into().expect("8 bytes")).wrapping_mul(0x0102_0408_1020_4080) >> 56
+                };
+                for (word, signs) in row.iter_mut().zip(ordered.chunks_exact(64)) {
+                    *word = signs.chunks_exact(8).enumerate().fold(0, |a, (i, c)| a | byte(c) << (8 * i));
+                }
+                for (one, tap) in ones.iter_mut().zip(ordered.chunks_exact(g.c_in)) {
+                    *one = tap.iter().map(|&b| u32::from(b)).sum();
                 }
             },
         )
@@ -180,7 +191,9 @@ fn run_task(plan: &Plan, task: usize, y_task: &mut [f32], count: impl Fn(&[u64],
     let (in_s, out_s) = (g.c_in * g.h * g.w, g.c_out * ohow);
     let first = task * per_task;
     let samples = y_task.len() / out_s;
-    let cols = (mb * ohow).next_multiple_of(LANES);
+    // One cache line past the pixels, so that a power-of-two row stride does not put every
+    // window word of a pixel in the same L1 set.
+    let cols = (mb * ohow).next_multiple_of(LANES) + 8;
     SCRATCH.with(|s| {
         let mut s = s.borrow_mut();
         let need = cw * ph * pw + kw * cols;
@@ -438,7 +451,7 @@ mod tests {
     }
 
     /// The XNOR forward beside the float forward (im2col + sgemm) of the same shapes, 64-256
-    /// channels, timed side by side (best of 5, after a warm-up), with the ratio:
+    /// channels, timed side by side (best of 20, after a warm-up), with the ratio:
     /// `cargo test --release -p bnas --lib bench_xnor_vs_float -- --ignored --nocapture`.
     #[test]
     #[ignore = "benchmark: prints a table"]
@@ -461,7 +474,7 @@ mod tests {
             let scale = vec![0.01; c];
             let best = |f: &dyn Fn() -> Vec<f32>| {
                 std::hint::black_box(f());
-                (0..5)
+                (0..20)
                     .map(|_| {
                         let t = std::time::Instant::now();
                         std::hint::black_box(f());
