@@ -194,46 +194,47 @@ fn run_task(plan: &Plan, task: usize, y_task: &mut [f32], count: impl Fn(&[u64],
     // One cache line past the pixels, so that a power-of-two row stride does not put every
     // window word of a pixel in the same L1 set.
     let cols = (mb * ohow).next_multiple_of(LANES) + 8;
-    SCRATCH.with(|s| {
-        let mut s = s.borrow_mut();
-        let need = cw * ph * pw + kw * cols;
-        if s.len() < need {
-            s.resize(need, 0);
+    // Taken out of the thread-local (not borrowed in a closure, which would compile the loops
+    // outside this instruction set's copy) and put back.
+    let mut s = SCRATCH.take();
+    let need = cw * ph * pw + kw * cols;
+    if s.len() < need {
+        s.resize(need, 0);
+    }
+    let (pix, col) = s.split_at_mut(cw * ph * pw);
+    for b0 in (0..samples).step_by(mb) {
+        let nb = mb.min(samples - b0);
+        for j in 0..nb {
+            pack_pixels(&x[(first + b0 + j) * in_s..][..in_s], &g, pix);
+            gather(pix, &g, pieces, kw, col, cols, j * ohow);
         }
-        let (pix, col) = s.split_at_mut(cw * ph * pw);
-        for b0 in (0..samples).step_by(mb) {
-            let nb = mb.min(samples - b0);
-            for j in 0..nb {
-                pack_pixels(&x[(first + b0 + j) * in_s..][..in_s], &g, pix);
-                gather(pix, &g, pieces, kw, col, cols, j * ohow);
-            }
-            let ys = &mut y_task[b0 * out_s..][..nb * out_s];
-            for o0 in (0..g.c_out).step_by(FILTERS) {
-                let wb = &wbits[o0 * kw..(o0 + FILTERS) * kw];
-                for p0 in (0..nb * ohow).step_by(LANES) {
-                    let pop = count(col, cols, p0, wb, kw);
-                    let (mut q, end) = (p0, (p0 + LANES).min(nb * ohow));
-                    while q < end {
-                        // A run of lanes inside one sample: contiguous in every output row.
-                        let (j, p) = (q / ohow, q % ohow);
-                        let run = (end - q).min(ohow - p);
-                        for (f, pop) in pop.iter().enumerate().take(g.c_out - o0) {
-                            let o = o0 + f;
-                            let dst = &mut ys[j * out_s + o * ohow + p..][..run];
-                            let sums = base[o * ohow + p..][..run].iter().zip(&pop[q - p0..]);
-                            let sums = sums.map(|(&b, &c)| (b - 2 * c as i32) as f32);
-                            match scale {
-                                // Exactly as channel_affine then relu.
-                                Some(sc) => dst.iter_mut().zip(sums).for_each(|(d, v)| *d = (v * sc[o] + 0.0).max(0.0)),
-                                None => dst.iter_mut().zip(sums).for_each(|(d, v)| *d = v),
-                            }
+        let ys = &mut y_task[b0 * out_s..][..nb * out_s];
+        for o0 in (0..g.c_out).step_by(FILTERS) {
+            let wb = &wbits[o0 * kw..(o0 + FILTERS) * kw];
+            for p0 in (0..nb * ohow).step_by(LANES) {
+                let pop = count(col, cols, p0, wb, kw);
+                let (mut q, end) = (p0, (p0 + LANES).min(nb * ohow));
+                while q < end {
+                    // A run of lanes inside one sample: contiguous in every output row.
+                    let (j, p) = (q / ohow, q % ohow);
+                    let run = (end - q).min(ohow - p);
+                    for (f, pop) in pop.iter().enumerate().take(g.c_out - o0) {
+                        let o = o0 + f;
+                        let dst = &mut ys[j * out_s + o * ohow + p..][..run];
+                        let sums = base[o * ohow + p..][..run].iter().zip(&pop[q - p0..]);
+                        let sums = sums.map(|(&b, &c)| (b - 2 * c as i32) as f32);
+                        match scale {
+                            // Exactly as channel_affine then relu.
+                            Some(sc) => dst.iter_mut().zip(sums).for_each(|(d, v)| *d = (v * sc[o] + 0.0).max(0.0)),
+                            None => dst.iter_mut().zip(sums).for_each(|(d, v)| *d = v),
                         }
-                        q += run;
                     }
+                    q += run;
                 }
             }
         }
-    })
+    }
+    SCRATCH.set(s);
 }
 
 /// Packs one sample's signs `[c_in, h, w]` into channel bits of the zero-padded image, one plane
