@@ -16,6 +16,7 @@
 //! counting, the output's arithmetic) is compiled once per instruction set and chosen at run time.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
@@ -41,12 +42,12 @@ pub(super) fn supported(g: &ConvGeom) -> bool {
 /// The filters as dense bit rows, `[c_out rounded up to FILTERS, kw]` (extra rows 0), and each
 /// filter's count of +1 weights per tap, `[c_out, k*k]`. One filter per task: its signs are put
 /// as 0/1 bytes in the bit order (tap major), then each 64 in a row become one word, branch-free
-/// (the signs are random: a branch per weight mispredicts half the time).
-fn pack_weights(cpu: &Cpu, w: &[f32], g: &ConvGeom, kw: usize) -> (Vec<u64>, Vec<u32>) {
+/// (the signs are random: a branch per weight mispredicts half the time). Runs in the pool.
+fn pack_weights(w: &[f32], g: &ConvGeom, kw: usize) -> (Vec<u64>, Vec<u32>) {
     let kk = g.k * g.k;
     let mut bits = vec![0u64; g.c_out.next_multiple_of(FILTERS) * kw];
     let mut ones = vec![0u32; g.c_out * kk];
-    cpu.pool.install(|| {
+    {
         bits.par_chunks_mut(kw).zip(ones.par_chunks_mut(kk)).zip(w.par_chunks(g.c_in * kk)).for_each_init(
             || vec![0u8; (kk * g.c_in).next_multiple_of(64)],
             |ordered, ((row, ones), filter)| {
@@ -68,7 +69,7 @@ fn pack_weights(cpu: &Cpu, w: &[f32], g: &ConvGeom, kw: usize) -> (Vec<u64>, Vec
                 }
             },
         )
-    });
+    }
     (bits, ones)
 }
 
@@ -127,13 +128,19 @@ pub(super) fn sign_conv(cpu: &Cpu, x: &[f32], w: &[f32], scale: Option<&[f32]>, 
 
 /// [`sign_conv`] run by the given runner.
 fn sign_conv_with(run: Runner, cpu: &Cpu, x: &[f32], w: &[f32], scale: Option<&[f32]>, g: ConvGeom) -> Vec<f32> {
+    // One hand-over to the pool for the whole op: each costs a wake-up, and at small shapes the
+    // op takes a few hundred microseconds.
+    cpu.pool.install(|| sign_conv_in_pool(run, cpu, x, w, scale, g))
+}
+
+fn sign_conv_in_pool(run: Runner, cpu: &Cpu, x: &[f32], w: &[f32], scale: Option<&[f32]>, g: ConvGeom) -> Vec<f32> {
     debug_assert!(supported(&g));
     debug_assert_eq!(x.len(), g.in_len());
     debug_assert_eq!(w.len(), g.weight_len());
     let (ohow, kk) = (g.out_h() * g.out_w(), g.k * g.k);
     let kbits = kk * g.c_in;
     let kw = kbits.div_ceil(64);
-    let (wbits, wones) = pack_weights(cpu, w, &g, kw);
+    let (wbits, wones) = pack_weights(w, &g, kw);
     // Per filter and position: K_valid + 2 * (ones of w at the padded taps), so s = base - 2*pop.
     let mut base = vec![kbits as i32; g.c_out * ohow];
     for (p, &mask) in padded_taps(&g).iter().enumerate().filter(|(_, m)| **m != 0) {
@@ -156,10 +163,14 @@ fn sign_conv_with(run: Runner, cpu: &Cpu, x: &[f32], w: &[f32], scale: Option<&[
         mb: (TARGET_PIXELS / ohow.max(1)).clamp(1, per_task),
         per_task,
     };
-    let mut y = cpu.zeroed(g.out_len());
-    cpu.pool.install(|| {
-        y.par_chunks_mut(per_task * g.c_out * ohow).enumerate().for_each(|(task, y_task)| run(&plan, task, y_task))
-    });
+    // Every output is written exactly once (each task covers all filters and pixels of its
+    // samples), so the buffer is not zeroed first.
+    let mut y = Vec::with_capacity(g.out_len());
+    let out = &mut y.spare_capacity_mut()[..g.out_len()];
+    out.par_chunks_mut(per_task * g.c_out * ohow).enumerate().for_each(|(task, y_task)| run(&plan, task, y_task));
+    // SAFETY: the tasks wrote all `out_len` elements (run_task writes every filter and pixel of
+    // every sample in its chunk).
+    unsafe { y.set_len(g.out_len()) };
     y
 }
 
@@ -184,7 +195,12 @@ struct Plan<'a> {
 /// instruction set ([`pick_runner`]), so that packing, gathering and the output's arithmetic are
 /// vectorized as wide as the counting.
 #[inline(always)]
-fn run_task(plan: &Plan, task: usize, y_task: &mut [f32], count: impl Fn(&[u64], usize, usize, &[u64], usize) -> Pop) {
+fn run_task(
+    plan: &Plan,
+    task: usize,
+    y_task: &mut [MaybeUninit<f32>],
+    count: impl Fn(&[u64], usize, usize, &[u64], usize) -> Pop,
+) {
     let Plan { g, x, scale, ref pieces, ref wbits, ref base, kw, mb, per_task } = *plan;
     let (ohow, cw) = (g.out_h() * g.out_w(), g.c_in.div_ceil(64));
     let (ph, pw) = (g.h + 2 * g.pad, g.w + 2 * g.pad);
@@ -225,8 +241,10 @@ fn run_task(plan: &Plan, task: usize, y_task: &mut [f32], count: impl Fn(&[u64],
                         let sums = sums.map(|(&b, &c)| (b - 2 * c as i32) as f32);
                         match scale {
                             // Exactly as channel_affine then relu.
-                            Some(sc) => dst.iter_mut().zip(sums).for_each(|(d, v)| *d = (v * sc[o] + 0.0).max(0.0)),
-                            None => dst.iter_mut().zip(sums).for_each(|(d, v)| *d = v),
+                            Some(sc) => {
+                                dst.iter_mut().zip(sums).for_each(|(d, v)| _ = d.write((v * sc[o] + 0.0).max(0.0)))
+                            }
+                            None => dst.iter_mut().zip(sums).for_each(|(d, v)| _ = d.write(v)),
                         }
                     }
                     q += run;
@@ -338,21 +356,21 @@ fn count_avx512(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> Po
 }
 
 /// One task of [`sign_conv`] ([`run_task`]) compiled for one instruction set.
-type Runner = fn(&Plan, usize, &mut [f32]);
+type Runner = fn(&Plan, usize, &mut [MaybeUninit<f32>]);
 
-fn run_generic(plan: &Plan, task: usize, y_task: &mut [f32]) {
+fn run_generic(plan: &Plan, task: usize, y_task: &mut [MaybeUninit<f32>]) {
     run_task(plan, task, y_task, count_body)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,avx2,fma,popcnt")]
-fn run_avx512(plan: &Plan, task: usize, y_task: &mut [f32]) {
+fn run_avx512(plan: &Plan, task: usize, y_task: &mut [MaybeUninit<f32>]) {
     run_task(plan, task, y_task, |col, cols, p0, w, kw| count_avx512(col, cols, p0, w, kw))
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,popcnt")]
-fn run_avx2(plan: &Plan, task: usize, y_task: &mut [f32]) {
+fn run_avx2(plan: &Plan, task: usize, y_task: &mut [MaybeUninit<f32>]) {
     run_task(plan, task, y_task, count_body)
 }
 
@@ -452,7 +470,7 @@ mod tests {
     }
 
     /// The XNOR forward beside the float forward (im2col + sgemm) of the same shapes, 64-256
-    /// channels, timed side by side (best of 20, after a warm-up), with the ratio:
+    /// channels, timed side by side (alternating runs of 3, the best of the warm 20 each), with the ratio:
     /// `cargo test --release -p bnas --lib bench_xnor_vs_float -- --ignored --nocapture`.
     #[test]
     #[ignore = "benchmark: prints a table"]
@@ -473,18 +491,23 @@ mod tests {
             };
             let (x, w) = (pm1(&mut rng, g.in_len()), pm1(&mut rng, g.weight_len()));
             let scale = vec![0.01; c];
-            let best = |f: &dyn Fn() -> Vec<f32>| {
+            let time = |f: &dyn Fn() -> Vec<f32>| {
+                let t = std::time::Instant::now();
                 std::hint::black_box(f());
-                (0..20)
-                    .map(|_| {
-                        let t = std::time::Instant::now();
-                        std::hint::black_box(f());
-                        t.elapsed().as_secs_f64()
-                    })
-                    .fold(f64::MAX, f64::min)
+                t.elapsed().as_secs_f64()
             };
-            let float_s = best(&|| conv::forward(&cpu, &x, &w, None, g));
-            let xnor_s = best(&|| sign_conv(&cpu, &x, &w, Some(&scale), g));
+            let float = || conv::forward(&cpu, &x, &w, None, g);
+            let xnor = || sign_conv(&cpu, &x, &w, Some(&scale), g);
+            // Alternated in short runs, so that a slow spell of the (shared) machine hits both
+            // sides alike, each run after a warm-up (the other side's buffers evict this one's).
+            let warm = |f: &dyn Fn() -> Vec<f32>| {
+                time(f);
+                time(f).min(time(f))
+            };
+            let (mut float_s, mut xnor_s) = (f64::MAX, f64::MAX);
+            for _ in 0..10 {
+                (float_s, xnor_s) = (float_s.min(warm(&float)), xnor_s.min(warm(&xnor)));
+            }
             println!(
                 "{:<30} {:>9.3} {:>9.3} {:>11.0} {:>6.1}x",
                 format!("{n} {c} {hw}x{hw} k{k} d{dil}"),
