@@ -143,13 +143,17 @@ fn sign_conv_in_pool(run: Runner, cpu: &Cpu, x: &[f32], w: &[f32], scale: Option
     let (wbits, wones) = pack_weights(w, &g, kw);
     // Per filter and position: K_valid + 2 * (ones of w at the padded taps), so s = base - 2*pop.
     let mut base = vec![kbits as i32; g.c_out * ohow];
-    for (p, &mask) in padded_taps(&g).iter().enumerate().filter(|(_, m)| **m != 0) {
-        let valid = (kk - mask.count_ones() as usize) * g.c_in;
-        for o in 0..g.c_out {
-            let ones: u32 = (0..kk).filter(|t| mask >> t & 1 == 1).map(|t| wones[o * kk + t]).sum();
-            base[o * ohow + p] = valid as i32 + 2 * ones as i32;
+    let padded: Vec<(usize, u64)> = padded_taps(&g).into_iter().enumerate().filter(|&(_, m)| m != 0).collect();
+    base.par_chunks_mut(ohow).zip(wones.par_chunks(kk)).for_each(|(base, wones)| {
+        for &(p, mask) in &padded {
+            let (mut m, mut ones) = (mask, 0);
+            while m != 0 {
+                ones += wones[m.trailing_zeros() as usize];
+                m &= m - 1;
+            }
+            base[p] = ((kk - mask.count_ones() as usize) * g.c_in) as i32 + 2 * ones as i32;
         }
-    }
+    });
     let pw = g.w + 2 * g.pad;
     let per_task = g.n.div_ceil(cpu.threads().max(1)).max(1);
     let plan = Plan {
