@@ -105,7 +105,7 @@ impl Progress {
         }
     }
 
-    /// Ends the epoch with one line: "train epoch 3/50  <summary>  (12.3 s)".
+    /// Ends the epoch with one line: `train epoch 3/50  <summary>  (12.3 s)`.
     pub fn end_epoch(&self, summary: &str) {
         let line = epoch_line(&self.label, self.epoch, self.epochs, summary, self.epoch_start.elapsed().as_secs_f64());
         self.println(&line);

@@ -47,29 +47,26 @@ fn pack_weights(w: &[f32], g: &ConvGeom, kw: usize) -> (Vec<u64>, Vec<u32>) {
     let kk = g.k * g.k;
     let mut bits = vec![0u64; g.c_out.next_multiple_of(FILTERS) * kw];
     let mut ones = vec![0u32; g.c_out * kk];
-    {
-        bits.par_chunks_mut(kw).zip(ones.par_chunks_mut(kk)).zip(w.par_chunks(g.c_in * kk)).for_each_init(
-            || vec![0u8; (kk * g.c_in).next_multiple_of(64)],
-            |ordered, ((row, ones), filter)| {
-                for (c, taps) in filter.chunks_exact(kk).enumerate() {
-                    for (t, &v) in taps.iter().enumerate() {
-                        ordered[t * g.c_in + c] = u8::from(v > 0.0);
-                    }
+    bits.par_chunks_mut(kw).zip(ones.par_chunks_mut(kk)).zip(w.par_chunks(g.c_in * kk)).for_each_init(
+        || vec![0u8; (kk * g.c_in).next_multiple_of(64)],
+        |ordered, ((row, ones), filter)| {
+            for (c, taps) in filter.chunks_exact(kk).enumerate() {
+                for (t, &v) in taps.iter().enumerate() {
+                    ordered[t * g.c_in + c] = u8::from(v > 0.0);
                 }
-                // Eight 0/1 bytes to eight bits: the multiply moves byte k's bit to bit 56 + k and
-                // no two partial products meet, so nothing carries.
-                let byte = |c: &[u8]| {
-                    u64::from_le_bytes(c.try_into().expect("8 bytes")).wrapping_mul(0x0102_0408_1020_4080) >> 56
-                };
-                for (word, signs) in row.iter_mut().zip(ordered.chunks_exact(64)) {
-                    *word = signs.chunks_exact(8).enumerate().fold(0, |a, (i, c)| a | byte(c) << (8 * i));
-                }
-                for (one, tap) in ones.iter_mut().zip(ordered.chunks_exact(g.c_in)) {
-                    *one = tap.iter().map(|&b| u32::from(b)).sum();
-                }
-            },
-        )
-    }
+            }
+            // Eight 0/1 bytes to eight bits: the multiply moves byte k's bit to bit 56 + k and
+            // no two partial products meet, so nothing carries.
+            let byte =
+                |c: &[u8]| u64::from_le_bytes(c.try_into().expect("8 bytes")).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+            for (word, signs) in row.iter_mut().zip(ordered.chunks_exact(64)) {
+                *word = signs.chunks_exact(8).enumerate().fold(0, |a, (i, c)| a | byte(c) << (8 * i));
+            }
+            for (one, tap) in ones.iter_mut().zip(ordered.chunks_exact(g.c_in)) {
+                *one = tap.iter().map(|&b| u32::from(b)).sum();
+            }
+        },
+    );
     (bits, ones)
 }
 
@@ -133,6 +130,7 @@ fn sign_conv_with(run: Runner, cpu: &Cpu, x: &[f32], w: &[f32], scale: Option<&[
     cpu.pool.install(|| sign_conv_in_pool(run, cpu, x, w, scale, g))
 }
 
+/// [`sign_conv_with`]'s work, on a thread of the pool.
 fn sign_conv_in_pool(run: Runner, cpu: &Cpu, x: &[f32], w: &[f32], scale: Option<&[f32]>, g: ConvGeom) -> Vec<f32> {
     debug_assert!(supported(&g));
     debug_assert_eq!(x.len(), g.in_len());
@@ -195,7 +193,7 @@ struct Plan<'a> {
 }
 
 /// One task's share of [`sign_conv`]: the samples from `task * per_task` into `y_task`, in
-/// micro-batches of `mb` samples, counted by `count` (a [`Counter`]). Inlined into one copy per
+/// micro-batches of `mb` samples, counted by `count` (as [`count_body`]). Inlined into one copy per
 /// instruction set ([`pick_runner`]), so that packing, gathering and the output's arithmetic are
 /// vectorized as wide as the counting.
 #[inline(always)]
@@ -404,9 +402,10 @@ fn runners() -> Vec<(Runner, &'static str)> {
     out
 }
 
-/// The fastest runner this CPU runs, and its name.
+/// The fastest runner this CPU runs, and its name (chosen once).
 fn pick_runner() -> (Runner, &'static str) {
-    runners()[0]
+    static PICK: std::sync::OnceLock<(Runner, &'static str)> = std::sync::OnceLock::new();
+    *PICK.get_or_init(|| runners()[0])
 }
 
 /// The counter [`sign_conv`] uses on this CPU, in words.
