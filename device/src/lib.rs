@@ -32,6 +32,8 @@ pub mod reference;
 pub mod sample;
 
 pub use error::Error;
+pub use infer::Input;
+pub use model::{bin_scratch_words, BinConvNode, ConvGeom, ConvNode, Model, Node, Nodes, TensorId, TensorInfo};
 
 /// A xorshift generator for the crate's tests (no std needed).
 #[cfg(test)]
@@ -43,5 +45,3 @@ pub(crate) fn xorshift32(mut seed: u32) -> impl FnMut() -> u32 {
         seed
     }
 }
-pub use infer::Input;
-pub use model::{bin_scratch_words, BinConvNode, ConvGeom, ConvNode, Model, Node, Nodes, TensorId, TensorInfo};
