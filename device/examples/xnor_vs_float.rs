@@ -76,7 +76,7 @@ fn main() {
         let mut lane_work = vec![0u32; lane_work_words(c, g, hw, hw)];
         let lanes_s = best_of(5, || {
             binarize_rows(&x, xs, 1, &flip, &thr, &mut rows);
-            bin_conv_lanes(&rows, xs, g, &scale, &packed, &mut lane_work, &mut out, xs);
+            bin_conv_lanes(&mut rows, xs, g, &scale, &packed, &mut lane_work, &mut out, xs);
         });
         let macs = (c * c * hw * hw * k * k) as f64;
         let picked = if use_lanes(c, g, hw, hw) { ("", "*") } else { ("*", "") };

@@ -22,6 +22,11 @@
 //! Padded taps have `x = 0`, so they add nothing to `P`, `A` or `B`, and `W` leaves them out:
 //! padding contributes exactly 0, as zero padding after sign does in the float network.
 //!
+//! Filters go in pairs where the work space allows: each filter of a pair counts one side of its
+//! weights (`B` or `A`), chosen so that the two sets overlap most, and the terms in both sets
+//! count once before the count forks (a root list, then one leaf list per filter). For random
+//! weights that is about 3/4 of the terms per pair, against about 0.48 per filter alone.
+//!
 //! Layout of the work words (see [`lane_work_words`]):
 //! - phase rows `[c_in, h_in, stride, pw]`: input row bits, column `ix` at phase `ix % stride`,
 //!   bit `ix / stride` ([`binarize_rows`] writes them);
@@ -30,9 +35,11 @@
 //!   `(c, t - pad + r*stride, (seg*seg_w + j)*stride - pad + kx*dil)`. Term `(c, ky, kx)` of
 //!   output group `g` is stack `(c*k + kx)*t_rows + ky*dil` after the group's base: every filter's
 //!   term list is a list of offsets valid for every group;
-//! - per-lane `P` for every group, one filter's offsets, one filter's border prefix table.
+//! - per-lane `P` for every group, one filter's offsets (or a pair's three lists), one filter's
+//!   border prefix table (a pair's second table goes in the phase rows, dead by then).
 
-use super::lane_count::{count_window, counts8, lane_sums, window_for};
+use super::lane_count::{count_pair, count_window, counts16, counts8, lane_sums, window_for, MAX_COUNT, PLANES};
+use super::lane_emit::{Columns, Filter};
 use super::{tap_range, Shape};
 use crate::format::{words_for, BITS};
 use crate::model::ConvGeom;
@@ -55,18 +62,18 @@ pub fn phase_row_words(c_in: usize, h_in: usize, w_in: usize, stride: usize) -> 
 
 /// How output pixels map to lanes.
 #[derive(Debug, Clone, Copy)]
-struct Lanes {
+pub(super) struct Lanes {
     /// Output columns per lane row (at most 32) and segments per output row.
-    seg_w: usize,
-    n_seg: usize,
+    pub(super) seg_w: usize,
+    pub(super) n_seg: usize,
     /// Output rows per group and groups per segment.
-    rows: usize,
-    groups: usize,
+    pub(super) rows: usize,
+    pub(super) groups: usize,
     /// Start rows per stack: `(groups - 1) * rows * stride + (k - 1) * dil + 1`.
-    t_rows: usize,
+    pub(super) t_rows: usize,
     /// Words of one segment's stacks (`c_in * k * t_rows`) and the stack window ([`window_for`]).
-    seg_words: usize,
-    window: usize,
+    pub(super) seg_words: usize,
+    pub(super) window: usize,
 }
 
 impl Lanes {
@@ -194,10 +201,11 @@ fn row_bits(row: &[u32], start: isize, n: usize) -> u32 {
 /// XNOR-popcount conv over phase rows ([`binarize_rows`] with `g.stride`) with weights
 /// `[c_out, k*k, words]`, `words = ceil(c_in/32)`, through output lanes (see the module docs).
 /// `work` needs [`lane_work_words`] words. `out[o, p] = relu(s as f32 * scale[o])` with `s` the
-/// sum of +-1 products over the taps inside the image, exactly as [`super::bin_conv`].
+/// sum of +-1 products over the taps inside the image, exactly as [`super::bin_conv`]. Once the
+/// stacks are built the phase rows are work space too: they come back overwritten.
 #[allow(clippy::too_many_arguments)]
 pub fn bin_conv_lanes(
-    rows: &[u32],
+    rows: &mut [u32],
     xs: Shape,
     g: ConvGeom,
     scale: &[f32],
@@ -253,154 +261,124 @@ pub fn bin_conv_lanes(
     let mut masks = [0u32; MAX_BIN_WORDS];
     masks.iter_mut().take(wpt).enumerate().for_each(|(i, m)| *m = channel_mask(xs.c, i));
     let masks = masks.get(..wpt).unwrap_or(&[]);
-    for ((w_o, &sc), out_o) in packed.chunks_exact(k * k * wpt).zip(scale).zip(out.chunks_exact_mut(os.hw())) {
-        // The filter's minority terms and its per-tap sums of +-1 weights.
-        let mut tap_sum = [0i32; MAX_TAPS];
-        let mut ones = 0u32;
-        for (w_tap, sum) in w_o.chunks_exact(wpt).zip(tap_sum.iter_mut()) {
-            let tap_ones = w_tap.iter().zip(masks).map(|(w, m)| (w & m).count_ones()).sum::<u32>();
-            ones += tap_ones;
-            *sum = 2 * tap_ones as i32 - xs.c as i32;
-        }
-        let minority_ones = 2 * ones as usize <= n_terms;
-        let mut slots = offsets.iter_mut();
-        let mut n_m = 0usize;
-        // row_start[ky]: where kernel row ky's terms start in the list.
-        let mut row_start = [0usize; MAX_KERNEL + 1];
-        for (tap, w_tap) in w_o.chunks_exact(wpt).enumerate() {
-            if tap % k == 0 {
-                if let Some(r) = row_start.get_mut(tap / k) {
-                    *r = n_m;
+    let cols = Columns::new(xs, g, os);
+    let list = |wa: &[u32], wb: &[u32], pick: &dyn Fn(u32, u32) -> u32, slots: &mut [u32]| {
+        term_list(wa, wb, masks, k, &tap_offset, kt, pick, slots)
+    };
+    // Filters go two at a time where the phase rows (dead once the stacks are built) can hold the
+    // second filter's prefix table and every count fits the counters; otherwise one at a time.
+    let (prefix, _) = prefix.split_at_mut(prefix.len().min((k + 1) * os.w));
+    let paired = n_terms <= MAX_COUNT && rows.len() >= prefix.len();
+    let (prefix_b, _) = rows.split_at_mut(prefix.len().min(rows.len()));
+    let mut filters = packed.chunks_exact(k * k * wpt).zip(scale).zip(out.chunks_exact_mut(os.hw())).peekable();
+    while let Some(((wa, &sa), out_a)) = filters.next() {
+        let fa = Filter::new(wa, sa, masks, xs.c);
+        let Some(((wb, &sb), out_b)) = filters.next_if(|_| paired) else {
+            // One filter: it counts its minority terms.
+            let ones_side = 2 * fa.ones as usize <= n_terms;
+            let (n, rs) = list(wa, wa, &|a, _| if ones_side { a } else { !a }, offsets);
+            let e = fa.emit(ones_side, &cols, prefix, l, g, xs, os);
+            for (i, q) in q_all.chunks_exact(BITS).enumerate() {
+                let (ky0, ky1) = group_rows(i);
+                let terms = sub_list(offsets.get(..n).unwrap_or(&[]), &rs, ky0, ky1);
+                if terms.len() <= 255 {
+                    e.group(&counts8(&count_window(stacks, l.window, group_base(i), terms)), q, out_a, i);
+                } else {
+                    e.group(&lane_sums(stacks, l.window, group_base(i), terms), q, out_a, i);
                 }
             }
-            let at = tap_offset(tap / k, tap % k);
-            for (wi, (&w, &mask)) in w_tap.iter().zip(masks).enumerate() {
-                let mut v = if minority_ones { w & mask } else { !w & mask };
-                let base = at + (wi * BITS) as u32 * kt;
-                while v != 0 {
-                    let Some(slot) = slots.next() else { break };
-                    *slot = base + v.trailing_zeros() * kt;
-                    n_m += 1;
-                    v &= v - 1;
-                }
-            }
-        }
-        if let Some(r) = row_start.get_mut(k) {
-            *r = n_m;
-        }
+            continue;
+        };
+        // Two filters: the terms in both one's set and the other's count once (the root list),
+        // then each filter's own terms (the leaf lists). Each set is the terms under the +1 or the
+        // -1 weights, whichever choice of the four counts the fewest words in all.
+        let fb = Filter::new(wb, sb, masks, xs.c);
+        let (na, nb, n) = (fa.ones as usize, fb.ones as usize, n_terms);
+        let both: usize =
+            wa.iter().zip(wb).zip(masks.iter().cycle()).map(|((a, b), m)| (a & b & m).count_ones() as usize).sum();
+        let choices = [
+            (true, true, na + nb - both),
+            (true, false, n - nb + both),
+            (false, true, n - na + both),
+            (false, false, n - both),
+        ];
+        let (pa, pb) = choices.into_iter().min_by_key(|c| c.2).map_or((true, true), |c| (c.0, c.1));
+        let side = |ones: bool, w: u32| if ones { w } else { !w };
+        let (n_root, rs_root) = list(wa, wb, &|a, b| side(pa, a) & side(pb, b), offsets);
+        let (leaves, _) = offsets.split_at_mut(n_terms);
+        let (_, leaves) = leaves.split_at_mut(n_root.min(n_terms));
+        let (n_a, rs_a) = list(wa, wb, &|a, b| side(pa, a) & !side(pb, b), leaves);
+        let (_, leaf_b) = leaves.split_at_mut(n_a.min(leaves.len()));
+        let (n_b, rs_b) = list(wa, wb, &|a, b| side(pb, b) & !side(pa, a), leaf_b);
+        let (ea, eb) = (fa.emit(pa, &cols, prefix, l, g, xs, os), fb.emit(pb, &cols, prefix_b, l, g, xs, os));
         let offsets: &[u32] = offsets;
-        // Where the scale is finite and nonzero, its sign is folded into the sums so that ReLU
-        // is an integer max and the product is exact: relu(u * sc) == max(sign*u, 0) * |sc|.
-        let fast = sc.is_finite() && sc != 0.0;
-        let sign = if fast && sc < 0.0 { -1 } else { 1 };
-        // prefix[ky'][ox] = sign * (sum over ky < ky' and the valid kx of ox of the tap sums),
-        // from row prefix sums of the tap sums (row_pre[ky][kx'] = sum over kx < kx').
-        let mut row_pre = [0i32; MAX_KERNEL * (MAX_KERNEL + 1)];
-        for (pre, taps) in row_pre.chunks_exact_mut(k + 1).zip(tap_sum.chunks_exact(k)) {
-            let mut acc = 0;
-            for (p, &t) in pre.iter_mut().zip(core::iter::once(&0).chain(taps)) {
-                acc += t;
-                *p = acc;
-            }
-        }
-        for ox in 0..os.w {
-            let (kx0, kx1) = tap_range(ox, xs.w, g);
-            let mut acc = 0i32;
-            let column = prefix.iter_mut().skip(ox).step_by(os.w.max(1));
-            for (p, pre) in column.zip(row_pre.chunks_exact(k + 1).chain(core::iter::once(&[0; 1][..]))) {
-                *p = (sign * acc) as u32;
-                acc += pre.get(kx1).copied().unwrap_or(0) - pre.get(kx0).copied().unwrap_or(0);
-            }
-        }
-        let e = Emit { prefix, l, g, xs, os, sc };
-        let neg = (sign < 0) == minority_ones;
+        let root = offsets.get(..n_root).unwrap_or(&[]);
+        let leaf_a = offsets.get(n_root..n_root + n_a).unwrap_or(&[]);
+        let leaf_b = offsets.get(n_root + n_a..n_root + n_a + n_b).unwrap_or(&[]);
+        let mut counts = [[0u32; PLANES]; 2];
         for (i, q) in q_all.chunks_exact(BITS).enumerate() {
             let (ky0, ky1) = group_rows(i);
-            let (from, to) = (row_start.get(ky0).copied().unwrap_or(0), row_start.get(ky1).copied().unwrap_or(0));
-            let minority = offsets.get(from..to.max(from)).unwrap_or(&[]);
-            if minority.len() <= 255 {
-                e.group(&counts8(&count_window(stacks, l.window, group_base(i), minority)), q, out_o, i, neg, fast);
-            } else {
-                e.group(&lane_sums(stacks, l.window, group_base(i), minority), q, out_o, i, neg, fast);
-            }
-        }
-    }
-}
-
-/// What one filter's outputs need besides the counts: its border prefix table, its scale, and
-/// the shapes.
-struct Emit<'a> {
-    prefix: &'a [u32],
-    l: Lanes,
-    g: ConvGeom,
-    xs: Shape,
-    os: Shape,
-    sc: f32,
-}
-
-impl Emit<'_> {
-    /// Writes the outputs of group `i` from its lane counts `m` and `q = -2P` (see [`Self::rows`]).
-    fn group<C: Copy + Into<u32>>(&self, m: &[C; BITS], q: &[u32], out_o: &mut [f32], i: usize, neg: bool, fast: bool) {
-        match (neg, fast) {
-            (false, true) => self.rows::<C, false, true>(m, q, out_o, i),
-            (true, true) => self.rows::<C, true, true>(m, q, out_o, i),
-            (false, false) => self.rows::<C, false, false>(m, q, out_o, i),
-            (true, false) => self.rows::<C, true, false>(m, q, out_o, i),
-        }
-    }
-
-    /// Writes the outputs of group `i` (segment `i / groups`) from its lane counts `m` and
-    /// `q = -2P`: `u = kappa (4 m + q) - W` (`kappa = -1` when `NEG`), then `max(u, 0) * |scale|`
-    /// (`FAST`, the scale's sign folded into kappa and W) or `relu(u * scale)`.
-    #[inline(never)]
-    fn rows<C: Copy + Into<u32>, const NEG: bool, const FAST: bool>(
-        &self,
-        m: &[C; BITS],
-        q: &[u32],
-        out_o: &mut [f32],
-        i: usize,
-    ) {
-        let (l, w_out, abs_sc, sc) = (self.l, self.os.w, self.sc.abs(), self.sc);
-        let (seg, grp) = (i / l.groups, i % l.groups);
-        let x0 = seg * l.seg_w;
-        let width = l.seg_w.min(w_out.saturating_sub(x0));
-        for r in 0..l.rows {
-            let oy = grp * l.rows + r;
-            if oy >= self.os.h {
-                break;
-            }
-            let (ky0, ky1) = tap_range(oy, self.xs.h, self.g);
-            let lanes = r * l.seg_w..r * l.seg_w + width;
-            let (Some(m), Some(q), Some(hi), Some(lo), Some(y)) = (
-                m.get(lanes.clone()),
-                q.get(lanes),
-                self.prefix.get(ky1 * w_out + x0..ky1 * w_out + x0 + width),
-                self.prefix.get(ky0 * w_out + x0..ky0 * w_out + x0 + width),
-                out_o.get_mut(oy * w_out + x0..oy * w_out + x0 + width),
-            ) else {
-                continue;
-            };
-            let out = |m: C, q: u32, w: u32| {
-                let t = (m.into() << 2).wrapping_add(q) as i32;
-                let u = if NEG { t.wrapping_neg() } else { t }.wrapping_sub(w as i32);
-                if FAST {
-                    u.max(0) as f32 * abs_sc
+            let root = sub_list(root, &rs_root, ky0, ky1);
+            let leaves = [sub_list(leaf_a, &rs_a, ky0, ky1), sub_list(leaf_b, &rs_b, ky0, ky1)];
+            count_pair(stacks, l.window, group_base(i), root, leaves, &mut counts);
+            for ((e, out_o), (c, leaf)) in
+                [(&ea, &mut *out_a), (&eb, &mut *out_b)].into_iter().zip(counts.iter().zip(leaves))
+            {
+                if root.len() + leaf.len() <= 255 {
+                    e.group(&counts8(c), q, out_o, i);
                 } else {
-                    super::relu(u as f32 * sc)
-                }
-            };
-            if ky0 == 0 {
-                // No kernel row above the image: the prefix row `lo` is all zeros.
-                for (((&m, &q), &h), y) in m.iter().zip(q).zip(hi).zip(y) {
-                    *y = out(m, q, h);
-                }
-            } else {
-                for ((((&m, &q), &h), &lw), y) in m.iter().zip(q).zip(hi).zip(lo).zip(y) {
-                    *y = out(m, q, h.wrapping_sub(lw));
+                    e.group(&counts16(c), q, out_o, i);
                 }
             }
         }
     }
+}
+
+/// The part of a term list (see [`term_list`]) in kernel rows `ky0..ky1`.
+fn sub_list<'a>(list: &'a [u32], row_start: &[usize; MAX_KERNEL + 1], ky0: usize, ky1: usize) -> &'a [u32] {
+    let (from, to) = (row_start.get(ky0).copied().unwrap_or(0), row_start.get(ky1).copied().unwrap_or(0));
+    list.get(from..to.max(from)).unwrap_or(&[])
+}
+
+/// Writes into `slots` the offsets of the terms whose bits `pick(a, b)` sets, from the words `a`
+/// and `b` of two filters' weights (`[k*k, words]`), kernel row by kernel row; returns how many
+/// and where each kernel row's terms start.
+#[allow(clippy::too_many_arguments)]
+fn term_list(
+    wa: &[u32],
+    wb: &[u32],
+    masks: &[u32],
+    k: usize,
+    tap_offset: &impl Fn(usize, usize) -> u32,
+    kt: u32,
+    pick: &dyn Fn(u32, u32) -> u32,
+    slots: &mut [u32],
+) -> (usize, [usize; MAX_KERNEL + 1]) {
+    let wpt = masks.len().max(1);
+    let mut slots = slots.iter_mut();
+    let (mut n, mut row_start) = (0usize, [0usize; MAX_KERNEL + 1]);
+    for (tap, (ta, tb)) in wa.chunks_exact(wpt).zip(wb.chunks_exact(wpt)).enumerate() {
+        if tap % k == 0 {
+            if let Some(r) = row_start.get_mut(tap / k) {
+                *r = n;
+            }
+        }
+        let at = tap_offset(tap / k, tap % k);
+        for (wi, ((&a, &b), &mask)) in ta.iter().zip(tb).zip(masks).enumerate() {
+            let mut v = pick(a, b) & mask;
+            let base = at + (wi * BITS) as u32 * kt;
+            while v != 0 {
+                let Some(slot) = slots.next() else { break };
+                *slot = base + v.trailing_zeros() * kt;
+                n += 1;
+                v &= v - 1;
+            }
+        }
+    }
+    if let Some(r) = row_start.get_mut(k) {
+        *r = n;
+    }
+    (n, row_start)
 }
 
 /// Fills the stacks (see the module docs): for each segment, channel and tap column, the lane
@@ -472,7 +450,7 @@ fn channel_mask(c_in: usize, i: usize) -> u32 {
 }
 
 /// Largest kernel size, and number of taps (`k*k` for k <= 7).
-const MAX_KERNEL: usize = crate::format::MAX_KERNEL;
-const MAX_TAPS: usize = MAX_KERNEL * MAX_KERNEL;
+pub(super) const MAX_KERNEL: usize = crate::format::MAX_KERNEL;
+pub(super) const MAX_TAPS: usize = MAX_KERNEL * MAX_KERNEL;
 /// Largest number of packed words per tap (8192 input channels; `Model::parse` rejects more).
 pub const MAX_BIN_WORDS: usize = 256;

@@ -10,7 +10,7 @@ const BLOCK: usize = 16;
 /// Counter bit planes: counts up to [`MAX_COUNT`] per lane.
 pub(super) const PLANES: usize = 16;
 /// Largest number of words one count takes (longer lists are counted in parts).
-const MAX_COUNT: usize = (1 << PLANES) - 1;
+pub(super) const MAX_COUNT: usize = (1 << PLANES) - 1;
 
 /// Adds one bit plane `v` of weight `2^from` into the counter planes.
 #[inline(always)]
@@ -25,41 +25,89 @@ fn ripple(planes: &mut [u32; PLANES], from: usize, mut v: u32) {
     }
 }
 
-/// Per-lane sums of the words `at(o)` for `o` in `offsets` (at most [`MAX_COUNT`]), as bit
-/// planes (Harley-Seal: blocks of 16 words go through 15 carry-save adders into the ones, twos,
-/// fours and eights planes, whose carry out, the sixteens, ripples into the planes above; 16
-/// measured 3% fewer instructions than blocks of 8 on the Cortex-M4).
+/// A Harley-Seal count in progress: blocks of 16 words go through 15 carry-save adders into the
+/// ones, twos, fours and eights planes, whose carry out, the sixteens, ripples into `planes` from
+/// 4 up (16 measured 3% fewer instructions than blocks of 8 on the Cortex-M4).
+struct Count<'p> {
+    ones: u32,
+    twos: u32,
+    fours: u32,
+    eights: u32,
+    planes: &'p mut [u32; PLANES],
+}
+
+impl<'p> Count<'p> {
+    /// A count starting from zero, in `planes`.
+    fn new(planes: &'p mut [u32; PLANES]) -> Self {
+        *planes = [0; PLANES];
+        Count { ones: 0, twos: 0, fours: 0, eights: 0, planes }
+    }
+
+    /// A copy of this count in `planes`: words counted before the fork count for both.
+    #[inline(always)]
+    fn fork<'q>(&self, planes: &'q mut [u32; PLANES]) -> Count<'q> {
+        *planes = *self.planes;
+        Count { ones: self.ones, twos: self.twos, fours: self.fours, eights: self.eights, planes }
+    }
+
+    /// Adds the words `at(o)` of the whole blocks of `offsets`; returns the offsets left (fewer
+    /// than a block).
+    #[inline(always)]
+    fn blocks<'o>(&mut self, offsets: &'o [u32], at: &impl Fn(u32) -> u32) -> &'o [u32] {
+        let (blocks, rest) = offsets.as_chunks::<BLOCK>();
+        let (mut ones, mut twos, mut fours, mut eights) = (self.ones, self.twos, self.fours, self.eights);
+        for block in blocks {
+            let (lo, hi) = block.split_at(BLOCK / 2);
+            let (fa, fb) = eight(&mut ones, &mut twos, lo, at);
+            let (ea, f) = csa(fours, fa, fb);
+            let (fa, fb) = eight(&mut ones, &mut twos, hi, at);
+            let (eb, f) = csa(f, fa, fb);
+            let (sixteens, e) = csa(eights, ea, eb);
+            (fours, eights) = (f, e);
+            ripple(self.planes, 4, sixteens);
+        }
+        (self.ones, self.twos, self.fours, self.eights) = (ones, twos, fours, eights);
+        rest
+    }
+
+    /// Adds the words at `rest` (fewer than a block) as up to two half blocks padded with zeros:
+    /// cheaper than rippling each word into the planes once there are two or more.
+    #[inline(always)]
+    fn halves(&mut self, rest: &[u32], at: &impl Fn(u32) -> u32) {
+        for half in rest.chunks(BLOCK / 2).take(2) {
+            let (fa, fb) = eight(&mut self.ones, &mut self.twos, half, at);
+            let (e, f) = csa(self.fours, fa, fb);
+            let sixteens = self.eights & e;
+            (self.fours, self.eights) = (f, self.eights ^ e);
+            ripple(self.planes, 4, sixteens);
+        }
+    }
+
+    /// Adds the words at `rest` (fewer than a block) and leaves the count's bit planes in
+    /// `planes`.
+    #[inline(always)]
+    fn finish(mut self, rest: &[u32], at: &impl Fn(u32) -> u32) {
+        self.halves(rest, at);
+        // The blocks only ripple into the planes from 4 up, so 0..4 are still zero here.
+        let [p0, p1, p2, p3, ..] = self.planes;
+        (*p0, *p1, *p2, *p3) = (self.ones, self.twos, self.fours, self.eights);
+    }
+}
+
+/// Counts for up to two filters sharing their common terms, into `out`: the words `at(o)` for `o`
+/// in `root` count once, then the count forks, and each copy adds one leaf list (each count at
+/// most [`MAX_COUNT`] words).
 #[inline(always)]
-fn count_lanes(offsets: &[u32], at: impl Fn(u32) -> u32) -> [u32; PLANES] {
-    let mut planes = [0u32; PLANES];
-    let (mut ones, mut twos, mut fours, mut eights) = (0u32, 0u32, 0u32, 0u32);
-    let (blocks, rest) = offsets.as_chunks::<BLOCK>();
-    for block in blocks {
-        let (lo, hi) = block.split_at(BLOCK / 2);
-        let (fa, fb) = eight(&mut ones, &mut twos, lo, &at);
-        let (ea, f) = csa(fours, fa, fb);
-        let (fa, fb) = eight(&mut ones, &mut twos, hi, &at);
-        let (eb, f) = csa(f, fa, fb);
-        let (sixteens, e) = csa(eights, ea, eb);
-        (fours, eights) = (f, e);
-        ripple(&mut planes, 4, sixteens);
+fn count_fork(root: &[u32], leaves: [&[u32]; 2], at: impl Fn(u32) -> u32, out: &mut [[u32; PLANES]; 2]) {
+    let [out_a, out_b] = out;
+    let mut shared = Count::new(out_b);
+    let rest = shared.blocks(root, &at);
+    shared.halves(rest, &at);
+    let a = shared.fork(out_a);
+    for (mut count, leaf) in [a, shared].into_iter().zip(leaves) {
+        let rest = count.blocks(leaf, &at);
+        count.finish(rest, &at);
     }
-    // Then a half block if 8 words are left.
-    let (halves, rest) = rest.as_chunks::<{ BLOCK / 2 }>();
-    for half in halves.iter().take(1) {
-        let (fa, fb) = eight(&mut ones, &mut twos, half, &at);
-        let (e, f) = csa(fours, fa, fb);
-        let sixteens = eights & e;
-        (fours, eights) = (f, eights ^ e);
-        ripple(&mut planes, 4, sixteens);
-    }
-    // The blocks only ripple into the planes from 4 up, so 0..4 are still zero here.
-    let [p0, p1, p2, p3, ..] = &mut planes;
-    (*p0, *p1, *p2, *p3) = (ones, twos, fours, eights);
-    for &o in rest {
-        ripple(&mut planes, 0, at(o));
-    }
-    planes
 }
 
 /// Eight words (`at` of the first 8 offsets) into the ones and twos planes by 6 carry-save adders;
@@ -91,32 +139,55 @@ pub(super) fn window_for(seg_words: usize) -> usize {
     }
 }
 
-/// Counter planes of the stack words at `offsets` (at most [`MAX_COUNT`]) after group base
-/// `base`, through a `window`-word array indexed by masked offsets (in bounds by construction, so
-/// the compiler drops the check), or checked loads where the window is 0.
-pub(super) fn count_window(stacks: &[u32], window: usize, base: usize, offsets: &[u32]) -> [u32; PLANES] {
-    fn go<const N: usize>(stacks: &[u32], base: usize, offsets: &[u32]) -> [u32; PLANES] {
+/// Counts for up to two filters over the stack words after group base `base`, into `out`: the
+/// words at `root` count for both, each leaf for its own filter (see [`count_fork`]). The loads go
+/// through a `window`-word array indexed by masked offsets (in bounds by construction, so the
+/// compiler drops the check), or are checked where the window is 0 (words past the end of `stacks`
+/// read 0). A window past the end (which the work sizing rules out) counts nothing.
+pub(super) fn count_pair(
+    stacks: &[u32],
+    window: usize,
+    base: usize,
+    root: &[u32],
+    leaves: [&[u32]; 2],
+    out: &mut [[u32; PLANES]; 2],
+) {
+    fn go<const N: usize>(
+        stacks: &[u32],
+        base: usize,
+        root: &[u32],
+        leaves: [&[u32]; 2],
+        out: &mut [[u32; PLANES]; 2],
+    ) {
         match stacks.get(base..).and_then(|s| s.first_chunk::<N>()) {
-            Some(win) => count_lanes(offsets, |o| win.get(o as usize & (N - 1)).copied().unwrap_or(0)),
-            None => [0; PLANES],
+            Some(win) => count_fork(root, leaves, |o| win.get(o as usize & (N - 1)).copied().unwrap_or(0), out),
+            None => *out = [[0; PLANES]; 2],
         }
     }
     match window {
-        16 => go::<16>(stacks, base, offsets),
-        32 => go::<32>(stacks, base, offsets),
-        64 => go::<64>(stacks, base, offsets),
-        128 => go::<128>(stacks, base, offsets),
-        256 => go::<256>(stacks, base, offsets),
-        512 => go::<512>(stacks, base, offsets),
-        1024 => go::<1024>(stacks, base, offsets),
-        2048 => go::<2048>(stacks, base, offsets),
-        4096 => go::<4096>(stacks, base, offsets),
-        8192 => go::<8192>(stacks, base, offsets),
-        16384 => go::<16384>(stacks, base, offsets),
-        32768 => go::<32768>(stacks, base, offsets),
-        65536 => go::<65536>(stacks, base, offsets),
-        _ => count_lanes(offsets, |o| stacks.get(base + o as usize).copied().unwrap_or(0)),
+        16 => go::<16>(stacks, base, root, leaves, out),
+        32 => go::<32>(stacks, base, root, leaves, out),
+        64 => go::<64>(stacks, base, root, leaves, out),
+        128 => go::<128>(stacks, base, root, leaves, out),
+        256 => go::<256>(stacks, base, root, leaves, out),
+        512 => go::<512>(stacks, base, root, leaves, out),
+        1024 => go::<1024>(stacks, base, root, leaves, out),
+        2048 => go::<2048>(stacks, base, root, leaves, out),
+        4096 => go::<4096>(stacks, base, root, leaves, out),
+        8192 => go::<8192>(stacks, base, root, leaves, out),
+        16384 => go::<16384>(stacks, base, root, leaves, out),
+        32768 => go::<32768>(stacks, base, root, leaves, out),
+        65536 => go::<65536>(stacks, base, root, leaves, out),
+        _ => count_fork(root, leaves, |o| stacks.get(base + o as usize).copied().unwrap_or(0), out),
     }
+}
+
+/// Counter planes of the stack words at `offsets` (at most [`MAX_COUNT`]) after group base `base`.
+pub(super) fn count_window(stacks: &[u32], window: usize, base: usize, offsets: &[u32]) -> [u32; PLANES] {
+    let mut out = [[0; PLANES]; 2];
+    count_pair(stacks, window, base, &[], [offsets, &[]], &mut out);
+    let [planes, _] = out;
+    planes
 }
 
 /// One round of a matrix transpose by delta swaps, over columns of `width` bits: in each block of
@@ -160,7 +231,7 @@ pub(super) fn counts8(planes: &[u32; PLANES]) -> [u8; BITS] {
 
 /// Per-lane counts (lane order) from counter planes: two 16x16 bit matrices transposed at once,
 /// after which half `h` of word `j` is lane `16h + j`.
-fn counts16(planes: &[u32; PLANES]) -> [u16; BITS] {
+pub(super) fn counts16(planes: &[u32; PLANES]) -> [u16; BITS] {
     let mut a = *planes;
     swap_blocks(&mut a, 8, 1, 0x00FF_00FF);
     swap_blocks(&mut a, 4, 1, 0x0F0F_0F0F);

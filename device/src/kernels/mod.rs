@@ -8,6 +8,7 @@ mod bin_conv_dense;
 mod bin_conv_lanes;
 mod float;
 mod lane_count;
+mod lane_emit;
 
 pub use bin_conv::{bin_conv, binarize};
 pub use bin_conv_dense::{bin_conv_dense, dense_work_words, row_words};
@@ -113,7 +114,7 @@ mod tests {
                     binarize_rows(&x, xs, stride, &flip, &threshold, &mut rows);
                     let mut work = vec![0xDEAD_BEEFu32; lane_work_words(c, g, xs.h, xs.w)];
                     let mut got = vec![f32::NAN; os.c * os.hw()];
-                    bin_conv_lanes(&rows, xs, g, &scale, &packed, &mut work, &mut got, os);
+                    bin_conv_lanes(&mut rows, xs, g, &scale, &packed, &mut work, &mut got, os);
                     assert!(same(&got), "lanes: c {c} {xs:?} {g:?} c_out {c_out}: {want:?} vs {got:?}");
                     cases += 1;
                 }

@@ -1,0 +1,186 @@
+//! Turning the bit-lane conv's counts into outputs ([`super::bin_conv_lanes`]): each filter's
+//! per-tap weight sums, its border prefix table (the weight sum `W` over the taps inside the image
+//! at each output), and the loop that combines a group's counts with `P` and `W`, applies ReLU and
+//! the scale, and stores the floats.
+
+use super::bin_conv_lanes::{Lanes, MAX_KERNEL, MAX_TAPS};
+use super::{tap_range, Shape};
+use crate::format::BITS;
+use crate::model::ConvGeom;
+
+/// One filter: its weights, scale, per-tap sums of +-1 weights over the real channels, and its
+/// number of +1 weights.
+pub(super) struct Filter {
+    sc: f32,
+    tap_sum: [i32; MAX_TAPS],
+    pub(super) ones: u32,
+}
+
+impl Filter {
+    pub(super) fn new(w: &[u32], sc: f32, masks: &[u32], c_in: usize) -> Self {
+        let mut tap_sum = [0i32; MAX_TAPS];
+        let mut ones = 0u32;
+        for (w_tap, sum) in w.chunks_exact(masks.len().max(1)).zip(tap_sum.iter_mut()) {
+            let tap_ones = w_tap.iter().zip(masks).map(|(w, m)| (w & m).count_ones()).sum::<u32>();
+            ones += tap_ones;
+            *sum = 2 * tap_ones as i32 - c_in as i32;
+        }
+        Filter { sc, tap_sum, ones }
+    }
+
+    /// What writes this filter's outputs when it counts the terms under its +1 weights
+    /// (`ones_side`) or under its -1 weights, with its border prefix table built in `prefix`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn emit<'p>(
+        &self,
+        ones_side: bool,
+        cols: &Columns,
+        prefix: &'p mut [u32],
+        l: Lanes,
+        g: ConvGeom,
+        xs: Shape,
+        os: Shape,
+    ) -> Emit<'p> {
+        // Where the scale is finite and nonzero, its sign is folded into the sums so that ReLU
+        // is an integer max and the product is exact: relu(u * sc) == max(sign*u, 0) * |sc|.
+        let sc = self.sc;
+        let fast = sc.is_finite() && sc != 0.0;
+        let sign = if fast && sc < 0.0 { -1 } else { 1 };
+        cols.fill_prefix(&self.tap_sum, sign, g.k, prefix);
+        Emit { prefix, l, g, xs, os, sc, neg: (sign < 0) == ones_side, fast }
+    }
+}
+
+/// The output columns whose taps all lie inside the image (`interior`), and the tap column
+/// range of each of the others.
+pub(super) struct Columns {
+    w_out: usize,
+    interior: core::ops::Range<usize>,
+    x_in: usize,
+    g: ConvGeom,
+}
+
+impl Columns {
+    pub(super) fn new(xs: Shape, g: ConvGeom, os: Shape) -> Self {
+        let full = |ox: usize| tap_range(ox, xs.w, g) == (0, g.k);
+        let start = (0..os.w).find(|&ox| full(ox)).unwrap_or(os.w);
+        let end = (start..os.w).find(|&ox| !full(ox)).unwrap_or(os.w);
+        Columns { w_out: os.w, interior: start..end, x_in: xs.w, g }
+    }
+
+    /// Fills `prefix[ky'][ox]` (`(k + 1) x w_out`) with `sign` times the sum of the tap sums over
+    /// the kernel rows before `ky'` and the tap columns valid at `ox`.
+    fn fill_prefix(&self, tap_sum: &[i32; MAX_TAPS], sign: i32, k: usize, prefix: &mut [u32]) {
+        let w_out = self.w_out.max(1);
+        // row_pre[ky][kx'] = sum over kx < kx' of the tap sums of row ky.
+        let mut row_pre = [0i32; MAX_KERNEL * (MAX_KERNEL + 1)];
+        for (pre, taps) in row_pre.chunks_exact_mut(k + 1).zip(tap_sum.chunks_exact(k)) {
+            let mut acc = 0;
+            for (p, &t) in pre.iter_mut().zip(core::iter::once(&0).chain(taps)) {
+                acc += t;
+                *p = acc;
+            }
+        }
+        let mut rows = prefix.chunks_exact_mut(w_out);
+        let Some(mut prev) = rows.next() else { return };
+        prev.fill(0);
+        // The interior columns row by row (every tap column valid)...
+        for (pre, next) in row_pre.chunks_exact(k + 1).zip(rows) {
+            let all = (sign * pre.get(k).copied().unwrap_or(0)) as u32;
+            if let (Some(p), Some(n)) = (prev.get(self.interior.clone()), next.get_mut(self.interior.clone())) {
+                n.iter_mut().zip(p).for_each(|(n, &p)| *n = p.wrapping_add(all));
+            }
+            prev = next;
+        }
+        // ...then the border columns one at a time, down the kernel rows.
+        for ox in (0..self.interior.start).chain(self.interior.end..w_out) {
+            let (kx0, kx1) = tap_range(ox, self.x_in, self.g);
+            let mut acc = 0i32;
+            for (row, pre) in prefix.chunks_exact_mut(w_out).skip(1).zip(row_pre.chunks_exact(k + 1)) {
+                acc += pre.get(kx1).copied().unwrap_or(0) - pre.get(kx0).copied().unwrap_or(0);
+                if let Some(p) = row.get_mut(ox) {
+                    *p = (sign * acc) as u32;
+                }
+            }
+        }
+    }
+}
+
+/// What one filter's outputs need besides the counts: its border prefix table, its scale, the
+/// shapes, whether its sums are negated (`neg`: kappa = -1 in [`Self::rows`]) and whether its
+/// scale's sign is folded in (`fast`).
+pub(super) struct Emit<'a> {
+    prefix: &'a [u32],
+    l: Lanes,
+    g: ConvGeom,
+    xs: Shape,
+    os: Shape,
+    sc: f32,
+    neg: bool,
+    fast: bool,
+}
+
+impl Emit<'_> {
+    /// Writes the outputs of group `i` from its lane counts `m` and `q = -2P` (see [`Self::rows`]).
+    pub(super) fn group<C: Copy + Into<u32>>(&self, m: &[C; BITS], q: &[u32], out_o: &mut [f32], i: usize) {
+        match (self.neg, self.fast) {
+            (false, true) => self.rows::<C, false, true>(m, q, out_o, i),
+            (true, true) => self.rows::<C, true, true>(m, q, out_o, i),
+            (false, false) => self.rows::<C, false, false>(m, q, out_o, i),
+            (true, false) => self.rows::<C, true, false>(m, q, out_o, i),
+        }
+    }
+
+    /// Writes the outputs of group `i` (segment `i / groups`) from its lane counts `m` and
+    /// `q = -2P`: `u = kappa (4 m + q) - W` (`kappa = -1` when `NEG`), then `max(u, 0) * |scale|`
+    /// (`FAST`, the scale's sign folded into kappa and W) or `relu(u * scale)`.
+    #[inline(never)]
+    fn rows<C: Copy + Into<u32>, const NEG: bool, const FAST: bool>(
+        &self,
+        m: &[C; BITS],
+        q: &[u32],
+        out_o: &mut [f32],
+        i: usize,
+    ) {
+        let (l, w_out, abs_sc, sc) = (self.l, self.os.w, self.sc.abs(), self.sc);
+        let (seg, grp) = (i / l.groups, i % l.groups);
+        let x0 = seg * l.seg_w;
+        let width = l.seg_w.min(w_out.saturating_sub(x0));
+        for r in 0..l.rows {
+            let oy = grp * l.rows + r;
+            if oy >= self.os.h {
+                break;
+            }
+            let (ky0, ky1) = tap_range(oy, self.xs.h, self.g);
+            let lanes = r * l.seg_w..r * l.seg_w + width;
+            let (Some(m), Some(q), Some(hi), Some(lo), Some(y)) = (
+                m.get(lanes.clone()),
+                q.get(lanes),
+                self.prefix.get(ky1 * w_out + x0..ky1 * w_out + x0 + width),
+                self.prefix.get(ky0 * w_out + x0..ky0 * w_out + x0 + width),
+                out_o.get_mut(oy * w_out + x0..oy * w_out + x0 + width),
+            ) else {
+                continue;
+            };
+            let out = |m: C, q: u32, w: u32| {
+                let t = (m.into() << 2).wrapping_add(q) as i32;
+                let u = if NEG { t.wrapping_neg() } else { t }.wrapping_sub(w as i32);
+                if FAST {
+                    u.max(0) as f32 * abs_sc
+                } else {
+                    super::relu(u as f32 * sc)
+                }
+            };
+            if ky0 == 0 {
+                // No kernel row above the image: the prefix row `lo` is all zeros.
+                for (((&m, &q), &h), y) in m.iter().zip(q).zip(hi).zip(y) {
+                    *y = out(m, q, h);
+                }
+            } else {
+                for ((((&m, &q), &h), &lw), y) in m.iter().zip(q).zip(hi).zip(lo).zip(y) {
+                    *y = out(m, q, h.wrapping_sub(lw));
+                }
+            }
+        }
+    }
+}
