@@ -57,6 +57,45 @@ pub fn conv2d(
     out: &mut [f32],
     os: Shape,
 ) {
+    if cfg!(target_os = "none") {
+        conv2d_scalar_fpu(x, xs, g, weights, bias, relu, out, os);
+    } else {
+        conv2d_tiles(x, xs, g, weights, bias, relu, out, os);
+    }
+}
+
+/// [`conv2d`] on a scalar FPU (the Cortex-M4F): whole blocks of 4 output channels through
+/// registers where [`super::float_regs`] takes the geometry, the rest through the tiles.
+#[allow(clippy::too_many_arguments)]
+fn conv2d_scalar_fpu(
+    x: &[f32],
+    xs: Shape,
+    g: ConvGeom,
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+    os: Shape,
+) {
+    let done = super::float_regs::conv2d_regs(x, xs, g, weights, bias, relu, out, os);
+    let per_o = xs.c * g.k * g.k;
+    let (w, b) = (weights.get(done * per_o..).unwrap_or(&[]), bias.map(|b| b.get(done..).unwrap_or(&[])));
+    let (out, os) = (out.get_mut(done * os.hw()..).unwrap_or(&mut []), Shape { c: os.c.saturating_sub(done), ..os });
+    conv2d_tiles(x, xs, g, w, b, relu, out, os);
+}
+
+/// [`conv2d`] through accumulator tiles.
+#[allow(clippy::too_many_arguments)]
+fn conv2d_tiles(
+    x: &[f32],
+    xs: Shape,
+    g: ConvGeom,
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+    os: Shape,
+) {
     let (k, s, d) = (g.k, g.stride, g.dil);
     let (kk, ihw, ohw) = (k * k, xs.hw(), os.hw());
     if k > MAX_K || kk == 0 || s == 0 || d == 0 || ihw == 0 || ohw == 0 || os.w == 0 {
@@ -467,6 +506,39 @@ mod tests {
             let want = naive(&x, xs, g, &wts, bias, relu, os);
             assert!(same_bits(&out, &want), "case {case}: {xs:?} {g:?} -> {os:?}");
         }
+    }
+
+    /// The Cortex-M4's conv (register blocks, then tiles for the rest; run here on the host too)
+    /// on the geometries the blocks take: 2x2 stride 2 and 3x3 stride 1-2, padding 0-2, 1-13
+    /// output channels (blocks of 4 and the rest), rows of 1-40 columns (interiors narrower than
+    /// a block, whole blocks, a last block overlapping the one before, the borders).
+    #[test]
+    fn register_conv_is_bit_identical_to_the_naive_loop() {
+        let mut r = Lcg(9);
+        let mut cases = 0;
+        for case in 0..400 {
+            let (k, stride) = [(2, 2), (3, 1), (3, 2)][r.below(3)];
+            let pad = r.below(3);
+            let (c_in, c_out) = (1 + r.below(5), 1 + r.below(13));
+            let (h, w) = (1 + r.below(12), 1 + r.below(40));
+            if h + 2 * pad < k || w + 2 * pad < k {
+                continue;
+            }
+            let os = Shape { c: c_out, h: (h + 2 * pad - k) / stride + 1, w: (w + 2 * pad - k) / stride + 1 };
+            let xs = Shape { c: c_in, h, w };
+            let g = ConvGeom { k, stride, pad, dil: 1 };
+            let x: Vec<f32> = (0..xs.c * xs.hw()).map(|_| r.f32()).collect();
+            let wts: Vec<f32> = (0..c_out * c_in * k * k).map(|_| r.f32()).collect();
+            let b: Vec<f32> = (0..c_out).map(|_| r.f32()).collect();
+            let bias = (case % 3 != 0).then_some(&b[..]);
+            let relu = case % 2 == 0;
+            let mut out = vec![f32::NAN; os.c * os.hw()];
+            conv2d_scalar_fpu(&x, xs, g, &wts, bias, relu, &mut out, os);
+            let want = naive(&x, xs, g, &wts, bias, relu, os);
+            assert!(same_bits(&out, &want), "case {case}: {xs:?} {g:?} -> {os:?}");
+            cases += 1;
+        }
+        assert!(cases > 300);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod bin_conv;
 mod bin_conv_dense;
 mod bin_conv_lanes;
 mod float;
+mod float_regs;
 mod lane_count;
 mod lane_emit;
 

@@ -1,0 +1,187 @@
+//! The float conv for a scalar FPU (the Cortex-M4F: 32 single-precision registers, no SIMD).
+//!
+//! [`super::conv2d`]'s tiles keep their accumulators in memory and feed them one input channel at
+//! a time, which on the Cortex-M4 costs a load and a store of the accumulator, and often of the
+//! weight, around every multiply and add (~4.9 instructions per MAC measured on `fmnist-demo`'s
+//! reduction skips). Here a block of up to 4 output channels x 4 output columns accumulates in
+//! registers over all its terms (c, ky, kx), so a term costs one load per channel and per column
+//! and one multiply and one add per output. Each output still sums `bias, then c, ky, kx
+//! ascending` with padded taps skipped: the same bits as the naive loop on every target.
+//!
+//! The geometries bnas exports (the stems' 3x3 at stride 1 or 2, the reduction skips' 2x2 at
+//! stride 2) run here, in whole blocks of 4 output channels; [`super::conv2d`]'s tiles take the
+//! rest.
+
+use super::{tap_range, valid_range, Shape};
+use crate::model::ConvGeom;
+
+/// Runs the conv's output channels in whole blocks of 4 if its geometry is one this kernel takes
+/// (dilation 1; 3x3 at stride 1 or 2, 2x2 at stride 2); returns how many channels it wrote (0
+/// when it declines). Same contract as [`super::conv2d`].
+#[allow(clippy::too_many_arguments)]
+pub fn conv2d_regs(
+    x: &[f32],
+    xs: Shape,
+    g: ConvGeom,
+    weights: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+    os: Shape,
+) -> usize {
+    let c = Conv { x, xs, g, bias, relu, os };
+    match (g.k, g.stride, g.dil) {
+        (2, 2, 1) => c.run::<2, 2, 4, 8>(weights, out),
+        (3, 1, 1) => c.run::<3, 1, 9, 6>(weights, out),
+        (3, 2, 1) => c.run::<3, 2, 9, 9>(weights, out),
+        _ => 0,
+    }
+}
+
+/// Output channels and columns per block: 4 x 4 accumulators, 4 weights and 4 inputs fit the
+/// 32 registers.
+const L: usize = 4;
+const P: usize = 4;
+
+struct Conv<'a> {
+    x: &'a [f32],
+    xs: Shape,
+    g: ConvGeom,
+    bias: Option<&'a [f32]>,
+    relu: bool,
+    os: Shape,
+}
+
+impl Conv<'_> {
+    /// Kernel `K` (`KK = K*K` taps), stride `S`, `N = (P - 1) * S + K` input columns under a
+    /// block of output columns. Returns the channels written.
+    fn run<const K: usize, const S: usize, const KK: usize, const N: usize>(
+        &self,
+        weights: &[f32],
+        out: &mut [f32],
+    ) -> usize {
+        const { assert!(KK == K * K && N == (P - 1) * S + K) };
+        let (xs, os) = (self.xs, self.os);
+        let per_o = xs.c * KK;
+        if per_o == 0 || os.hw() == 0 {
+            return 0;
+        }
+        // Output columns whose taps all lie inside the input row.
+        let pad = self.g.pad as isize;
+        let first = valid_range(os.w, xs.w, S, -pad);
+        let last = valid_range(os.w, xs.w, S, (K - 1) as isize - pad);
+        let inner = first.start.max(last.start)..first.end.min(last.end).max(first.start.max(last.start));
+        let bias = |o: usize| self.bias.and_then(|b| b.get(o)).copied().unwrap_or(0.0);
+        let mut done = 0;
+        let w_blocks = weights.chunks_exact(L * per_o);
+        for ((o, w), y) in (0..).step_by(L).zip(w_blocks).zip(out.chunks_exact_mut(L * os.hw())).take(os.c / L) {
+            let w: [&[[f32; KK]]; L] =
+                core::array::from_fn(|l| w.get(l * per_o..(l + 1) * per_o).map_or(&[][..], |w| w.as_chunks::<KK>().0));
+            let b: [f32; L] = core::array::from_fn(|l| bias(o + l));
+            let mut planes = y.chunks_exact_mut(os.hw());
+            let y: [&mut [f32]; L] = core::array::from_fn(|_| planes.next().unwrap_or(&mut []));
+            self.channels::<K, S, KK, N>(w, b, y, inner.clone());
+            done += L;
+        }
+        done
+    }
+
+    /// The outputs of `L` channels (weights `w`, biases `b`, planes `out`), row by row: the
+    /// interior columns 4 at a time (the last block ending at the interior's end, recomputing up
+    /// to 3 columns to the same bits), the others one at a time with checks.
+    fn channels<const K: usize, const S: usize, const KK: usize, const N: usize>(
+        &self,
+        w: [&[[f32; KK]]; L],
+        b: [f32; L],
+        mut out: [&mut [f32]; L],
+        inner: core::ops::Range<usize>,
+    ) {
+        let (xs, os, pad) = (self.xs, self.os, self.g.pad);
+        // The columns in blocks: all of the interior if it is at least a block wide.
+        let blocks = if inner.len() >= P { inner } else { inner.start..inner.start };
+        for oy in 0..os.h {
+            let rows = tap_range(oy, xs.h, self.g);
+            let top = (oy * S) as isize - pad as isize;
+            let mut store = |ox: usize, acc: &[[f32; L]]| {
+                for (l, plane) in out.iter_mut().enumerate() {
+                    let Some(dst) = plane.get_mut(oy * os.w + ox..) else { continue };
+                    for (d, a) in dst.iter_mut().zip(acc) {
+                        let v = a.get(l).copied().unwrap_or(0.0);
+                        *d = if self.relu { super::relu(v) } else { v };
+                    }
+                }
+            };
+            for ox in (0..blocks.start.min(os.w)).chain(blocks.end..os.w) {
+                store(ox, &[self.column(&w, b, rows, top, ox)]);
+            }
+            let starts = (blocks.start..blocks.end.saturating_sub(P - 1)).step_by(P);
+            let tail = (blocks.len() % P != 0).then(|| blocks.end - P);
+            for ox in starts.chain(tail) {
+                store(ox, &self.block::<K, S, KK, N>(&w, b, rows, top, (ox * S).saturating_sub(pad)));
+            }
+        }
+    }
+
+    /// `P` interior output columns (the first one's taps start at input column `ix0`) of `L`
+    /// channels, accumulated in registers over input channels, kernel rows `rows`, kernel columns.
+    #[inline(always)]
+    fn block<const K: usize, const S: usize, const KK: usize, const N: usize>(
+        &self,
+        w: &[&[[f32; KK]]; L],
+        b: [f32; L],
+        rows: (usize, usize),
+        top: isize,
+        ix0: usize,
+    ) -> [[f32; L]; P] {
+        let (xs, w_in) = (self.xs, self.xs.w);
+        let mut acc = [b; P];
+        let zero = [0.0; KK];
+        for (ci, x_c) in self.x.chunks_exact(xs.hw().max(1)).take(xs.c).enumerate() {
+            let w_c: [&[[f32; K]; K]; L] =
+                w.map(|w| w.get(ci).unwrap_or(&zero).as_chunks::<K>().0.first_chunk().unwrap_or(&[[0.0; K]; K]));
+            for ky in rows.0..rows.1.min(K) {
+                let at = (top + ky as isize).max(0) as usize * w_in + ix0;
+                let Some(row) = x_c.get(at..).and_then(|r| r.first_chunk::<N>()) else { continue };
+                let w_ky: [[f32; K]; L] = w_c.map(|w| w.get(ky).copied().unwrap_or([0.0; K]));
+                for kx in 0..K {
+                    let xv: [f32; P] = core::array::from_fn(|p| row.get(p * S + kx).copied().unwrap_or(0.0));
+                    let wv: [f32; L] = w_ky.map(|w| w.get(kx).copied().unwrap_or(0.0));
+                    for (a, &xp) in acc.iter_mut().zip(&xv) {
+                        for (a, &wl) in a.iter_mut().zip(&wv) {
+                            *a += xp * wl;
+                        }
+                    }
+                }
+            }
+        }
+        acc
+    }
+
+    /// One output column of `L` channels, every tap checked.
+    fn column<const KK: usize>(
+        &self,
+        w: &[&[[f32; KK]]; L],
+        b: [f32; L],
+        rows: (usize, usize),
+        top: isize,
+        ox: usize,
+    ) -> [f32; L] {
+        let (xs, k) = (self.xs, self.g.k);
+        let (kx0, kx1) = tap_range(ox, xs.w, self.g);
+        let left = (ox * self.g.stride) as isize - self.g.pad as isize;
+        let mut acc = b;
+        for (ci, x_c) in self.x.chunks_exact(xs.hw().max(1)).take(xs.c).enumerate() {
+            for ky in rows.0..rows.1 {
+                let iy = (top + ky as isize).max(0) as usize;
+                for kx in kx0..kx1 {
+                    let ix = (left + kx as isize).max(0) as usize;
+                    let xv = x_c.get(iy * xs.w + ix).copied().unwrap_or(0.0);
+                    for (a, w) in acc.iter_mut().zip(w) {
+                        *a += xv * w.get(ci).and_then(|w| w.get(ky * k + kx)).copied().unwrap_or(0.0);
+                    }
+                }
+            }
+        }
+        acc
+    }
+}
