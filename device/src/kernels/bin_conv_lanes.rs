@@ -125,17 +125,32 @@ pub fn binarize_rows(x: &[f32], xs: Shape, stride: usize, flip: &[f32], threshol
     }
     let planes = x.chunks_exact(xs.hw().max(1)).zip(flip.iter().zip(threshold));
     for ((plane, (&f, &t)), dst_c) in planes.zip(rows.chunks_exact_mut(xs.h * s * pw)) {
-        for (line, dst) in plane.chunks_exact(xs.w).zip(dst_c.chunks_exact_mut(s * pw)) {
-            // flip is +1 or -1 (or 0) after BN folding: compare without the multiply where that is
-            // exact (-v >= t is v <= -t, NaN false either way).
-            if f == 1.0 {
-                pack_phases(line, s, dst, |v| v >= t);
-            } else if f == -1.0 {
-                pack_phases(line, s, dst, |v| v <= -t);
-            } else {
-                pack_phases(line, s, dst, |v| v * f >= t);
-            }
+        // flip is +1 or -1 (or 0) after BN folding: compare without the multiply where that is
+        // exact (-v >= t is v <= -t, NaN false either way).
+        if f == 1.0 {
+            pack_plane(plane, xs.w, s, pw, dst_c, |v| v >= t);
+        } else if f == -1.0 {
+            pack_plane(plane, xs.w, s, pw, dst_c, |v| v <= -t);
+        } else {
+            pack_plane(plane, xs.w, s, pw, dst_c, |v| v * f >= t);
         }
+    }
+}
+
+/// Packs `bit(v)` of every row of one channel plane (`w` columns) into its phase rows (`stride`
+/// of `pw` words each per row).
+#[inline(always)]
+fn pack_plane(plane: &[f32], w: usize, stride: usize, pw: usize, dst: &mut [u32], bit: impl Fn(f32) -> bool) {
+    let lines = plane.chunks_exact(w.max(1));
+    if stride == 1 && w <= BITS {
+        // One word per row.
+        for (line, word) in lines.zip(dst.iter_mut()) {
+            *word = line.iter().fold(0u32, |a, &v| (a >> 1) | if bit(v) { 1 << 31 } else { 0 }) >> (BITS - w);
+        }
+        return;
+    }
+    for (line, dst) in lines.zip(dst.chunks_exact_mut((stride * pw).max(1))) {
+        pack_phases(line, stride, dst, &bit);
     }
 }
 
