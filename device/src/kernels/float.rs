@@ -509,7 +509,8 @@ mod tests {
     }
 
     /// The Cortex-M4's conv (register blocks, then tiles for the rest; run here on the host too)
-    /// on the geometries the blocks take: 2x2 stride 2 and 3x3 stride 1-2, padding 0-2, 1-13
+    /// on the geometries the blocks take (2x2 stride 2, 3x3 stride 1) and one they decline (3x3
+    /// stride 2), padding 0-2, 1-13
     /// output channels (blocks of 4 and the rest), rows of 1-40 columns (interiors narrower than
     /// a block, whole blocks, a last block overlapping the one before, the borders).
     #[test]

@@ -8,15 +8,15 @@
 //! and one multiply and one add per output. Each output still sums `bias, then c, ky, kx
 //! ascending` with padded taps skipped: the same bits as the naive loop on every target.
 //!
-//! The geometries bnas exports (the stems' 3x3 at stride 1 or 2, the reduction skips' 2x2 at
-//! stride 2) run here, in whole blocks of 4 output channels; [`super::conv2d`]'s tiles take the
-//! rest.
+//! The small stems' 3x3 at stride 1 and the reduction skips' 2x2 at stride 2 run here, in whole
+//! blocks of 4 output channels; [`super::conv2d`]'s tiles take the rest (each geometry is a copy
+//! of the loops in flash).
 
 use super::{tap_range, valid_range, Shape};
 use crate::model::ConvGeom;
 
 /// Runs the conv's output channels in whole blocks of 4 if its geometry is one this kernel takes
-/// (dilation 1; 3x3 at stride 1 or 2, 2x2 at stride 2); returns how many channels it wrote (0
+/// (dilation 1; 3x3 at stride 1, 2x2 at stride 2); returns how many channels it wrote (0
 /// when it declines). Same contract as [`super::conv2d`].
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d_regs(
@@ -33,7 +33,6 @@ pub fn conv2d_regs(
     match (g.k, g.stride, g.dil) {
         (2, 2, 1) => c.run::<2, 2, 4, 8>(weights, out),
         (3, 1, 1) => c.run::<3, 1, 9, 6>(weights, out),
-        (3, 2, 1) => c.run::<3, 2, 9, 9>(weights, out),
         _ => 0,
     }
 }

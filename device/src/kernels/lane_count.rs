@@ -142,8 +142,9 @@ pub(super) fn window_for(seg_words: usize) -> usize {
 /// Counts for up to two filters over the stack words after group base `base`, into `out`: the
 /// words at `root` count for both, each leaf for its own filter (see [`count_fork`]). The loads go
 /// through a `window`-word array indexed by masked offsets (in bounds by construction, so the
-/// compiler drops the check), or are checked where the window is 0 (words past the end of `stacks`
-/// read 0). A window past the end (which the work sizing rules out) counts nothing.
+/// compiler drops the check), or are checked (words past the end of `stacks` read 0) where the
+/// window is 0 or under 256 words (layers that small do not repay a copy of the loop in flash). A
+/// window past the end (which the work sizing rules out) counts nothing.
 pub(super) fn count_pair(
     stacks: &[u32],
     window: usize,
@@ -165,10 +166,6 @@ pub(super) fn count_pair(
         }
     }
     match window {
-        16 => go::<16>(stacks, base, root, leaves, out),
-        32 => go::<32>(stacks, base, root, leaves, out),
-        64 => go::<64>(stacks, base, root, leaves, out),
-        128 => go::<128>(stacks, base, root, leaves, out),
         256 => go::<256>(stacks, base, root, leaves, out),
         512 => go::<512>(stacks, base, root, leaves, out),
         1024 => go::<1024>(stacks, base, root, leaves, out),
