@@ -47,25 +47,32 @@ impl Filter {
         let fast = sc.is_finite() && sc != 0.0;
         let sign = if fast && sc < 0.0 { -1 } else { 1 };
         cols.fill_prefix(&self.tap_sum, sign, g.k, prefix);
-        Emit { prefix, l, g, xs, os, sc, neg: (sign < 0) == ones_side, fast }
+        Emit { prefix, l, g, xs, os, sc, neg: (sign < 0) == ones_side, fast, rows: cols.rows.clone() }
     }
 }
 
-/// The output columns whose taps all lie inside the image (`interior`), and the tap column
-/// range of each of the others.
+/// The output rows and columns whose taps all lie inside the image (`rows`, `interior`), and
+/// what the border columns' tap ranges need.
 pub(super) struct Columns {
     w_out: usize,
     interior: core::ops::Range<usize>,
+    rows: core::ops::Range<usize>,
     x_in: usize,
     g: ConvGeom,
 }
 
+/// The outputs `o` in `0..n_out` whose whole window lies inside `0..n_in` (a range: the windows
+/// move one way).
+fn full_range(n_out: usize, n_in: usize, g: ConvGeom) -> core::ops::Range<usize> {
+    let full = |o: usize| tap_range(o, n_in, g) == (0, g.k);
+    let start = (0..n_out).find(|&o| full(o)).unwrap_or(n_out);
+    start..(start..n_out).find(|&o| !full(o)).unwrap_or(n_out)
+}
+
 impl Columns {
     pub(super) fn new(xs: Shape, g: ConvGeom, os: Shape) -> Self {
-        let full = |ox: usize| tap_range(ox, xs.w, g) == (0, g.k);
-        let start = (0..os.w).find(|&ox| full(ox)).unwrap_or(os.w);
-        let end = (start..os.w).find(|&ox| !full(ox)).unwrap_or(os.w);
-        Columns { w_out: os.w, interior: start..end, x_in: xs.w, g }
+        let (interior, rows) = (full_range(os.w, xs.w, g), full_range(os.h, xs.h, g));
+        Columns { w_out: os.w, interior, rows, x_in: xs.w, g }
     }
 
     /// Fills `prefix[ky'][ox]` (`(k + 1) x w_out`) with `sign` times the sum of the tap sums over
@@ -118,6 +125,8 @@ pub(super) struct Emit<'a> {
     sc: f32,
     neg: bool,
     fast: bool,
+    /// The output rows whose kernel rows all lie inside the image.
+    rows: core::ops::Range<usize>,
 }
 
 impl Emit<'_> {
@@ -151,7 +160,7 @@ impl Emit<'_> {
             if oy >= self.os.h {
                 break;
             }
-            let (ky0, ky1) = tap_range(oy, self.xs.h, self.g);
+            let (ky0, ky1) = if self.rows.contains(&oy) { (0, self.g.k) } else { tap_range(oy, self.xs.h, self.g) };
             let lanes = r * l.seg_w..r * l.seg_w + width;
             let (Some(m), Some(q), Some(hi), Some(lo), Some(y)) = (
                 m.get(lanes.clone()),
