@@ -494,25 +494,31 @@ mod tests {
                 continue;
             }
             let os = Shape { c: c_out, h: (h + 2 * pad - span) / stride + 1, w: (w + 2 * pad - span) / stride + 1 };
-            let xs = Shape { c: c_in, h, w };
-            let g = ConvGeom { k, stride, pad, dil };
-            let x: Vec<f32> = (0..xs.c * xs.hw()).map(|_| r.f32()).collect();
-            let wts: Vec<f32> = (0..c_out * c_in * k * k).map(|_| r.f32()).collect();
-            let b: Vec<f32> = (0..c_out).map(|_| r.f32()).collect();
-            let bias = (case % 3 != 0).then_some(&b[..]);
-            let relu = case % 2 == 0;
-            let mut out = vec![f32::NAN; os.c * os.hw()];
-            conv2d(&x, xs, g, &wts, bias, relu, &mut out, os);
-            let want = naive(&x, xs, g, &wts, bias, relu, os);
-            assert!(same_bits(&out, &want), "case {case}: {xs:?} {g:?} -> {os:?}");
+            check_conv(&mut r, case, Shape { c: c_in, h, w }, ConvGeom { k, stride, pad, dil }, os, conv2d);
         }
     }
 
+    /// Runs `conv` on random input, weights and bias (none in every third case, ReLU in every
+    /// other) and checks it against the naive loop, bit for bit.
+    fn check_conv(r: &mut Lcg, case: usize, xs: Shape, g: ConvGeom, os: Shape, conv: Conv2d) {
+        let x: Vec<f32> = (0..xs.c * xs.hw()).map(|_| r.f32()).collect();
+        let wts: Vec<f32> = (0..os.c * xs.c * g.k * g.k).map(|_| r.f32()).collect();
+        let b: Vec<f32> = (0..os.c).map(|_| r.f32()).collect();
+        let bias = (!case.is_multiple_of(3)).then_some(&b[..]);
+        let relu = case.is_multiple_of(2);
+        let mut out = vec![f32::NAN; os.c * os.hw()];
+        conv(&x, xs, g, &wts, bias, relu, &mut out, os);
+        let want = naive(&x, xs, g, &wts, bias, relu, os);
+        assert!(same_bits(&out, &want), "case {case}: {xs:?} {g:?} -> {os:?}");
+    }
+
+    type Conv2d = fn(&[f32], Shape, ConvGeom, &[f32], Option<&[f32]>, bool, &mut [f32], Shape);
+
     /// The Cortex-M4's conv (register blocks, then tiles for the rest; run here on the host too)
     /// on the geometries the blocks take (2x2 stride 2, 3x3 stride 1) and one they decline (3x3
-    /// stride 2), padding 0-2, 1-13
-    /// output channels (blocks of 4 and the rest), rows of 1-40 columns (interiors narrower than
-    /// a block, whole blocks, a last block overlapping the one before, the borders).
+    /// stride 2), padding 0-2, 1-13 output channels (blocks of 4 and the rest), rows of 1-40
+    /// columns (interiors narrower than a block, whole blocks, a last block overlapping the one
+    /// before, the borders).
     #[test]
     fn register_conv_is_bit_identical_to_the_naive_loop() {
         let mut r = Lcg(9);
@@ -526,17 +532,14 @@ mod tests {
                 continue;
             }
             let os = Shape { c: c_out, h: (h + 2 * pad - k) / stride + 1, w: (w + 2 * pad - k) / stride + 1 };
-            let xs = Shape { c: c_in, h, w };
-            let g = ConvGeom { k, stride, pad, dil: 1 };
-            let x: Vec<f32> = (0..xs.c * xs.hw()).map(|_| r.f32()).collect();
-            let wts: Vec<f32> = (0..c_out * c_in * k * k).map(|_| r.f32()).collect();
-            let b: Vec<f32> = (0..c_out).map(|_| r.f32()).collect();
-            let bias = (case % 3 != 0).then_some(&b[..]);
-            let relu = case % 2 == 0;
-            let mut out = vec![f32::NAN; os.c * os.hw()];
-            conv2d_scalar_fpu(&x, xs, g, &wts, bias, relu, &mut out, os);
-            let want = naive(&x, xs, g, &wts, bias, relu, os);
-            assert!(same_bits(&out, &want), "case {case}: {xs:?} {g:?} -> {os:?}");
+            check_conv(
+                &mut r,
+                case,
+                Shape { c: c_in, h, w },
+                ConvGeom { k, stride, pad, dil: 1 },
+                os,
+                conv2d_scalar_fpu,
+            );
             cases += 1;
         }
         assert!(cases > 300);
