@@ -320,8 +320,7 @@ pub fn bin_conv_lanes(
         let (pa, pb) = choices.into_iter().min_by_key(|c| c.2).map_or((true, true), |c| (c.0, c.1));
         let side = |ones: bool, w: u32| if ones { w } else { !w };
         let (n_root, rs_root) = list(wa, wb, &|a, b| side(pa, a) & side(pb, b), offsets);
-        let (leaves, _) = offsets.split_at_mut(n_terms);
-        let (_, leaves) = leaves.split_at_mut(n_root.min(n_terms));
+        let (_, leaves) = offsets.split_at_mut(n_root.min(n_terms));
         let (n_a, rs_a) = list(wa, wb, &|a, b| side(pa, a) & !side(pb, b), leaves);
         let (_, leaf_b) = leaves.split_at_mut(n_a.min(leaves.len()));
         let (n_b, rs_b) = list(wa, wb, &|a, b| side(pb, b) & !side(pa, a), leaf_b);
