@@ -39,7 +39,7 @@
 //!   border prefix table (a pair's second table goes in the phase rows, dead by then).
 
 use super::lane_count::{count_pair, count_window, counts16, counts8, lane_sums, window_for, MAX_COUNT, PLANES};
-use super::lane_emit::{Columns, Filter};
+use super::lane_emit::{Filter, Interior};
 use super::{tap_range, Shape};
 use crate::format::{words_for, BITS};
 use crate::model::ConvGeom;
@@ -276,7 +276,7 @@ pub fn bin_conv_lanes(
     let mut masks = [0u32; MAX_BIN_WORDS];
     masks.iter_mut().take(wpt).enumerate().for_each(|(i, m)| *m = channel_mask(xs.c, i));
     let masks = masks.get(..wpt).unwrap_or(&[]);
-    let cols = Columns::new(xs, g, os);
+    let inner = Interior::new(xs, g, os);
     let list = |wa: &[u32], wb: &[u32], pick: &dyn Fn(u32, u32) -> u32, slots: &mut [u32]| {
         term_list(wa, wb, masks, k, &tap_offset, kt, pick, slots)
     };
@@ -292,7 +292,7 @@ pub fn bin_conv_lanes(
             // One filter: it counts its minority terms.
             let ones_side = 2 * fa.ones as usize <= n_terms;
             let (n, rs) = list(wa, wa, &|a, _| if ones_side { a } else { !a }, offsets);
-            let e = fa.emit(ones_side, &cols, prefix, l, g, xs, os);
+            let e = fa.emit(ones_side, &inner, prefix, l, g, xs, os);
             for (i, q) in q_all.chunks_exact(BITS).enumerate() {
                 let (ky0, ky1) = group_rows(i);
                 let terms = sub_list(offsets.get(..n).unwrap_or(&[]), &rs, ky0, ky1);
@@ -324,7 +324,7 @@ pub fn bin_conv_lanes(
         let (n_a, rs_a) = list(wa, wb, &|a, b| side(pa, a) & !side(pb, b), leaves);
         let (_, leaf_b) = leaves.split_at_mut(n_a.min(leaves.len()));
         let (n_b, rs_b) = list(wa, wb, &|a, b| side(pb, b) & !side(pa, a), leaf_b);
-        let (ea, eb) = (fa.emit(pa, &cols, prefix, l, g, xs, os), fb.emit(pb, &cols, prefix_b, l, g, xs, os));
+        let (ea, eb) = (fa.emit(pa, &inner, prefix, l, g, xs, os), fb.emit(pb, &inner, prefix_b, l, g, xs, os));
         let offsets: &[u32] = offsets;
         let root = offsets.get(..n_root).unwrap_or(&[]);
         let leaf_a = offsets.get(n_root..n_root + n_a).unwrap_or(&[]);

@@ -8,8 +8,8 @@ use super::{tap_range, Shape};
 use crate::format::BITS;
 use crate::model::ConvGeom;
 
-/// One filter: its weights, scale, per-tap sums of +-1 weights over the real channels, and its
-/// number of +1 weights.
+/// One filter: its scale, its per-tap sums of +-1 weights over the real channels, and its number
+/// of +1 weights.
 pub(super) struct Filter {
     sc: f32,
     tap_sum: [i32; MAX_TAPS],
@@ -34,7 +34,7 @@ impl Filter {
     pub(super) fn emit<'p>(
         &self,
         ones_side: bool,
-        cols: &Columns,
+        inner: &Interior,
         prefix: &'p mut [u32],
         l: Lanes,
         g: ConvGeom,
@@ -46,16 +46,16 @@ impl Filter {
         let sc = self.sc;
         let fast = sc.is_finite() && sc != 0.0;
         let sign = if fast && sc < 0.0 { -1 } else { 1 };
-        cols.fill_prefix(&self.tap_sum, sign, g.k, prefix);
-        Emit { prefix, l, g, xs, os, sc, neg: (sign < 0) == ones_side, fast, rows: cols.rows.clone() }
+        inner.fill_prefix(&self.tap_sum, sign, g.k, prefix);
+        Emit { prefix, l, g, xs, os, sc, neg: (sign < 0) == ones_side, fast, rows: inner.rows.clone() }
     }
 }
 
-/// The output rows and columns whose taps all lie inside the image (`rows`, `interior`), and
-/// what the border columns' tap ranges need.
-pub(super) struct Columns {
+/// The output rows and columns whose taps all lie inside the image (`rows`, `cols`), and what
+/// the border columns' tap ranges need.
+pub(super) struct Interior {
     w_out: usize,
-    interior: core::ops::Range<usize>,
+    cols: core::ops::Range<usize>,
     rows: core::ops::Range<usize>,
     x_in: usize,
     g: ConvGeom,
@@ -69,10 +69,10 @@ fn full_range(n_out: usize, n_in: usize, g: ConvGeom) -> core::ops::Range<usize>
     start..(start..n_out).find(|&o| !full(o)).unwrap_or(n_out)
 }
 
-impl Columns {
+impl Interior {
     pub(super) fn new(xs: Shape, g: ConvGeom, os: Shape) -> Self {
-        let (interior, rows) = (full_range(os.w, xs.w, g), full_range(os.h, xs.h, g));
-        Columns { w_out: os.w, interior, rows, x_in: xs.w, g }
+        let (cols, rows) = (full_range(os.w, xs.w, g), full_range(os.h, xs.h, g));
+        Interior { w_out: os.w, cols, rows, x_in: xs.w, g }
     }
 
     /// Fills `prefix[ky'][ox]` (`(k + 1) x w_out`) with `sign` times the sum of the tap sums over
@@ -94,13 +94,13 @@ impl Columns {
         // The interior columns row by row (every tap column valid)...
         for (pre, next) in row_pre.chunks_exact(k + 1).zip(rows) {
             let all = (sign * pre.get(k).copied().unwrap_or(0)) as u32;
-            if let (Some(p), Some(n)) = (prev.get(self.interior.clone()), next.get_mut(self.interior.clone())) {
+            if let (Some(p), Some(n)) = (prev.get(self.cols.clone()), next.get_mut(self.cols.clone())) {
                 n.iter_mut().zip(p).for_each(|(n, &p)| *n = p.wrapping_add(all));
             }
             prev = next;
         }
         // ...then the border columns one at a time, down the kernel rows.
-        for ox in (0..self.interior.start).chain(self.interior.end..w_out) {
+        for ox in (0..self.cols.start).chain(self.cols.end..w_out) {
             let (kx0, kx1) = tap_range(ox, self.x_in, self.g);
             let mut acc = 0i32;
             for (row, pre) in prefix.chunks_exact_mut(w_out).skip(1).zip(row_pre.chunks_exact(k + 1)) {
