@@ -4,7 +4,7 @@
 //! [`Model::arena_bytes`] says how much RAM inference needs, and [`Model::infer`] runs one image
 //! into caller-owned buffers. The byte layout is in `FORMAT.md`.
 //!
-//! With feature `std`: [`build::ModelBuilder`] writes the format (the host exporter's side) and
+//! With feature `std`: `build::ModelBuilder` writes the format (the host exporter's side) and
 //! [`reference`] is a plain float interpreter of the same format, the twin the kernels are tested
 //! against.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]

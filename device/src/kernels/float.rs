@@ -38,14 +38,10 @@ fn mac(acc: &mut Acc, x: f32, w: &Acc) {
 }
 
 /// Direct conv. Per output element the sum runs `bias, then c, ky, kx ascending`; padded taps are
-/// skipped (zero padding). `weights` is `[c_out, c_in, k, k]`; `out` is `[c_out, oh, ow]`.
-///
-/// `LANES` output channels at a time, over tiles of up to `TILE` output pixels: the tile's
-/// accumulators (`[pixel][lane]`, on the stack) start at the bias; then for each input channel
-/// the block's `k*k` weights are gathered lane-major and each input row feeds every output pixel
-/// of the tile, all lanes at once. The interior columns, where every tap is inside the row, run
-/// without per-tap checks. Each output element still sums in the order above, so the result is
-/// the same, bit for bit, as the naive loop's (and the same on every target).
+/// skipped (zero padding). `weights` is `[c_out, c_in, k, k]`; `out` is `[c_out, oh, ow]`. Every
+/// path keeps that order, so the result is the same, bit for bit, as the naive loop's, on every
+/// target: accumulator tiles (`conv2d_tiles`) on a host, register blocks first on the
+/// Cortex-M4F (`conv2d_scalar_fpu`, `float_regs.rs`).
 #[allow(clippy::too_many_arguments)]
 pub fn conv2d(
     x: &[f32],
@@ -84,7 +80,11 @@ fn conv2d_scalar_fpu(
     conv2d_tiles(x, xs, g, w, b, relu, out, os);
 }
 
-/// [`conv2d`] through accumulator tiles.
+/// [`conv2d`] through accumulator tiles: `LANES` output channels at a time, over tiles of up to
+/// `TILE` output pixels. The tile's accumulators (`[pixel][lane]`, on the stack) start at the
+/// bias; then for each input channel the block's `k*k` weights are gathered lane-major and each
+/// input row feeds every output pixel of the tile, all lanes at once. The interior columns, where
+/// every tap is inside the row, run without per-tap checks.
 #[allow(clippy::too_many_arguments)]
 fn conv2d_tiles(
     x: &[f32],

@@ -25,7 +25,7 @@ pub struct TensorInfo {
     pub parent: Option<TensorId>,
     /// First channel of this slice inside `parent` (0 for a root tensor).
     pub channel_offset: usize,
-    /// Offset of element [0,0,0] in the arena, in 4-byte words.
+    /// Offset of element `[0, 0, 0]` in the arena, in 4-byte words.
     pub arena_offset: usize,
 }
 
