@@ -293,9 +293,10 @@ pub fn bin_conv_lanes(
             let ones_side = 2 * fa.ones as usize <= n_terms;
             let (n, rs) = list(wa, wa, &|a, _| if ones_side { a } else { !a }, offsets);
             let e = fa.emit(ones_side, &inner, prefix, l, g, xs, os);
+            let all_terms = offsets.get(..n).unwrap_or(&[]);
             for (i, q) in q_all.chunks_exact(BITS).enumerate() {
                 let (ky0, ky1) = group_rows(i);
-                let terms = sub_list(offsets.get(..n).unwrap_or(&[]), &rs, ky0, ky1);
+                let terms = sub_list(all_terms, &rs, ky0, ky1);
                 if terms.len() <= 255 {
                     e.group(&counts8(&count_window(stacks, l.window, group_base(i), terms)), q, out_a, i);
                 } else {

@@ -1,6 +1,6 @@
 //! Full-precision kernels: stem and skip convs, BN affine, pools, add, GAP, linear.
 
-use super::{valid_range, Shape};
+use super::{full_windows, valid_range, Shape};
 use crate::model::ConvGeom;
 
 /// `out[c, p] = x[c, p] * scale[c] + bias[c]` (BatchNorm in eval mode), CHW.
@@ -105,9 +105,7 @@ fn conv2d_tiles(
     let per_o = (xs.c * kk).max(1);
     let pad = g.pad as isize;
     // Output columns whose first and last taps (hence all taps) lie inside the input row.
-    let first = valid_range(os.w, xs.w, s, -pad);
-    let last = valid_range(os.w, xs.w, s, ((k - 1) * d) as isize - pad);
-    let inner = first.start.max(last.start)..first.end.min(last.end).max(first.start.max(last.start));
+    let inner = full_windows(os.w, xs.w, g);
     let tw_max = os.w.min(TILE);
     let rows_per_tile = (TILE / tw_max).max(1);
 

@@ -12,7 +12,7 @@
 //! blocks of 4 output channels; [`super::conv2d`]'s tiles take the rest (each geometry is a copy
 //! of the loops in flash).
 
-use super::{tap_range, valid_range, Shape};
+use super::{full_windows, tap_range, Shape};
 use crate::model::ConvGeom;
 
 /// Runs the conv's output channels in whole blocks of 4 if its geometry is one this kernel takes
@@ -66,10 +66,7 @@ impl Conv<'_> {
             return 0;
         }
         // Output columns whose taps all lie inside the input row.
-        let pad = self.g.pad as isize;
-        let first = valid_range(os.w, xs.w, S, -pad);
-        let last = valid_range(os.w, xs.w, S, (K - 1) as isize - pad);
-        let inner = first.start.max(last.start)..first.end.min(last.end).max(first.start.max(last.start));
+        let inner = full_windows(os.w, xs.w, self.g);
         let bias = |o: usize| self.bias.and_then(|b| b.get(o)).copied().unwrap_or(0.0);
         let mut done = 0;
         let w_blocks = weights.chunks_exact(L * per_o);

@@ -4,7 +4,7 @@
 //! the scale, and stores the floats.
 
 use super::bin_conv_lanes::{Lanes, MAX_KERNEL, MAX_TAPS};
-use super::{tap_range, Shape};
+use super::{full_windows, tap_range, Shape};
 use crate::format::BITS;
 use crate::model::ConvGeom;
 
@@ -61,17 +61,9 @@ pub(super) struct Interior {
     g: ConvGeom,
 }
 
-/// The outputs `o` in `0..n_out` whose whole window lies inside `0..n_in` (a range: the windows
-/// move one way).
-fn full_range(n_out: usize, n_in: usize, g: ConvGeom) -> core::ops::Range<usize> {
-    let full = |o: usize| tap_range(o, n_in, g) == (0, g.k);
-    let start = (0..n_out).find(|&o| full(o)).unwrap_or(n_out);
-    start..(start..n_out).find(|&o| !full(o)).unwrap_or(n_out)
-}
-
 impl Interior {
     pub(super) fn new(xs: Shape, g: ConvGeom, os: Shape) -> Self {
-        let (cols, rows) = (full_range(os.w, xs.w, g), full_range(os.h, xs.h, g));
+        let (cols, rows) = (full_windows(os.w, xs.w, g), full_windows(os.h, xs.h, g));
         Interior { w_out: os.w, cols, rows, x_in: xs.w, g }
     }
 

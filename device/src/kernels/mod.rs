@@ -63,12 +63,38 @@ pub(crate) fn valid_range(n_out: usize, n_in: usize, stride: usize, off: isize) 
     (lo.max(0) as usize)..(hi.max(lo).max(0) as usize)
 }
 
+/// Output positions `o` in `0..n_out` whose whole window (every one of the `k` taps) lies inside
+/// `0..n_in`, as a range within `0..n_out` (empty where there are none).
+pub(crate) fn full_windows(n_out: usize, n_in: usize, g: crate::model::ConvGeom) -> core::ops::Range<usize> {
+    let pad = g.pad as isize;
+    let first = valid_range(n_out, n_in, g.stride, -pad);
+    let last = valid_range(n_out, n_in, g.stride, (g.k.saturating_sub(1) * g.dil.max(1)) as isize - pad);
+    let start = first.start.max(last.start).min(n_out);
+    start..first.end.min(last.end).clamp(start, n_out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::format::words_for;
     use crate::model::ConvGeom;
     use std::vec;
+
+    /// The full-window range is exactly the positions whose taps all lie inside (by `tap_range`).
+    #[test]
+    fn full_windows_are_the_positions_with_every_tap_inside() {
+        for (k, stride, pad, dil) in
+            [(1, 1, 0, 1), (3, 1, 1, 1), (3, 2, 1, 1), (5, 1, 4, 2), (5, 2, 4, 2), (2, 2, 0, 1), (3, 3, 5, 2)]
+        {
+            let g = ConvGeom { k, stride, pad, dil };
+            for n_in in 1..40 {
+                let n_out = n_in + 2 * pad;
+                let want: vec::Vec<usize> = (0..n_out).filter(|&o| tap_range(o, n_in, g) == (0, k)).collect();
+                let got: vec::Vec<usize> = full_windows(n_out, n_in, g).collect();
+                assert_eq!(got, want, "{g:?}, {n_in} in, {n_out} out");
+            }
+        }
+    }
 
     /// Both device kernels (dense rows, bit lanes) against the per-tap kernel, bit for bit, each
     /// after its own binarize, on every geometry: strides 1-3, dilations, padding wider than the
