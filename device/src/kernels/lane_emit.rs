@@ -47,7 +47,15 @@ impl Filter {
         let fast = sc.is_finite() && sc != 0.0;
         let sign = if fast && sc < 0.0 { -1 } else { 1 };
         inner.fill_prefix(&self.tap_sum, sign, g.k, prefix);
-        Emit { prefix, l, g, xs, os, sc, neg: (sign < 0) == ones_side, fast, rows: inner.rows.clone() }
+        // With one segment per output row, each lane's weight sum in a group of rows inside the
+        // image: the prefix table's last row, once per row of the group.
+        let mut lane_w = [0u32; BITS];
+        if let (1, Some(w_row)) = (l.n_seg, prefix.get(g.k * os.w..(g.k + 1) * os.w)) {
+            for (w, &p) in lane_w.iter_mut().zip(w_row.iter().cycle()) {
+                *w = p;
+            }
+        }
+        Emit { prefix, lane_w, l, g, xs, os, sc, neg: (sign < 0) == ones_side, fast, rows: inner.rows.clone() }
     }
 }
 
@@ -75,7 +83,7 @@ impl Interior {
         let mut row_pre = [0i32; MAX_KERNEL * (MAX_KERNEL + 1)];
         for (pre, taps) in row_pre.chunks_exact_mut(k + 1).zip(tap_sum.chunks_exact(k)) {
             let mut acc = 0;
-            for (p, &t) in pre.iter_mut().zip(core::iter::once(&0).chain(taps)) {
+            for (p, &t) in pre.iter_mut().skip(1).zip(taps) {
                 acc += t;
                 *p = acc;
             }
@@ -110,6 +118,9 @@ impl Interior {
 /// scale's sign is folded in (`fast`).
 pub(super) struct Emit<'a> {
     prefix: &'a [u32],
+    /// Where a segment is a whole output row: each lane's weight sum `W` in a group whose rows all
+    /// lie inside the image.
+    lane_w: [u32; BITS],
     l: Lanes,
     g: ConvGeom,
     xs: Shape,
@@ -144,11 +155,33 @@ impl Emit<'_> {
         i: usize,
     ) {
         let (l, w_out, abs_sc, sc) = (self.l, self.os.w, self.sc.abs(), self.sc);
+        let out = |m: C, q: u32, w: u32| {
+            let t = (m.into() << 2).wrapping_add(q) as i32;
+            let u = if NEG { t.wrapping_neg() } else { t }.wrapping_sub(w as i32);
+            if FAST {
+                u.max(0) as f32 * abs_sc
+            } else {
+                super::relu(u as f32 * sc)
+            }
+        };
         let (seg, grp) = (i / l.groups, i % l.groups);
+        let first = grp * l.rows;
+        if l.n_seg == 1 && self.rows.start <= first && first + l.rows <= self.rows.end {
+            // Whole rows inside the image: the group's outputs are its lanes in order.
+            let n = l.rows * w_out;
+            if let (Some(m), Some(q), Some(w), Some(y)) =
+                (m.get(..n), q.get(..n), self.lane_w.get(..n), out_o.get_mut(first * w_out..first * w_out + n))
+            {
+                for (((&m, &q), &w), y) in m.iter().zip(q).zip(w).zip(y) {
+                    *y = out(m, q, w);
+                }
+            }
+            return;
+        }
         let x0 = seg * l.seg_w;
         let width = l.seg_w.min(w_out.saturating_sub(x0));
         for r in 0..l.rows {
-            let oy = grp * l.rows + r;
+            let oy = first + r;
             if oy >= self.os.h {
                 break;
             }
@@ -162,15 +195,6 @@ impl Emit<'_> {
                 out_o.get_mut(oy * w_out + x0..oy * w_out + x0 + width),
             ) else {
                 continue;
-            };
-            let out = |m: C, q: u32, w: u32| {
-                let t = (m.into() << 2).wrapping_add(q) as i32;
-                let u = if NEG { t.wrapping_neg() } else { t }.wrapping_sub(w as i32);
-                if FAST {
-                    u.max(0) as f32 * abs_sc
-                } else {
-                    super::relu(u as f32 * sc)
-                }
             };
             if ky0 == 0 {
                 // No kernel row above the image: the prefix row `lo` is all zeros.
