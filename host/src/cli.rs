@@ -230,6 +230,9 @@ pub enum DeviceCommand {
         data: Option<PathBuf>,
         #[arg(long, default_value_t = 100)]
         n: usize,
+        /// Print the profile node by node instead of summed by op.
+        #[arg(long)]
+        layers: bool,
     },
 }
 
@@ -437,8 +440,8 @@ pub fn run(cli: Cli) -> Result<()> {
             with_backend!(sel, |b| crate::verify::verify(b, &a.model, &a.dataset, &opts))?;
             Ok(())
         }
-        Command::Device(DeviceArgs { command: DeviceCommand::Run { model, dataset, data, n } }) => {
-            crate::demo::device_run(&model, &dataset, data.as_deref(), n).map(|_| ())
+        Command::Device(DeviceArgs { command: DeviceCommand::Run { model, dataset, data, n, layers } }) => {
+            crate::demo::device_run(&model, &dataset, data.as_deref(), n, layers).map(|_| ())
         }
         Command::Scale(a) => {
             crate::info::scale(&a.genotype, &a.dataset, a.max_flops, a.max_params, a.max_ram).map(|_| ())

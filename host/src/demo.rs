@@ -15,8 +15,15 @@ use crate::search::{search, SearchConfig};
 use crate::train::{load_dataset, train, Schedule, TrainConfig};
 use crate::verify::{verify, VerifyOptions};
 
-/// `bnas device run`: streams `n` test images to the firmware and compares with the host.
-pub fn device_run(model: &Path, dataset: &str, data: Option<&Path>, n: usize) -> Result<DeviceRunSummary> {
+/// `bnas device run`: streams `n` test images to the firmware and compares with the host; prints
+/// where the first image's instructions go, by op or (`layers`) node by node.
+pub fn device_run(
+    model: &Path,
+    dataset: &str,
+    data: Option<&Path>,
+    n: usize,
+    layers: bool,
+) -> Result<DeviceRunSummary> {
     let packed = if model.is_dir() { ModelFiles::new(model)?.packed() } else { model.to_path_buf() };
     let ds = load_dataset(dataset, data, Split::Test)?;
     let images: Vec<Vec<u8>> = (0..n.min(ds.len())).map(|i| ds.image(i).to_vec()).collect();
@@ -46,6 +53,10 @@ pub fn device_run(model: &Path, dataset: &str, data: Option<&Path>, n: usize) ->
         s.liveness_lower_bound_bytes,
         s.peak_stack_bytes
     );
+    if !s.per_node.is_empty() {
+        println!("where the first image's instructions go{}:", if layers { ", node by node" } else { "" });
+        print!("{}", s.profile_table(layers));
+    }
     if !s.all_agree() {
         anyhow::bail!("{} of {} firmware answers differ from the host build", s.images - s.bit_identical, s.images);
     }

@@ -96,13 +96,61 @@ pub struct DeviceRunSummary {
     pub bin_conv_macs: u64,
     pub bin_conv_instructions: u64,
     pub bin_macs_per_instruction: f64,
+    /// Every node of the profiled image, in order.
+    pub per_node: Vec<NodeProfile>,
     pub per_image: Vec<ImageResult>,
+}
+
+/// One node of the profiled inference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeProfile {
+    /// What the node computes and at what shape ([`node_label`]).
+    pub label: String,
+    pub instructions: u64,
+    /// Binary MACs for a binary conv (`c_out*oh*ow*c_in*k*k`), else 0.
+    pub bin_macs: u64,
 }
 
 impl DeviceRunSummary {
     /// True when every image is bit-identical to the host.
     pub fn all_agree(&self) -> bool {
         self.bit_identical == self.images
+    }
+
+    /// Where the profiled inference's instructions go, as a text table: the nodes with the same
+    /// label summed into one row, most instructions first, or (`every_node`) each node in order.
+    pub fn profile_table(&self, every_node: bool) -> String {
+        let mut rows: Vec<(String, usize, u64, u64)> = Vec::new();
+        for (i, n) in self.per_node.iter().enumerate() {
+            match rows.iter_mut().find(|r| !every_node && r.0 == n.label) {
+                Some(r) => (r.1, r.2, r.3) = (r.1 + 1, r.2 + n.instructions, r.3 + n.bin_macs),
+                None => rows.push((
+                    if every_node { format!("{i:>3} {}", n.label) } else { n.label.clone() },
+                    1,
+                    n.instructions,
+                    n.bin_macs,
+                )),
+            }
+        }
+        if !every_node {
+            rows.sort_by_key(|r| std::cmp::Reverse(r.2));
+        }
+        let total: u64 = self.per_node.iter().map(|n| n.instructions).sum();
+        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(4);
+        let mut out = format!(
+            "{:<width$} {:>5} {:>12} {:>6} {:>11}\n",
+            if every_node { "node" } else { "op" },
+            "nodes",
+            "instructions",
+            "share",
+            "bin MACs/in"
+        );
+        for (label, nodes, instructions, macs) in rows {
+            let ratio = if macs > 0 { format!("{:.2}", macs as f64 / instructions.max(1) as f64) } else { "".into() };
+            let share = 100.0 * instructions as f64 / total.max(1) as f64;
+            out += &format!("{label:<width$} {nodes:>5} {instructions:>12} {share:>5.1}% {ratio:>11}\n");
+        }
+        out
     }
 }
 
@@ -300,6 +348,38 @@ fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
 }
 
+/// A node in words, with the shapes that set its cost: `binary conv 5x5 dil 2, 12 -> 12 ch at
+/// 28x28` (the output size), `max pool 3x3 stride 2, 24 ch at 14x14`, `linear 192 -> 10`.
+pub fn node_label(model: &Model<'_>, node: &Node<'_>) -> String {
+    let shape = |t| model.tensor(t).map_or((0, 0, 0), |t| (t.c, t.h, t.w));
+    let (c, h, w) = shape(node.output());
+    let geom = |g: bnas_device::ConvGeom| {
+        let mut s = format!("{}x{}", g.k, g.k);
+        if g.dil > 1 {
+            s += &format!(" dil {}", g.dil);
+        }
+        if g.stride > 1 {
+            s += &format!(" stride {}", g.stride);
+        }
+        s
+    };
+    let pool = |stride: usize| if stride > 1 { format!("3x3 stride {stride}") } else { "3x3".into() };
+    match node {
+        Node::BinConv(b) => format!("binary conv {}, {} -> {c} ch at {h}x{w}", geom(b.geom), b.c_in),
+        Node::Conv(f) => format!("float conv {}, {} -> {c} ch at {h}x{w}", geom(f.geom), f.c_in),
+        Node::Affine { .. } => format!("batch norm, {c} ch at {h}x{w}"),
+        Node::MaxPool { stride, .. } => format!("max pool {}, {c} ch at {h}x{w}", pool(*stride)),
+        Node::AvgPool { stride, .. } => format!("avg pool {}, {c} ch at {h}x{w}", pool(*stride)),
+        Node::Add { .. } => format!("add, {c} ch at {h}x{w}"),
+        Node::Zero { .. } => format!("zero, {c} ch at {h}x{w}"),
+        Node::GlobalAvgPool { x, .. } => format!("global avg pool, {c} ch at {}x{}", shape(*x).1, shape(*x).2),
+        Node::Linear { x, .. } => {
+            let (xc, xh, xw) = shape(*x);
+            format!("linear {} -> {c}", xc * xh * xw)
+        }
+    }
+}
+
 /// Binary MACs of each node (`c_out * oh * ow * c_in * k * k` for binary convs, 0 otherwise).
 pub fn bin_macs_per_node(model: &Model<'_>) -> Vec<u64> {
     model
@@ -365,19 +445,21 @@ pub fn run_images(model_path: &Path, images: &[Vec<u8>], opts: &DeviceRunOptions
             logits: dev,
         });
     }
-    let (mut bin_conv_macs, mut bin_conv_instructions) = (0u64, 0u64);
+    let mut per_node = Vec::new();
     if opts.profile {
         if let Some(img) = images.first() {
             q.send(link::TAG_PROFILE, img)?;
             let ticks = words(&q.recv(link::TAG_PROFILE_RESULT)?);
-            for (macs, t) in bin_macs_per_node(&model).into_iter().zip(ticks.iter().skip(1)) {
-                if macs > 0 {
-                    bin_conv_macs += macs;
-                    bin_conv_instructions += (u64::from(*t) * 10 + 16) / 32;
-                }
+            let macs = bin_macs_per_node(&model);
+            for ((node, bin_macs), t) in model.nodes().zip(macs).zip(ticks.iter().skip(1)) {
+                let instructions = (u64::from(*t) * 10 + 16) / 32;
+                per_node.push(NodeProfile { label: node_label(&model, &node), instructions, bin_macs });
             }
         }
     }
+    let bin_nodes = per_node.iter().filter(|n| n.bin_macs > 0);
+    let bin_conv_macs: u64 = bin_nodes.clone().map(|n| n.bin_macs).sum();
+    let bin_conv_instructions: u64 = bin_nodes.map(|n| n.instructions).sum();
     q.send(link::TAG_STATS, &[])?;
     let stats = words(&q.recv(link::TAG_STATS_RESULT)?);
     let instr: Vec<u64> = per_image.iter().map(|r| r.instructions).collect();
@@ -397,6 +479,7 @@ pub fn run_images(model_path: &Path, images: &[Vec<u8>], opts: &DeviceRunOptions
         bin_conv_macs,
         bin_conv_instructions,
         bin_macs_per_instruction: bin_conv_macs as f64 / bin_conv_instructions.max(1) as f64,
+        per_node,
         per_image,
     })
 }
