@@ -131,22 +131,38 @@ impl Conv<'_> {
     ) -> [[f32; L]; P] {
         let (xs, w_in) = (self.xs, self.xs.w);
         let mut acc = [b; P];
-        let zero = [0.0; KK];
-        for (ci, x_c) in self.x.chunks_exact(xs.hw().max(1)).take(xs.c).enumerate() {
-            let w_c: [&[[f32; K]; K]; L] =
-                w.map(|w| w.get(ci).unwrap_or(&zero).as_chunks::<K>().0.first_chunk().unwrap_or(&[[0.0; K]; K]));
-            for ky in rows.0..rows.1.min(K) {
-                let at = (top + ky as isize).max(0) as usize * w_in + ix0;
-                let Some(row) = x_c.get(at..).and_then(|r| r.first_chunk::<N>()) else { continue };
-                let w_ky: [[f32; K]; L] = w_c.map(|w| w.get(ky).copied().unwrap_or([0.0; K]));
-                for kx in 0..K {
-                    let xv: [f32; P] = core::array::from_fn(|p| row.get(p * S + kx).copied().unwrap_or(0.0));
-                    let wv: [f32; L] = w_ky.map(|w| w.get(kx).copied().unwrap_or(0.0));
-                    for (a, &xp) in acc.iter_mut().zip(&xv) {
-                        for (a, &wl) in a.iter_mut().zip(&wv) {
-                            *a += xp * wl;
-                        }
+        let (ky0, ky1) = (rows.0, rows.1.min(K));
+        let at0 = (top + ky0 as isize).max(0) as usize * w_in + ix0;
+        // Each input channel with its weights in the L filters, walked together.
+        let [w0, w1, w2, w3] = *w;
+        let chans = self.x.chunks_exact(xs.hw().max(1)).zip(w0.iter().zip(w1).zip(w2).zip(w3));
+        for (x_c, (((w0, w1), w2), w3)) in chans.take(xs.c) {
+            let w_c = [w0, w1, w2, w3];
+            let row = |ky: usize| x_c.get(at0 + (ky - ky0) * w_in..).and_then(|r| r.first_chunk::<N>());
+            let mut tap = |row: &[f32; N], ky: usize, kx: usize| {
+                let xv: [f32; P] = core::array::from_fn(|p| row.get(p * S + kx).copied().unwrap_or(0.0));
+                let wv: [f32; L] = w_c.map(|w| w.get(ky * K + kx).copied().unwrap_or(0.0));
+                for (a, &xp) in acc.iter_mut().zip(&xv) {
+                    for (a, &wl) in a.iter_mut().zip(&wv) {
+                        *a += xp * wl;
                     }
+                }
+            };
+            if (ky0, ky1) == (0, K) {
+                // Every kernel row inside the image (all rows but the borders): unrolled.
+                let rows: [Option<&[f32; N]>; K] = core::array::from_fn(row);
+                for (ky, row) in rows.into_iter().enumerate() {
+                    let Some(row) = row else { continue };
+                    for kx in 0..K {
+                        tap(row, ky, kx);
+                    }
+                }
+                continue;
+            }
+            for ky in ky0..ky1 {
+                let Some(row) = row(ky) else { continue };
+                for kx in 0..K {
+                    tap(row, ky, kx);
                 }
             }
         }
