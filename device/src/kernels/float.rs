@@ -1,6 +1,7 @@
-//! Full-precision kernels: stem and skip convs, BN affine, pools, add, GAP, linear.
+//! Full-precision kernels: stem and skip convs, BN affine, add, GAP, linear (the pools are in
+//! `pool.rs`).
 
-use super::{full_windows, valid_range, Shape};
+use super::{full_windows, reciprocal, valid_range, Shape};
 use crate::model::ConvGeom;
 
 /// `out[c, p] = x[c, p] * scale[c] + bias[c]` (BatchNorm in eval mode), CHW.
@@ -306,77 +307,6 @@ fn conv2d_planes(
     }
 }
 
-/// A 3x3, pad 1 pool of one channel, one output row at a time: `init` fills the row, then each
-/// valid tap, row-major (dy, then dx), goes into every output column it reaches with
-/// `tap(&mut acc, v)` (a whole-row pass over contiguous or strided slices, which vectorizes), and
-/// `finish(&mut acc, taps)` gets the number of valid taps of each output.
-#[allow(clippy::too_many_arguments)]
-fn pool3x3(
-    x_c: &[f32],
-    xs: Shape,
-    stride: usize,
-    o_c: &mut [f32],
-    os: Shape,
-    init: f32,
-    tap: impl Fn(&mut f32, f32),
-    finish: impl Fn(&mut f32, usize),
-) {
-    let s = stride.max(1);
-    let cols = [-1isize, 0, 1].map(|off| (off, valid_range(os.w, xs.w, s, off)));
-    for (oy, o_row) in o_c.chunks_exact_mut(os.w.max(1)).enumerate().take(os.h) {
-        o_row.fill(init);
-        let mut rows = 0;
-        for iy in (oy * s).saturating_sub(1)..(oy * s + 2).min(xs.h) {
-            let Some(x_row) = x_c.get(iy * xs.w..(iy + 1) * xs.w) else {
-                continue;
-            };
-            rows += 1;
-            for (off, c) in &cols {
-                let ix0 = ((c.start * s) as isize + off).max(0) as usize;
-                let dst = o_row.get_mut(c.clone()).unwrap_or(&mut []);
-                let src = x_row.get(ix0..).unwrap_or(&[]);
-                if s == 1 {
-                    dst.iter_mut().zip(src).for_each(|(o, &v)| tap(o, v));
-                } else {
-                    for (o, ch) in dst.iter_mut().zip(src.chunks(s)) {
-                        if let Some(&v) = ch.first() {
-                            tap(o, v);
-                        }
-                    }
-                }
-            }
-        }
-        for (ox, o) in o_row.iter_mut().enumerate() {
-            let n = cols.iter().filter(|(_, c)| c.contains(&ox)).count();
-            finish(o, rows * n);
-        }
-    }
-}
-
-/// 3x3 max pool, pad 1: the max over valid taps, row-major (`v > m` replaces, so a NaN never wins
-/// and the first of equal values stays).
-pub fn max_pool(x: &[f32], xs: Shape, stride: usize, out: &mut [f32], os: Shape) {
-    for (x_c, o_c) in x.chunks_exact(xs.hw().max(1)).zip(out.chunks_exact_mut(os.hw().max(1))) {
-        let tap = |m: &mut f32, v: f32| *m = if v > *m { v } else { *m };
-        pool3x3(x_c, xs, stride, o_c, os, f32::NEG_INFINITY, tap, |_, _| {});
-    }
-}
-
-/// `1 / n` rounded to f32: an average pool multiplies by it, which costs a multiply instead of a
-/// divide and is one rounding that every runtime (tract's `Mul`, the WGSL kernel) reproduces.
-pub fn reciprocal(n: usize) -> f32 {
-    1.0 / n.max(1) as f32
-}
-
-/// 3x3 average pool, pad 1, padded taps not counted: sum of valid taps row-major (from 0.0),
-/// times [`reciprocal`] of their count.
-pub fn avg_pool(x: &[f32], xs: Shape, stride: usize, out: &mut [f32], os: Shape) {
-    for (x_c, o_c) in x.chunks_exact(xs.hw().max(1)).zip(out.chunks_exact_mut(os.hw().max(1))) {
-        let finish = |sum: &mut f32, n: usize| *sum *= reciprocal(n);
-        pool3x3(x_c, xs, stride, o_c, os, 0.0, |sum, v| *sum += v, finish);
-    }
-}
-
 /// `out = a + b`.
 pub fn add_into(a: &[f32], b: &[f32], out: &mut [f32]) {
     for (o, (&x, &y)) in out.iter_mut().zip(a.iter().zip(b)) {
@@ -430,33 +360,6 @@ mod tests {
                         }
                     }
                     out.push(if relu { crate::kernels::relu(acc) } else { acc });
-                }
-            }
-        }
-        out
-    }
-
-    fn naive_pool(x: &[f32], xs: Shape, stride: usize, os: Shape, is_max: bool) -> Vec<f32> {
-        let mut out = Vec::new();
-        for c in 0..xs.c {
-            for oy in 0..os.h {
-                for ox in 0..os.w {
-                    let (mut m, mut sum, mut n) = (f32::NEG_INFINITY, 0.0f32, 0);
-                    for dy in 0..3 {
-                        for dx in 0..3 {
-                            let (iy, ix) = ((oy * stride + dy) as isize - 1, (ox * stride + dx) as isize - 1);
-                            if iy < 0 || ix < 0 || iy >= xs.h as isize || ix >= xs.w as isize {
-                                continue;
-                            }
-                            let v = x[(c * xs.h + iy as usize) * xs.w + ix as usize];
-                            if v > m {
-                                m = v;
-                            }
-                            sum += v;
-                            n += 1;
-                        }
-                    }
-                    out.push(if is_max { m } else { sum * reciprocal(n) });
                 }
             }
         }
@@ -541,34 +444,5 @@ mod tests {
             cases += 1;
         }
         assert!(cases > 300);
-    }
-
-    #[test]
-    fn pools_are_bit_identical_to_the_naive_loop() {
-        let mut r = Lcg(11);
-        for case in 0..300 {
-            let stride = 1 + r.below(3);
-            let xs = Shape { c: 1 + r.below(4), h: 1 + r.below(30), w: 1 + r.below(30) };
-            let os = Shape { c: xs.c, h: (xs.h - 1) / stride + 1, w: (xs.w - 1) / stride + 1 };
-            // Include exact ties of +0 and -0 and NaNs.
-            let x: Vec<f32> = (0..xs.c * xs.hw())
-                .map(|_| match r.below(10) {
-                    0 => 0.0,
-                    1 => -0.0,
-                    2 if case % 4 == 0 => f32::NAN,
-                    _ => r.f32(),
-                })
-                .collect();
-            for is_max in [true, false] {
-                let mut out = vec![1.5; os.c * os.hw()];
-                if is_max {
-                    max_pool(&x, xs, stride, &mut out, os);
-                } else {
-                    avg_pool(&x, xs, stride, &mut out, os);
-                }
-                let want = naive_pool(&x, xs, stride, os, is_max);
-                assert!(same_bits(&out, &want), "case {case} max {is_max}: {xs:?} s{stride}");
-            }
-        }
     }
 }
