@@ -419,16 +419,21 @@ mod tests {
     /// on the geometries the blocks take (2x2 stride 2, 3x3 stride 1) and one they decline (3x3
     /// stride 2), padding 0-2, 1-13 output channels (blocks of 4 and the rest), rows of 1-40
     /// columns (interiors narrower than a block, whole blocks, a last block overlapping the one
-    /// before, the borders).
+    /// before, the borders), and a third of the cases with rows a multiple of 7 wide and 3-12
+    /// output channels (the 3 x 7 blocks).
     #[test]
     fn register_conv_is_bit_identical_to_the_naive_loop() {
         let mut r = Lcg(9);
         let mut cases = 0;
-        for case in 0..400 {
+        for case in 0..600 {
             let (k, stride) = [(2, 2), (3, 1), (3, 2)][r.below(3)];
             let pad = r.below(3);
-            let (c_in, c_out) = (1 + r.below(5), 1 + r.below(13));
-            let (h, w) = (1 + r.below(12), 1 + r.below(40));
+            let (c_in, mut c_out) = (1 + r.below(5), 1 + r.below(13));
+            let (h, mut w) = (1 + r.below(12), 1 + r.below(40));
+            if case % 3 == 0 {
+                // Rows a multiple of 7 wide and channels a multiple of 3: the 3 x 7 blocks.
+                (c_out, w) = (3 * (1 + r.below(4)), (7 * (1 + r.below(4)) - 1) * stride + k - 2 * pad);
+            }
             if h + 2 * pad < k || w + 2 * pad < k {
                 continue;
             }
@@ -443,6 +448,6 @@ mod tests {
             );
             cases += 1;
         }
-        assert!(cases > 300);
+        assert!(cases > 450);
     }
 }

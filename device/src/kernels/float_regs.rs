@@ -3,19 +3,20 @@
 //! [`super::conv2d`]'s tiles keep their accumulators in memory and feed them one input channel at
 //! a time, which on the Cortex-M4 costs a load and a store of the accumulator, and often of the
 //! weight, around every multiply and add (~4.9 instructions per MAC measured on `fmnist-demo`'s
-//! reduction skips). Here a block of up to 4 output channels x 4 output columns accumulates in
-//! registers over all its terms (c, ky, kx), so a term costs one load per channel and per column
-//! and one multiply and one add per output. Each output still sums `bias, then c, ky, kx
-//! ascending` with padded taps skipped: the same bits as the naive loop on every target.
+//! reduction skips). Here a block of 4 output channels x 4 output columns (or 3 x 7 where rows
+//! are a multiple of 7 wide) accumulates in registers over all its terms (c, ky, kx), so a term
+//! costs one load per channel and per column and one multiply and one add per output. Each output
+//! still sums `bias, then c, ky, kx ascending` with padded taps skipped: the same bits as the
+//! naive loop on every target.
 //!
 //! The small stems' 3x3 at stride 1 and the reduction skips' 2x2 at stride 2 run here, in whole
-//! blocks of 4 output channels; [`super::conv2d`]'s tiles take the rest (each geometry is a copy
-//! of the loops in flash).
+//! blocks of output channels; [`super::conv2d`]'s tiles take the rest (each geometry and block
+//! shape is a copy of the loops in flash).
 
 use super::{full_windows, tap_range, Shape};
 use crate::model::ConvGeom;
 
-/// Runs the conv's output channels in whole blocks of 4 if its geometry is one this kernel takes
+/// Runs the conv's output channels in whole blocks if its geometry is one this kernel takes
 /// (dilation 1; 3x3 at stride 1, 2x2 at stride 2); returns how many channels it wrote (0
 /// when it declines). Same contract as [`super::conv2d`].
 #[allow(clippy::too_many_arguments)]
@@ -30,17 +31,18 @@ pub fn conv2d_regs(
     os: Shape,
 ) -> usize {
     let c = Conv { x, xs, g, bias, relu, os };
-    match (g.k, g.stride, g.dil) {
-        (2, 2, 1) => c.run::<2, 2, 4, 8>(weights, out),
-        (3, 1, 1) => c.run::<3, 1, 9, 6>(weights, out),
+    // Blocks of L output channels x P output columns: 4 x 4, or 3 x 7 where rows are a multiple
+    // of 7 wide (28, 14, 7: no column computed twice). Either way the accumulators, one weight per
+    // channel and the inputs in flight fit the 32 registers.
+    let sevens = os.w.is_multiple_of(7) && os.c.is_multiple_of(3);
+    match (g.k, g.stride, g.dil, sevens) {
+        (2, 2, 1, false) => c.run::<2, 2, 4, 8, 4, 4>(weights, out),
+        (2, 2, 1, true) => c.run::<2, 2, 4, 14, 3, 7>(weights, out),
+        (3, 1, 1, false) => c.run::<3, 1, 9, 6, 4, 4>(weights, out),
+        (3, 1, 1, true) => c.run::<3, 1, 9, 9, 3, 7>(weights, out),
         _ => 0,
     }
 }
-
-/// Output channels and columns per block: 4 x 4 accumulators, 4 weights and 4 inputs fit the
-/// 32 registers.
-const L: usize = 4;
-const P: usize = 4;
 
 struct Conv<'a> {
     x: &'a [f32],
@@ -53,8 +55,8 @@ struct Conv<'a> {
 
 impl Conv<'_> {
     /// Kernel `K` (`KK = K*K` taps), stride `S`, `N = (P - 1) * S + K` input columns under a
-    /// block of output columns. Returns the channels written.
-    fn run<const K: usize, const S: usize, const KK: usize, const N: usize>(
+    /// block of `P` output columns, `L` output channels per block. Returns the channels written.
+    fn run<const K: usize, const S: usize, const KK: usize, const N: usize, const L: usize, const P: usize>(
         &self,
         weights: &[f32],
         out: &mut [f32],
@@ -76,7 +78,7 @@ impl Conv<'_> {
             let b: [f32; L] = core::array::from_fn(|l| bias(o + l));
             let mut planes = y.chunks_exact_mut(os.hw());
             let y: [&mut [f32]; L] = core::array::from_fn(|_| planes.next().unwrap_or(&mut []));
-            self.channels::<K, S, KK, N>(w, b, y, inner.clone());
+            self.channels::<K, S, KK, N, L, P>(w, b, y, inner.clone());
             done += L;
         }
         done
@@ -85,7 +87,7 @@ impl Conv<'_> {
     /// The outputs of `L` channels (weights `w`, biases `b`, planes `out`), row by row: the
     /// interior columns 4 at a time (the last block ending at the interior's end, recomputing up
     /// to 3 columns to the same bits), the others one at a time with checks.
-    fn channels<const K: usize, const S: usize, const KK: usize, const N: usize>(
+    fn channels<const K: usize, const S: usize, const KK: usize, const N: usize, const L: usize, const P: usize>(
         &self,
         w: [&[[f32; KK]]; L],
         b: [f32; L],
@@ -113,7 +115,7 @@ impl Conv<'_> {
             let starts = (blocks.start..blocks.end.saturating_sub(P - 1)).step_by(P);
             let tail = (blocks.len() % P != 0).then(|| blocks.end - P);
             for ox in starts.chain(tail) {
-                store(ox, &self.block::<K, S, KK, N>(&w, b, rows, top, (ox * S).saturating_sub(pad)));
+                store(ox, &self.block::<K, S, KK, N, L, P>(&w, b, rows, top, (ox * S).saturating_sub(pad)));
             }
         }
     }
@@ -121,7 +123,7 @@ impl Conv<'_> {
     /// `P` interior output columns (the first one's taps start at input column `ix0`) of `L`
     /// channels, accumulated in registers over input channels, kernel rows `rows`, kernel columns.
     #[inline(always)]
-    fn block<const K: usize, const S: usize, const KK: usize, const N: usize>(
+    fn block<const K: usize, const S: usize, const KK: usize, const N: usize, const L: usize, const P: usize>(
         &self,
         w: &[&[[f32; KK]]; L],
         b: [f32; L],
@@ -134,10 +136,9 @@ impl Conv<'_> {
         let (ky0, ky1) = (rows.0, rows.1.min(K));
         let at0 = (top + ky0 as isize).max(0) as usize * w_in + ix0;
         // Each input channel with its weights in the L filters, walked together.
-        let [w0, w1, w2, w3] = *w;
-        let chans = self.x.chunks_exact(xs.hw().max(1)).zip(w0.iter().zip(w1).zip(w2).zip(w3));
-        for (x_c, (((w0, w1), w2), w3)) in chans.take(xs.c) {
-            let w_c = [w0, w1, w2, w3];
+        let mut w_its = w.map(|w| w.iter());
+        for x_c in self.x.chunks_exact(xs.hw().max(1)).take(xs.c) {
+            let w_c: [&[f32; KK]; L] = w_its.each_mut().map(|it| it.next().unwrap_or(&[0.0; KK]));
             let row = |ky: usize| x_c.get(at0 + (ky - ky0) * w_in..).and_then(|r| r.first_chunk::<N>());
             let mut tap = |row: &[f32; N], ky: usize, kx: usize| {
                 let xv: [f32; P] = core::array::from_fn(|p| row.get(p * S + kx).copied().unwrap_or(0.0));
@@ -170,7 +171,7 @@ impl Conv<'_> {
     }
 
     /// One output column of `L` channels, every tap checked.
-    fn column<const KK: usize>(
+    fn column<const KK: usize, const L: usize>(
         &self,
         w: &[&[[f32; KK]]; L],
         b: [f32; L],
