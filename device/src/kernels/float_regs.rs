@@ -131,39 +131,47 @@ impl Conv<'_> {
         top: isize,
         ix0: usize,
     ) -> [[f32; L]; P] {
-        let (xs, w_in) = (self.xs, self.xs.w);
+        let (xs, w_in, hw) = (self.xs, self.xs.w, self.xs.hw().max(1));
         let mut acc = [b; P];
         let (ky0, ky1) = (rows.0, rows.1.min(K));
         let at0 = (top + ky0 as isize).max(0) as usize * w_in + ix0;
-        // Each input channel with its weights in the L filters, walked together.
-        let mut w_its = w.map(|w| w.iter());
-        for x_c in self.x.chunks_exact(xs.hw().max(1)).take(xs.c) {
-            let w_c: [&[f32; KK]; L] = w_its.each_mut().map(|it| it.next().unwrap_or(&[0.0; KK]));
-            let row = |ky: usize| x_c.get(at0 + (ky - ky0) * w_in..).and_then(|r| r.first_chunk::<N>());
-            let mut tap = |row: &[f32; N], ky: usize, kx: usize| {
-                let xv: [f32; P] = core::array::from_fn(|p| row.get(p * S + kx).copied().unwrap_or(0.0));
-                let wv: [f32; L] = w_c.map(|w| w.get(ky * K + kx).copied().unwrap_or(0.0));
-                for (a, &xp) in acc.iter_mut().zip(&xv) {
-                    for (a, &wl) in a.iter_mut().zip(&wv) {
-                        *a += xp * wl;
-                    }
+        // Every filter's weights cut to exactly the input channels, so that the loop below indexes
+        // them without checks.
+        let n = xs.c;
+        if w.iter().any(|w| w.len() < n) {
+            return acc;
+        }
+        let w: [&[[f32; KK]]; L] = w.map(|w| w.get(..n).unwrap_or(&[]));
+        let tap = |acc: &mut [[f32; L]; P], w_c: &[&[f32; KK]; L], row: &[f32; N], ky: usize, kx: usize| {
+            let xv: [f32; P] = core::array::from_fn(|p| row.get(p * S + kx).copied().unwrap_or(0.0));
+            let wv: [f32; L] = w_c.map(|w| w.get(ky * K + kx).copied().unwrap_or(0.0));
+            for (a, &xp) in acc.iter_mut().zip(&xv) {
+                for (a, &wl) in a.iter_mut().zip(&wv) {
+                    *a += xp * wl;
                 }
-            };
-            if (ky0, ky1) == (0, K) {
-                // Every kernel row inside the image (all rows but the borders): unrolled.
-                let rows: [Option<&[f32; N]>; K] = core::array::from_fn(row);
-                for (ky, row) in rows.into_iter().enumerate() {
-                    let Some(row) = row else { continue };
-                    for kx in 0..K {
-                        tap(row, ky, kx);
-                    }
-                }
-                continue;
             }
+        };
+        let chans = self.x.chunks_exact(hw).take(n).enumerate();
+        let weights = |ci: usize| -> [&[f32; KK]; L] { w.map(|w| w.get(ci).unwrap_or(&[0.0; KK])) };
+        if (ky0, ky1) == (0, K) {
+            // Every kernel row inside the image (all rows but the borders): unrolled.
+            for (ci, x_c) in chans {
+                let w_c = weights(ci);
+                for ky in 0..K {
+                    let Some(row) = x_c.get(at0 + ky * w_in..).and_then(|r| r.first_chunk::<N>()) else { continue };
+                    for kx in 0..K {
+                        tap(&mut acc, &w_c, row, ky, kx);
+                    }
+                }
+            }
+            return acc;
+        }
+        for (ci, x_c) in chans {
+            let w_c = weights(ci);
             for ky in ky0..ky1 {
-                let Some(row) = row(ky) else { continue };
+                let Some(row) = x_c.get(at0 + (ky - ky0) * w_in..).and_then(|r| r.first_chunk::<N>()) else { continue };
                 for kx in 0..K {
-                    tap(row, ky, kx);
+                    tap(&mut acc, &w_c, row, ky, kx);
                 }
             }
         }
