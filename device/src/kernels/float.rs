@@ -419,8 +419,8 @@ mod tests {
     /// on the geometries the blocks take (2x2 stride 2, 3x3 stride 1) and one they decline (3x3
     /// stride 2), padding 0-2, 1-13 output channels (blocks of 4 and the rest), rows of 1-40
     /// columns (interiors narrower than a block, whole blocks, a last block overlapping the one
-    /// before, the borders), and a third of the cases with rows a multiple of 7 wide and 3-12
-    /// output channels (the 3 x 7 blocks).
+    /// before, the borders), a third of the cases with rows a multiple of 7 wide and 3-12 output
+    /// channels (the 3 x 7 blocks), and a quarter with 15-50 input channels.
     #[test]
     fn register_conv_is_bit_identical_to_the_naive_loop() {
         let mut r = Lcg(9);
@@ -428,7 +428,10 @@ mod tests {
         for case in 0..600 {
             let (k, stride) = [(2, 2), (3, 1), (3, 2)][r.below(3)];
             let pad = r.below(3);
-            let (c_in, mut c_out) = (1 + r.below(5), 1 + r.below(13));
+            let (mut c_in, mut c_out) = (1 + r.below(5), 1 + r.below(13));
+            if case % 4 == 1 {
+                c_in = 15 + r.below(36);
+            }
             let (h, mut w) = (1 + r.below(12), 1 + r.below(40));
             if case % 3 == 0 {
                 // Rows a multiple of 7 wide and channels a multiple of 3: the 3 x 7 blocks.
