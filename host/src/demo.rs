@@ -55,7 +55,7 @@ pub fn device_run(
     );
     if !s.per_node.is_empty() {
         println!("where the first image's instructions go{}:", if layers { ", node by node" } else { "" });
-        print!("{}", s.profile_table(layers));
+        print!("{}", s.profile_table(layers, usize::MAX));
     }
     if !s.all_agree() {
         anyhow::bail!("{} of {} firmware answers differ from the host build", s.images - s.bit_identical, s.images);

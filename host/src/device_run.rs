@@ -118,8 +118,9 @@ impl DeviceRunSummary {
     }
 
     /// Where the profiled inference's instructions go, as a text table: the nodes with the same
-    /// label summed into one row, most instructions first, or (`every_node`) each node in order.
-    pub fn profile_table(&self, every_node: bool) -> String {
+    /// label summed into one row, most instructions first, or (`every_node`) each node in order;
+    /// at most `max_rows` rows, the rest summed into one.
+    pub fn profile_table(&self, every_node: bool, max_rows: usize) -> String {
         let mut rows: Vec<(String, usize, u64, u64)> = Vec::new();
         for (i, n) in self.per_node.iter().enumerate() {
             match rows.iter_mut().find(|r| !every_node && r.0 == n.label) {
@@ -145,6 +146,13 @@ impl DeviceRunSummary {
             "share",
             "bin MACs/in"
         );
+        if rows.len() > max_rows {
+            let rest = rows.split_off(max_rows.saturating_sub(1));
+            let n = rest.len();
+            let sum = |f: fn(&(String, usize, u64, u64)) -> u64| rest.iter().map(f).sum::<u64>();
+            // (No MACs per instruction for a row that mixes binary convs with other ops.)
+            rows.push((format!("({n} more)"), sum(|r| r.1 as u64) as usize, sum(|r| r.2), 0));
+        }
         for (label, nodes, instructions, macs) in rows {
             let ratio = if macs > 0 { format!("{:.2}", macs as f64 / instructions.max(1) as f64) } else { "".into() };
             let share = 100.0 * instructions as f64 / total.max(1) as f64;
@@ -511,7 +519,58 @@ mod tests {
         assert!(s.all_agree(), "device and host differ: {:?}", s.per_image);
         assert_eq!(s.class_agree, s.images);
         assert!(s.peak_stack_bytes > 0 && s.instructions_min > 0);
+        // The profile has every node, and the nodes account for the image's instructions (the
+        // rest is the driver between nodes and the timer reads).
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(s.per_node.len(), Model::parse(&bytes).unwrap().n_nodes());
+        let (nodes, image) = (s.per_node.iter().map(|n| n.instructions).sum::<u64>(), s.per_image[0].instructions);
+        println!("{}", s.profile_table(false, 8));
+        println!("nodes {nodes} of the first image's {image} instructions");
+        assert!(nodes * 10 >= image * 9 && nodes <= image * 11 / 10, "nodes {nodes}, image {image}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// The profile table sums nodes with one label, sorts by instructions, and folds the rows past
+    /// the limit into one.
+    #[test]
+    fn profile_table_sums_by_op_and_folds_the_tail() {
+        let node = |label: &str, instructions, bin_macs| NodeProfile { label: label.into(), instructions, bin_macs };
+        let s = DeviceRunSummary {
+            images: 1,
+            bit_identical: 1,
+            class_agree: 1,
+            instructions_mean: 1000.0,
+            instructions_min: 1000,
+            instructions_max: 1000,
+            flash_bytes: 0,
+            model_bytes: 0,
+            static_ram_bytes: 0,
+            peak_stack_bytes: 0,
+            arena_bytes: 0,
+            liveness_lower_bound_bytes: 0,
+            bin_conv_macs: 0,
+            bin_conv_instructions: 0,
+            bin_macs_per_instruction: 0.0,
+            per_node: vec![
+                node("binary conv", 300, 900),
+                node("add", 100, 0),
+                node("binary conv", 300, 900),
+                node("pool", 200, 0),
+                node("linear", 100, 0),
+            ],
+            per_image: vec![],
+        };
+        let table = s.profile_table(false, 3);
+        let lines: Vec<&str> = table.lines().collect();
+        println!("{table}");
+        assert_eq!(lines.len(), 4, "header and 3 rows");
+        let cols = |i: usize| lines[i].split_whitespace().collect::<Vec<_>>();
+        assert_eq!(cols(1), ["binary", "conv", "2", "600", "60.0%", "3.00"]);
+        assert_eq!(cols(2), ["pool", "1", "200", "20.0%"]);
+        assert_eq!(cols(3), ["(2", "more)", "2", "200", "20.0%"]);
+        let every = s.profile_table(true, usize::MAX);
+        assert_eq!(every.lines().count(), 6);
+        assert!(every.lines().nth(2).unwrap().starts_with("  1 add"), "{every}");
     }
 }
 

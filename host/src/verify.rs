@@ -202,6 +202,10 @@ pub fn verify<B: Backend>(b: &B, model_dir: &Path, dataset: &str, opts: &VerifyO
             "firmware memory: flash {} bytes (model {}), static RAM {} bytes (arena {}, liveness bound {}), peak stack {} bytes",
             summary.flash_bytes, summary.model_bytes, summary.static_ram_bytes, summary.arena_bytes, summary.liveness_lower_bound_bytes, summary.peak_stack_bytes
         );
+        if !summary.per_node.is_empty() {
+            println!("where the firmware's instructions go (first image; `bnas device run --layers` for every node):");
+            print!("{}", summary.profile_table(false, 8));
+        }
     }
 
     let rows = compare(&results, &ds.labels, classes);
