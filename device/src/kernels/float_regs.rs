@@ -85,8 +85,8 @@ impl Conv<'_> {
     }
 
     /// The outputs of `L` channels (weights `w`, biases `b`, planes `out`), row by row: the
-    /// interior columns 4 at a time (the last block ending at the interior's end, recomputing up
-    /// to 3 columns to the same bits), the others one at a time with checks.
+    /// interior columns `P` at a time (the last block ending at the interior's end, recomputing up
+    /// to `P - 1` columns to the same bits), the others one at a time with checks.
     fn channels<const K: usize, const S: usize, const KK: usize, const N: usize, const L: usize, const P: usize>(
         &self,
         w: [&[[f32; KK]]; L],
