@@ -139,12 +139,12 @@ impl DeviceRunSummary {
         let total: u64 = self.per_node.iter().map(|n| n.instructions).sum();
         let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(4);
         let mut out = format!(
-            "{:<width$} {:>5} {:>12} {:>6} {:>11}\n",
+            "{:<width$} {:>5} {:>12} {:>6} {:>17}\n",
             if every_node { "node" } else { "op" },
             "nodes",
             "instructions",
             "share",
-            "bin MACs/in"
+            "binary MACs/instr"
         );
         if rows.len() > max_rows {
             let rest = rows.split_off(max_rows.saturating_sub(1));
@@ -156,7 +156,9 @@ impl DeviceRunSummary {
         for (label, nodes, instructions, macs) in rows {
             let ratio = if macs > 0 { format!("{:.2}", macs as f64 / instructions.max(1) as f64) } else { "".into() };
             let share = 100.0 * instructions as f64 / total.max(1) as f64;
-            out += &format!("{label:<width$} {nodes:>5} {instructions:>12} {share:>5.1}% {ratio:>11}\n");
+            let line = format!("{label:<width$} {nodes:>5} {instructions:>12} {share:>5.1}% {ratio:>17}");
+            out += line.trim_end();
+            out.push('\n');
         }
         out
     }
