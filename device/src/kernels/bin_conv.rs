@@ -13,19 +13,36 @@ use crate::popcount::xor_popcount;
 pub fn binarize(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mut [u32]) {
     let wpt = words_for(flip.len());
     bits.fill(0);
-    if wpt == 0 {
+    if wpt == 0 || hw == 0 {
         return;
     }
     for (c, (x_c, (&f, &t))) in x.chunks_exact(hw).zip(flip.iter().zip(threshold)).enumerate() {
-        let shift = c % BITS;
-        if wpt == 1 {
-            for (&v, word) in x_c.iter().zip(bits.iter_mut()) {
-                *word |= u32::from(v * f >= t) << shift;
-            }
+        let (wi, shift) = (c / BITS, c % BITS);
+        // flip is +1 or -1 (or 0) after BN folding: compare without the multiply where that is
+        // exact (-v >= t is v <= -t, NaN false either way).
+        if f == 1.0 {
+            set_bits(x_c, bits, wpt, wi, shift, |v| v >= t);
+        } else if f == -1.0 {
+            set_bits(x_c, bits, wpt, wi, shift, |v| v <= -t);
         } else {
-            for (&v, word) in x_c.iter().zip(bits.iter_mut().skip(c / BITS).step_by(wpt)) {
-                *word |= u32::from(v * f >= t) << shift;
-            }
+            set_bits(x_c, bits, wpt, wi, shift, |v| v * f >= t);
+        }
+    }
+}
+
+/// Sets bit `shift` of word `wi` of each pixel's `wpt` words where `bit(v)` holds for its value.
+#[inline(always)]
+fn set_bits(x_c: &[f32], bits: &mut [u32], wpt: usize, wi: usize, shift: usize, bit: impl Fn(f32) -> bool) {
+    if wpt == 1 {
+        for (&v, word) in x_c.iter().zip(bits.iter_mut()) {
+            *word |= u32::from(bit(v)) << shift;
+        }
+        return;
+    }
+    // (Not `step_by(wpt)`: with a run-time step it costs a call per pixel on the Cortex-M4.)
+    for (&v, px) in x_c.iter().zip(bits.chunks_exact_mut(wpt)) {
+        if let Some(word) = px.get_mut(wi) {
+            *word |= u32::from(bit(v)) << shift;
         }
     }
 }
