@@ -26,7 +26,7 @@ pub mod popcount;
 pub mod build;
 #[cfg(feature = "std")]
 mod plan;
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 pub mod reference;
 #[cfg(feature = "std")]
 pub mod sample;

@@ -121,31 +121,7 @@ pub fn run(model: &Model, input: Input<'_>) -> Result<Vec<f32>, Error> {
             Node::MaxPool { x, stride, .. } | Node::AvgPool { x, stride, .. } => {
                 let xi = model.tensor(x)?;
                 let xv = st.get(model, x);
-                let is_max = matches!(node, Node::MaxPool { .. });
-                let mut o = Vec::with_capacity(out.len());
-                for c in 0..xi.c {
-                    for oy in 0..oh {
-                        for ox in 0..ow {
-                            let (mut m, mut sum, mut n) = (f32::NEG_INFINITY, 0.0f32, 0);
-                            for dy in 0..3 {
-                                for dx in 0..3 {
-                                    let (iy, ix) = ((oy * stride + dy) as isize - 1, (ox * stride + dx) as isize - 1);
-                                    if iy < 0 || ix < 0 || iy >= xi.h as isize || ix >= xi.w as isize {
-                                        continue;
-                                    }
-                                    let v = xv[(c * xi.h + iy as usize) * xi.w + ix as usize];
-                                    if v > m {
-                                        m = v;
-                                    }
-                                    sum += v;
-                                    n += 1;
-                                }
-                            }
-                            o.push(if is_max { m } else { sum * crate::kernels::reciprocal(n) });
-                        }
-                    }
-                }
-                o
+                pool3x3(&xv, (xi.c, xi.h, xi.w), stride, (oh, ow), matches!(node, Node::MaxPool { .. }))
             }
             Node::Add { a, b, .. } => st.get(model, a).iter().zip(st.get(model, b)).map(|(x, y)| x + y).collect(),
             Node::Zero { .. } => vec![0.0; out.len()],
@@ -201,6 +177,42 @@ fn conv_naive(
                     }
                 }
                 out.push(finish(o, acc));
+            }
+        }
+    }
+    out
+}
+
+/// A 3x3, pad 1 pool by definition, over `x` (`[c, h, w]`) into `[c, oh, ow]`: the max over the
+/// valid taps row-major (`v > m` replaces, starting from -inf), or (`!is_max`) their sum row-major
+/// from 0.0 times [`crate::kernels::reciprocal`] of their count.
+pub fn pool3x3(
+    x: &[f32],
+    (c, h, w): (usize, usize, usize),
+    stride: usize,
+    (oh, ow): (usize, usize),
+    is_max: bool,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(c * oh * ow);
+    for c in 0..c {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (mut m, mut sum, mut n) = (f32::NEG_INFINITY, 0.0f32, 0);
+                for dy in 0..3 {
+                    for dx in 0..3 {
+                        let (iy, ix) = ((oy * stride + dy) as isize - 1, (ox * stride + dx) as isize - 1);
+                        if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                            continue;
+                        }
+                        let v = x[(c * h + iy as usize) * w + ix as usize];
+                        if v > m {
+                            m = v;
+                        }
+                        sum += v;
+                        n += 1;
+                    }
+                }
+                out.push(if is_max { m } else { sum * crate::kernels::reciprocal(n) });
             }
         }
     }
