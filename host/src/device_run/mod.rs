@@ -6,12 +6,18 @@
 //! is cached per model hash under `<target>/bnas-firmware/<hash>/`. Protocol: `bnas_device::link`.
 
 use bnas_device::link;
-use bnas_device::{Input, Model, Node};
+use bnas_device::{Input, Model};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
+
+mod nodes;
+#[cfg(test)]
+mod profile;
+
+pub use nodes::{bin_macs_per_node, node_label, NodeProfile};
 
 /// Why a device run failed: one sentence naming the file or step.
 #[derive(Debug, thiserror::Error)]
@@ -101,66 +107,10 @@ pub struct DeviceRunSummary {
     pub per_image: Vec<ImageResult>,
 }
 
-/// One node of the profiled inference.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeProfile {
-    /// What the node computes and at what shape ([`node_label`]).
-    pub label: String,
-    pub instructions: u64,
-    /// Binary MACs for a binary conv (`c_out*oh*ow*c_in*k*k`), else 0.
-    pub bin_macs: u64,
-}
-
 impl DeviceRunSummary {
     /// True when every image is bit-identical to the host.
     pub fn all_agree(&self) -> bool {
         self.bit_identical == self.images
-    }
-
-    /// Where the profiled inference's instructions go, as a text table: the nodes with the same
-    /// label summed into one row, most instructions first, or (`every_node`) each node in order;
-    /// at most `max_rows` rows, the rest summed into one.
-    pub fn profile_table(&self, every_node: bool, max_rows: usize) -> String {
-        let mut rows: Vec<(String, usize, u64, u64)> = Vec::new();
-        for (i, n) in self.per_node.iter().enumerate() {
-            match rows.iter_mut().find(|r| !every_node && r.0 == n.label) {
-                Some(r) => (r.1, r.2, r.3) = (r.1 + 1, r.2 + n.instructions, r.3 + n.bin_macs),
-                None => rows.push((
-                    if every_node { format!("{i:>3} {}", n.label) } else { n.label.clone() },
-                    1,
-                    n.instructions,
-                    n.bin_macs,
-                )),
-            }
-        }
-        if !every_node {
-            rows.sort_by_key(|r| std::cmp::Reverse(r.2));
-        }
-        let total: u64 = self.per_node.iter().map(|n| n.instructions).sum();
-        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(4);
-        let mut out = format!(
-            "{:<width$} {:>5} {:>12} {:>6} {:>17}\n",
-            if every_node { "node" } else { "op" },
-            "nodes",
-            "instructions",
-            "share",
-            "binary MACs/instr"
-        );
-        if rows.len() > max_rows {
-            let rest = rows.split_off(max_rows.saturating_sub(1));
-            let n = rest.len();
-            let sum = |f: fn(&(String, usize, u64, u64)) -> u64| rest.iter().map(f).sum::<u64>();
-            // (No MACs per instruction for a row that mixes binary convs with other ops.)
-            rows.push((format!("({n} more)"), sum(|r| r.1 as u64) as usize, sum(|r| r.2), 0));
-        }
-        for (label, nodes, instructions, macs) in rows {
-            let ratio = if macs > 0 { format!("{:.2}", macs as f64 / instructions.max(1) as f64) } else { "".into() };
-            let share = 100.0 * instructions as f64 / total.max(1) as f64;
-            let line = format!("{label:<width$} {nodes:>5} {instructions:>12} {share:>5.1}% {ratio:>17}");
-            out += line.trim_end();
-            out.push('\n');
-        }
-        out
     }
 }
 
@@ -358,52 +308,6 @@ fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
 }
 
-/// A node in words, with the shapes that set its cost: `binary conv 5x5 dil 2, 12 -> 12 ch at
-/// 28x28` (the output size), `max pool 3x3 stride 2, 24 ch at 14x14`, `linear 192 -> 10`.
-pub fn node_label(model: &Model<'_>, node: &Node<'_>) -> String {
-    let shape = |t| model.tensor(t).map_or((0, 0, 0), |t| (t.c, t.h, t.w));
-    let (c, h, w) = shape(node.output());
-    let geom = |g: bnas_device::ConvGeom| {
-        let mut s = format!("{}x{}", g.k, g.k);
-        if g.dil > 1 {
-            s += &format!(" dil {}", g.dil);
-        }
-        if g.stride > 1 {
-            s += &format!(" stride {}", g.stride);
-        }
-        s
-    };
-    let pool = |stride: usize| if stride > 1 { format!("3x3 stride {stride}") } else { "3x3".into() };
-    match node {
-        Node::BinConv(b) => format!("binary conv {}, {} -> {c} ch at {h}x{w}", geom(b.geom), b.c_in),
-        Node::Conv(f) => format!("float conv {}, {} -> {c} ch at {h}x{w}", geom(f.geom), f.c_in),
-        Node::Affine { .. } => format!("batch norm, {c} ch at {h}x{w}"),
-        Node::MaxPool { stride, .. } => format!("max pool {}, {c} ch at {h}x{w}", pool(*stride)),
-        Node::AvgPool { stride, .. } => format!("avg pool {}, {c} ch at {h}x{w}", pool(*stride)),
-        Node::Add { .. } => format!("add, {c} ch at {h}x{w}"),
-        Node::Zero { .. } => format!("zero, {c} ch at {h}x{w}"),
-        Node::GlobalAvgPool { x, .. } => format!("global avg pool, {c} ch at {}x{}", shape(*x).1, shape(*x).2),
-        Node::Linear { x, .. } => {
-            let (xc, xh, xw) = shape(*x);
-            format!("linear {} -> {c}", xc * xh * xw)
-        }
-    }
-}
-
-/// Binary MACs of each node (`c_out * oh * ow * c_in * k * k` for binary convs, 0 otherwise).
-pub fn bin_macs_per_node(model: &Model<'_>) -> Vec<u64> {
-    model
-        .nodes()
-        .map(|n| match n {
-            Node::BinConv(b) => {
-                let out = model.tensor(b.out).map(|t| (t.h * t.w) as u64).unwrap_or(0);
-                (b.c_out * b.c_in * b.geom.k * b.geom.k) as u64 * out
-            }
-            _ => 0,
-        })
-        .collect()
-}
-
 /// Runs `images` (u8, CHW, `c*h*w` each) through the firmware under QEMU and compares each answer
 /// with the host build of bnas-device.
 pub fn run_images(model_path: &Path, images: &[Vec<u8>], opts: &DeviceRunOptions) -> Result<DeviceRunSummary> {
@@ -530,159 +434,5 @@ mod tests {
         println!("nodes {nodes} of the first image's {image} instructions");
         assert!(nodes * 10 >= image * 9 && nodes <= image * 11 / 10, "nodes {nodes}, image {image}");
         std::fs::remove_dir_all(&dir).ok();
-    }
-
-    /// The profile table sums nodes with one label, sorts by instructions, and folds the rows past
-    /// the limit into one.
-    #[test]
-    fn profile_table_sums_by_op_and_folds_the_tail() {
-        let node = |label: &str, instructions, bin_macs| NodeProfile { label: label.into(), instructions, bin_macs };
-        let s = DeviceRunSummary {
-            images: 1,
-            bit_identical: 1,
-            class_agree: 1,
-            instructions_mean: 1000.0,
-            instructions_min: 1000,
-            instructions_max: 1000,
-            flash_bytes: 0,
-            model_bytes: 0,
-            static_ram_bytes: 0,
-            peak_stack_bytes: 0,
-            arena_bytes: 0,
-            liveness_lower_bound_bytes: 0,
-            bin_conv_macs: 0,
-            bin_conv_instructions: 0,
-            bin_macs_per_instruction: 0.0,
-            per_node: vec![
-                node("binary conv", 300, 900),
-                node("add", 100, 0),
-                node("binary conv", 300, 900),
-                node("pool", 200, 0),
-                node("linear", 100, 0),
-            ],
-            per_image: vec![],
-        };
-        let table = s.profile_table(false, 3);
-        let lines: Vec<&str> = table.lines().collect();
-        println!("{table}");
-        assert_eq!(lines.len(), 4, "header and 3 rows");
-        let cols = |i: usize| lines[i].split_whitespace().collect::<Vec<_>>();
-        assert_eq!(cols(1), ["binary", "conv", "2", "600", "60.0%", "3.00"]);
-        assert_eq!(cols(2), ["pool", "1", "200", "20.0%"]);
-        assert_eq!(cols(3), ["(2", "more)", "2", "200", "20.0%"]);
-        let every = s.profile_table(true, usize::MAX);
-        assert_eq!(every.lines().count(), 6);
-        assert!(every.lines().nth(2).unwrap().starts_with("  1 add"), "{every}");
-    }
-}
-
-/// Per-layer binary MACs per instruction on the firmware under QEMU (run by hand:
-/// `cargo test --release -p bnas device_run::profile -- --ignored --nocapture`).
-#[cfg(test)]
-mod profile {
-    use super::*;
-    use bnas_device::build::{BinConv, ModelBuilder};
-    use bnas_device::sample::{random_net, NetSpec, Rng};
-
-    /// input [c, hw, hw] -> bin_conv(c -> c, k, dil, stride, same padding) -> GAP -> linear(10).
-    fn one_layer(c: usize, hw: usize, k: usize, dil: usize, stride: usize) -> Vec<u8> {
-        let mut r = Rng(5);
-        let mut b = ModelBuilder::new(c, hw, hw);
-        b.set_input_affine(&vec![1.0 / 255.0; c], &vec![-0.5; c]);
-        let y = b.tensor(c, hw.div_ceil(stride), hw.div_ceil(stride));
-        let p = BinConv {
-            c_out: c,
-            k,
-            stride,
-            pad: dil * (k - 1) / 2,
-            dil,
-            flip: vec![1.0; c],
-            threshold: r.vec(c, 0.2),
-            weights: r.pm1(c * c * k * k),
-            scale: vec![0.01; c],
-        };
-        b.bin_conv(b.input(), &p, y).unwrap();
-        let g = b.tensor(c, 1, 1);
-        b.global_avg_pool(y, g).unwrap();
-        let l = b.tensor(10, 1, 1);
-        b.linear(g, &r.vec(10 * c, 1.0), &r.vec(10, 1.0), l).unwrap();
-        b.finish(l).unwrap()
-    }
-
-    fn run(name: &str, bytes: Vec<u8>) -> Result<DeviceRunSummary> {
-        let dir = std::env::temp_dir().join(format!("bnas-device-profile-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("{name}.bnas"));
-        std::fs::write(&path, bytes).unwrap();
-        let (words, len) = read_model(&path).unwrap();
-        let n = {
-            let m = Model::parse(&bytemuck::cast_slice::<u32, u8>(&words)[..len]).unwrap();
-            let (c, h, w) = m.input_shape();
-            c * h * w
-        };
-        let mut r = Rng(3);
-        let images: Vec<Vec<u8>> = (0..2).map(|_| (0..n).map(|_| r.below(256) as u8).collect()).collect();
-        let s = run_images(&path, &images, &DeviceRunOptions::default())?;
-        assert!(s.all_agree(), "{name}: device and host differ");
-        Ok(s)
-    }
-
-    #[test]
-    #[ignore = "builds several firmwares and runs them under QEMU (minutes)"]
-    fn profile_bin_layers() {
-        println!("{:>30} {:>12} {:>12} {:>10}", "layer (c, hw, k, dil, stride)", "MACs", "instructions", "MACs/instr");
-        // The first six are fmnist-demo's cell shapes (C = 12, 24, 48 at 28, 14, 7 pixels).
-        let layers = [
-            (12, 28, 5, 2, 1),
-            (12, 28, 3, 1, 1),
-            (24, 14, 5, 2, 1),
-            (24, 14, 3, 1, 1),
-            (48, 7, 5, 2, 1),
-            (48, 7, 3, 1, 1),
-            (24, 28, 5, 2, 2),
-            (48, 14, 5, 2, 2),
-            (36, 28, 1, 1, 1),
-            (32, 16, 3, 1, 1),
-            (64, 16, 3, 1, 1),
-            (128, 8, 3, 1, 1),
-        ];
-        // BNAS_PROFILE_ONLY=12,28 runs only the layers whose label starts with it (and not the net).
-        let only = std::env::var("BNAS_PROFILE_ONLY").unwrap_or_default();
-        for &(c, hw, k, dil, stride) in &layers {
-            if !format!("{c},{hw},{k},{dil},{stride}").starts_with(&only) {
-                continue;
-            }
-            let s = match run(&format!("l{c}_{hw}_{k}_{dil}_{stride}"), one_layer(c, hw, k, dil, stride)) {
-                Ok(s) => s,
-                Err(e) => {
-                    println!("{c}, {hw}x{hw}, {k}x{k}, dil {dil}, stride {stride}: {e}");
-                    continue;
-                }
-            };
-            println!(
-                "{:>30} {:>12} {:>12} {:>10.2}",
-                format!("{c}, {hw}x{hw}, {k}x{k}, dil {dil}, s {stride}"),
-                s.bin_conv_macs,
-                s.bin_conv_instructions,
-                s.bin_macs_per_instruction
-            );
-        }
-        for spec in [NetSpec { in_c: 3, hw: 8, c: 32, cells: 3, nodes: 4, classes: 10, seed: 7 }] {
-            if !only.is_empty() {
-                break;
-            }
-            let s = match run(&format!("net{}_{}", spec.hw, spec.c), random_net(spec)) {
-                Ok(s) => s,
-                Err(e) => {
-                    println!("net {spec:?}: {e}");
-                    continue;
-                }
-            };
-            println!(
-                "net in {}x{}x{}, C {}, {} cells: {:.0} instructions/inference, binary convs {} MACs in {} instructions ({:.2} MACs/instr)",
-                spec.in_c, spec.hw, spec.hw, spec.c, spec.cells, s.instructions_mean, s.bin_conv_macs,
-                s.bin_conv_instructions, s.bin_macs_per_instruction
-            );
-        }
     }
 }

@@ -1,0 +1,108 @@
+//! Per-layer binary MACs per instruction on the firmware under QEMU (run by hand:
+//! `cargo test --release -p bnas device_run::profile -- --ignored --nocapture`).
+
+use super::*;
+use bnas_device::build::{BinConv, ModelBuilder};
+use bnas_device::sample::{random_net, NetSpec, Rng};
+
+/// input [c, hw, hw] -> bin_conv(c -> c, k, dil, stride, same padding) -> GAP -> linear(10).
+fn one_layer(c: usize, hw: usize, k: usize, dil: usize, stride: usize) -> Vec<u8> {
+    let mut r = Rng(5);
+    let mut b = ModelBuilder::new(c, hw, hw);
+    b.set_input_affine(&vec![1.0 / 255.0; c], &vec![-0.5; c]);
+    let y = b.tensor(c, hw.div_ceil(stride), hw.div_ceil(stride));
+    let p = BinConv {
+        c_out: c,
+        k,
+        stride,
+        pad: dil * (k - 1) / 2,
+        dil,
+        flip: vec![1.0; c],
+        threshold: r.vec(c, 0.2),
+        weights: r.pm1(c * c * k * k),
+        scale: vec![0.01; c],
+    };
+    b.bin_conv(b.input(), &p, y).unwrap();
+    let g = b.tensor(c, 1, 1);
+    b.global_avg_pool(y, g).unwrap();
+    let l = b.tensor(10, 1, 1);
+    b.linear(g, &r.vec(10 * c, 1.0), &r.vec(10, 1.0), l).unwrap();
+    b.finish(l).unwrap()
+}
+
+fn run(name: &str, bytes: Vec<u8>) -> Result<DeviceRunSummary> {
+    let dir = std::env::temp_dir().join(format!("bnas-device-profile-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.bnas"));
+    std::fs::write(&path, bytes).unwrap();
+    let (words, len) = read_model(&path).unwrap();
+    let n = {
+        let m = Model::parse(&bytemuck::cast_slice::<u32, u8>(&words)[..len]).unwrap();
+        let (c, h, w) = m.input_shape();
+        c * h * w
+    };
+    let mut r = Rng(3);
+    let images: Vec<Vec<u8>> = (0..2).map(|_| (0..n).map(|_| r.below(256) as u8).collect()).collect();
+    let s = run_images(&path, &images, &DeviceRunOptions::default())?;
+    assert!(s.all_agree(), "{name}: device and host differ");
+    Ok(s)
+}
+
+#[test]
+#[ignore = "builds several firmwares and runs them under QEMU (minutes)"]
+fn profile_bin_layers() {
+    println!("{:>30} {:>12} {:>12} {:>10}", "layer (c, hw, k, dil, stride)", "MACs", "instructions", "MACs/instr");
+    // The first six are fmnist-demo's cell shapes (C = 12, 24, 48 at 28, 14, 7 pixels).
+    let layers = [
+        (12, 28, 5, 2, 1),
+        (12, 28, 3, 1, 1),
+        (24, 14, 5, 2, 1),
+        (24, 14, 3, 1, 1),
+        (48, 7, 5, 2, 1),
+        (48, 7, 3, 1, 1),
+        (24, 28, 5, 2, 2),
+        (48, 14, 5, 2, 2),
+        (36, 28, 1, 1, 1),
+        (32, 16, 3, 1, 1),
+        (64, 16, 3, 1, 1),
+        (128, 8, 3, 1, 1),
+    ];
+    // BNAS_PROFILE_ONLY=12,28 runs only the layers whose label starts with it (and not the net).
+    let only = std::env::var("BNAS_PROFILE_ONLY").unwrap_or_default();
+    for &(c, hw, k, dil, stride) in &layers {
+        if !format!("{c},{hw},{k},{dil},{stride}").starts_with(&only) {
+            continue;
+        }
+        let s = match run(&format!("l{c}_{hw}_{k}_{dil}_{stride}"), one_layer(c, hw, k, dil, stride)) {
+            Ok(s) => s,
+            Err(e) => {
+                println!("{c}, {hw}x{hw}, {k}x{k}, dil {dil}, stride {stride}: {e}");
+                continue;
+            }
+        };
+        println!(
+            "{:>30} {:>12} {:>12} {:>10.2}",
+            format!("{c}, {hw}x{hw}, {k}x{k}, dil {dil}, s {stride}"),
+            s.bin_conv_macs,
+            s.bin_conv_instructions,
+            s.bin_macs_per_instruction
+        );
+    }
+    for spec in [NetSpec { in_c: 3, hw: 8, c: 32, cells: 3, nodes: 4, classes: 10, seed: 7 }] {
+        if !only.is_empty() {
+            break;
+        }
+        let s = match run(&format!("net{}_{}", spec.hw, spec.c), random_net(spec)) {
+            Ok(s) => s,
+            Err(e) => {
+                println!("net {spec:?}: {e}");
+                continue;
+            }
+        };
+        println!(
+            "net in {}x{}x{}, C {}, {} cells: {:.0} instructions/inference, binary convs {} MACs in {} instructions ({:.2} MACs/instr)",
+            spec.in_c, spec.hw, spec.hw, spec.c, spec.cells, s.instructions_mean, s.bin_conv_macs,
+            s.bin_conv_instructions, s.bin_macs_per_instruction
+        );
+    }
+}
