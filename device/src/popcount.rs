@@ -88,24 +88,6 @@ pub fn xor_popcount(a: &[u32], b: &[u32]) -> u32 {
     }
 }
 
-/// `sum_i popcount((a[i] ^ b[i]) & m[i])` over the common length: the binary conv's border
-/// pixels, where `m` marks the taps inside the image.
-#[inline]
-pub fn xor_popcount_masked(a: &[u32], b: &[u32], m: &[u32]) -> u32 {
-    if HARDWARE_POPCOUNT {
-        let (mut pa, mut pb, mut pm) = (a.chunks_exact(2), b.chunks_exact(2), m.chunks_exact(2));
-        let pairs: u32 = (&mut pa)
-            .zip(&mut pb)
-            .zip(&mut pm)
-            .map(|((x, y), z)| ((joined(x) ^ joined(y)) & joined(z)).count_ones())
-            .sum();
-        let rest = pa.remainder().iter().zip(pb.remainder()).zip(pm.remainder());
-        pairs + rest.map(|((x, y), z)| ((x ^ y) & z).count_ones()).sum::<u32>()
-    } else {
-        xor_popcount_carry_save_masked(a, b, m)
-    }
-}
-
 /// Carry-save popcount of `a ^ b` (the Cortex-M4 path; see the module docs).
 #[inline(always)]
 pub fn xor_popcount_carry_save(a: &[u32], b: &[u32]) -> u32 {
@@ -130,42 +112,6 @@ pub fn xor_popcount_carry_save(a: &[u32], b: &[u32]) -> u32 {
         (&[x0, x1, x2], &[y0, y1, y2]) => byte_counts3(x0 ^ y0, x1 ^ y1, x2 ^ y2),
         (&[x0, x1], &[y0, y1]) => byte_counts2(x0 ^ y0, x1 ^ y1),
         (&[x0], &[y0]) => byte_counts1(x0 ^ y0),
-        _ => return total,
-    };
-    total + sum_bytes(bytes)
-}
-
-/// [`xor_popcount_carry_save`] of `(a ^ b) & m`.
-#[inline]
-fn xor_popcount_carry_save_masked(a: &[u32], b: &[u32], m: &[u32]) -> u32 {
-    let n = a.len().min(b.len()).min(m.len());
-    let (mut a, mut b, mut m) = (a.get(..n).unwrap_or(&[]), b.get(..n).unwrap_or(&[]), m.get(..n).unwrap_or(&[]));
-    let mut total = 0u32;
-    while let (Some((x, ra)), Some((y, rb)), Some((z, rm))) =
-        (a.split_first_chunk::<7>(), b.split_first_chunk::<7>(), m.split_first_chunk::<7>())
-    {
-        let ([x0, x1, x2, x3, x4, x5, x6], [y0, y1, y2, y3, y4, y5, y6]) = (*x, *y);
-        let [z0, z1, z2, z3, z4, z5, z6] = *z;
-        let (v0, v1, v2, v3) = ((x0 ^ y0) & z0, (x1 ^ y1) & z1, (x2 ^ y2) & z2, (x3 ^ y3) & z3);
-        total += count7([v0, v1, v2, v3, (x4 ^ y4) & z4, (x5 ^ y5) & z5, (x6 ^ y6) & z6]);
-        (a, b, m) = (ra, rb, rm);
-    }
-    // The remainder (up to 6 words), by pattern: no bounds checks.
-    let v = |x: u32, y: u32, z: u32| (x ^ y) & z;
-    let bytes = match (a, b, m) {
-        (&[x0, x1, x2, x3, x4, x5], &[y0, y1, y2, y3, y4, y5], &[z0, z1, z2, z3, z4, z5]) => {
-            byte_counts3(v(x0, y0, z0), v(x1, y1, z1), v(x2, y2, z2))
-                + byte_counts3(v(x3, y3, z3), v(x4, y4, z4), v(x5, y5, z5))
-        }
-        (&[x0, x1, x2, x3, x4], &[y0, y1, y2, y3, y4], &[z0, z1, z2, z3, z4]) => {
-            byte_counts3(v(x0, y0, z0), v(x1, y1, z1), v(x2, y2, z2)) + byte_counts2(v(x3, y3, z3), v(x4, y4, z4))
-        }
-        (&[x0, x1, x2, x3], &[y0, y1, y2, y3], &[z0, z1, z2, z3]) => {
-            byte_counts3(v(x0, y0, z0), v(x1, y1, z1), v(x2, y2, z2)) + byte_counts1(v(x3, y3, z3))
-        }
-        (&[x0, x1, x2], &[y0, y1, y2], &[z0, z1, z2]) => byte_counts3(v(x0, y0, z0), v(x1, y1, z1), v(x2, y2, z2)),
-        (&[x0, x1], &[y0, y1], &[z0, z1]) => byte_counts2(v(x0, y0, z0), v(x1, y1, z1)),
-        (&[x0], &[y0], &[z0]) => byte_counts1(v(x0, y0, z0)),
         _ => return total,
     };
     total + sum_bytes(bytes)
@@ -199,21 +145,14 @@ mod tests {
             for _ in 0..20 {
                 let a: std::vec::Vec<u32> = (0..n).map(|_| next()).collect();
                 let b: std::vec::Vec<u32> = (0..n).map(|_| next()).collect();
-                let m: std::vec::Vec<u32> = (0..n).map(|_| next()).collect();
-                let am: std::vec::Vec<u32> = a.iter().zip(&m).map(|(x, z)| x & z).collect();
-                let bm: std::vec::Vec<u32> = b.iter().zip(&m).map(|(x, z)| x & z).collect();
                 let want = xor_popcount_plain(&a, &b);
                 assert_eq!(xor_popcount_carry_save(&a, &b), want, "n = {n}");
                 assert_eq!(xor_popcount(&a, &b), want);
-                let want_masked = xor_popcount_plain(&am, &bm);
-                assert_eq!(xor_popcount_carry_save_masked(&a, &b, &m), want_masked, "masked, n = {n}");
-                assert_eq!(xor_popcount_masked(&a, &b, &m), want_masked);
                 checked += 1;
             }
             let ones = std::vec![u32::MAX; n];
             assert_eq!(xor_popcount_carry_save(&ones, &std::vec![0; n]), 32 * n as u32);
-            assert_eq!(xor_popcount_carry_save_masked(&ones, &std::vec![0; n], &ones), 32 * n as u32);
         }
-        std::println!("{checked} random rows of 0..70 words: carry-save == plain, masked and not");
+        std::println!("{checked} random rows of 0..70 words: carry-save == plain");
     }
 }

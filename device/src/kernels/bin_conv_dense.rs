@@ -2,37 +2,39 @@
 //! and, on the Cortex-M4, where the bit-lane kernel does not pay (`super::use_lanes`).
 //!
 //! The packed weights keep one word group per tap (`[c_out, k*k, ceil(c_in/32)]`), so a 3x3 conv
-//! over 12 channels spends 9 words on 108 bits. Here each kernel row (the `k` taps of one `ky`,
-//! `k*c_in` bits back to back) is one dense bit string of `row_words = ceil(k*c_in/32)` words:
-//! - the weights are repacked that way once per call (`[c_out, k, row_words]`);
-//! - the input is gathered once per call into "windows": for output column `ox` and input row
-//!   `iy`, the `k` taps `ix = ox*stride - pad + kx*dil` back to back (taps outside the image are
-//!   0 bits), laid out `[w_out, dil, ceil(h_in/dil), row_words]` (row `iy` at `iy % dil`,
-//!   `iy / dil`), so that the kernel rows of one output pixel, `iy0, iy0 + dil, ...`, lie back to
-//!   back: an output pixel's im2col row is a sub-slice of the windows, never copied, and kernel
-//!   rows outside the image are left out of it, not counted.
+//! over 12 channels spends 9 words on 108 bits. Here the output columns go in runs that share
+//! their kernel columns inside the image, `kx0..kx1` (the interior is one run, and each border
+//! column with its own tap range another). For a run, each kernel row (its `v = kx1 - kx0` taps
+//! of one `ky`, `v*c_in` bits back to back) is one dense bit string of `ceil(v*c_in/32)` words:
+//! - the weights are repacked that way once per run (`[c_out, k, words]`);
+//! - the input is gathered once per run into "windows": for output column `ox` and input row
+//!   `iy`, the taps `ix = ox*stride - pad + kx*dil`, `kx0 <= kx < kx1`, back to back, laid out
+//!   `[column, dil, ceil(h_in/dil), words]` (row `iy` at `iy % dil`, `iy / dil`), so that the
+//!   kernel rows of one output pixel, `iy0, iy0 + dil, ...`, lie back to back: an output pixel's
+//!   im2col row is a sub-slice of the windows, never copied, and kernel rows outside the image
+//!   are left out of it, not counted.
 //!
 //! Taps outside the image contribute exactly 0, as zero padding after sign does in the float
-//! network: a skipped kernel row is simply not counted, and in a column whose window reaches
-//! outside the image the count is masked to the taps inside (`popcount((x ^ w) & mask)`), so
-//! `s = n_valid_bits - 2 * popcount` sums +-1 over the valid taps only.
+//! network: they are in no bit string, so `s = n_valid_bits - 2 * popcount(x ^ w)` sums +-1 over
+//! the valid taps only. No word is masked, and a border column counts only its own taps' words
+//! (at 7x7 with a 5x5 kernel at dilation 2, 5.3 words per kernel row instead of 8 at 48 channels).
 
 use super::{out_width, tap_range, Shape};
 use crate::format::{words_for, BITS};
 use crate::model::ConvGeom;
-use crate::popcount::{xor_popcount, xor_popcount_masked};
+use crate::popcount::xor_popcount;
 
 /// Words of one dense kernel row: `ceil(k * c_in / 32)`.
 pub fn row_words(c_in: usize, k: usize) -> usize {
     (k.saturating_mul(c_in)).div_ceil(BITS)
 }
 
-/// Work words [`bin_conv_dense`] needs besides the input bits, in units of `row_words`: repacked
-/// weights `c_out*k`, input windows `w_out*dil*ceil(h_in/dil)` and column masks `w_out*k`.
+/// Work words [`bin_conv_dense`] needs besides the input bits, in units of `row_words` (a run's
+/// rows are no longer): repacked weights `c_out*k` and input windows `w_out*dil*ceil(h_in/dil)`.
 pub fn dense_work_words(c_in: usize, c_out: usize, g: ConvGeom, h_in: usize, w_in: usize) -> usize {
     let (rw, w_out) = (row_words(c_in, g.k), out_width(w_in, g));
     let window_rows = w_out.saturating_mul(h_in.div_ceil(g.dil.max(1)).saturating_mul(g.dil.max(1)));
-    c_out.saturating_mul(g.k).saturating_add(window_rows).saturating_add(w_out.saturating_mul(g.k)).saturating_mul(rw)
+    c_out.saturating_mul(g.k).saturating_add(window_rows).saturating_mul(rw)
 }
 
 /// Appends bit strings to a word slice, LSB first; words it never reaches are left alone.
@@ -61,26 +63,21 @@ impl<'a> BitSink<'a> {
             self.fill = end;
         }
     }
-    /// Appends `n` bits taken from `src` (LSB first), or `n` bits of `fill` where `src` is `None`.
+    /// Appends a whole word: the fill is unchanged.
     #[inline(always)]
-    fn push_bits(&mut self, src: Option<&[u32]>, fill: u32, n: usize) {
-        if n <= BITS {
-            // One word (c_in <= 32, the common case): no loop.
-            let v = match src {
-                Some(s) => s.first().copied().unwrap_or(0),
-                None => fill,
-            };
-            self.push(v & (u32::MAX >> (BITS - n.max(1))), n as u32);
-            return;
+    fn push_word(&mut self, v: u32) {
+        self.cur |= v << self.fill;
+        if let Some(d) = self.out.next() {
+            *d = self.cur;
         }
-        let mut left = n;
-        let mut words = src.unwrap_or(&[]).iter();
-        while left > 0 {
-            let take = left.min(BITS) as u32;
-            let low = u32::MAX >> (32 - take);
-            let v = if src.is_some() { words.next().copied().unwrap_or(0) } else { fill };
-            self.push(v & low, take);
-            left -= take as usize;
+        self.cur = v.checked_shr(32 - self.fill).unwrap_or(0);
+    }
+    /// Appends one tap's channel bits: `src`'s words, the last one cut to `t.last` bits.
+    #[inline(always)]
+    fn push_tap(&mut self, src: &[u32], t: Tap) {
+        if let Some((&last, full)) = src.split_last() {
+            full.iter().for_each(|&v| self.push_word(v));
+            self.push(last & t.mask, t.last);
         }
     }
     /// Writes the partial last word and zeroes the words after it.
@@ -91,6 +88,21 @@ impl<'a> BitSink<'a> {
             }
         }
         self.out.for_each(|d| *d = 0);
+    }
+}
+
+/// How a tap's `ceil(c_in/32)` words hold its `c_in` channel bits: all of every word but the last,
+/// `last` (1..=32) bits of that one, under `mask`.
+#[derive(Clone, Copy)]
+struct Tap {
+    last: u32,
+    mask: u32,
+}
+
+impl Tap {
+    fn new(c_in: usize) -> Self {
+        let last = (c_in.saturating_sub(1) % BITS + 1) as u32;
+        Tap { last, mask: u32::MAX >> (32 - last) }
     }
 }
 
@@ -113,71 +125,135 @@ pub fn bin_conv_dense(
     if wpt == 0 || rw == 0 || work.len() < dense_work_words(xs.c, os.c, g, xs.h, xs.w) || out_width(xs.w, g) != os.w {
         return;
     }
-    let (d, hq) = (g.dil.max(1), xs.h.div_ceil(g.dil.max(1)));
-    let Some((weights, rest)) = work.split_at_mut_checked(os.c * k * rw) else { return };
-    let Some((windows, rest)) = rest.split_at_mut_checked(os.w * d * hq * rw) else { return };
-    let Some((col_masks, _)) = rest.split_at_mut_checked(os.w * k * rw) else { return };
-    // Weights: each (o, ky) kernel row's k taps back to back.
-    for (w_row, taps) in weights.chunks_exact_mut(rw).zip(packed.chunks_exact(k * wpt)) {
-        let mut sink = BitSink::new(w_row);
-        taps.chunks_exact(wpt).for_each(|t| sink.push_bits(Some(t), 0, xs.c));
-        sink.finish();
-    }
+    let Some((weights, windows)) = work.split_at_mut_checked(os.c * k * rw) else { return };
     let ohw = os.hw();
     if k == 1 && g.pad == 0 && g.stride == 1 && os.hw() == xs.hw() && rw == wpt {
         // A 1x1 conv: each pixel's packed bits already are its dense row.
+        repack_weights(packed, k, wpt, 0..1, xs.c, rw, weights);
         for (p, x) in bits.chunks_exact(rw).take(ohw).enumerate() {
             let filters = Filters { weights, stride: rw, range: 0..rw };
-            pixel(x, None, xs.c as i32, filters, scale, out, ohw.max(1), p);
+            pixel(x, xs.c as i32, filters, scale, out, ohw.max(1), p);
         }
         return;
     }
-    // Input column of tap kx for output column ox, if inside the image.
-    let col = |ox: usize, kx: usize| -> Option<usize> {
-        (ox * g.stride + kx * g.dil).checked_sub(g.pad).filter(|&ix| ix < xs.w)
-    };
-    // Column masks, k copies each (one per kernel row), so a pixel's mask is a plain sub-slice.
-    for (ox, mask) in col_masks.chunks_exact_mut(k * rw).enumerate() {
-        for seg in mask.chunks_exact_mut(rw) {
-            let mut sink = BitSink::new(seg);
-            (0..k).for_each(|kx| sink.push_bits(None, if col(ox, kx).is_some() { u32::MAX } else { 0 }, xs.c));
-            sink.finish();
+    // The columns in runs of one tap range kx0..kx1 (both ends only fall as ox grows, so each
+    // range is one run): a run's kernel rows hold only its taps inside the image, so no word is
+    // masked and none is all padding.
+    let (mut ox, mut held) = (0, 0..0);
+    while ox < os.w {
+        let taps = tap_range(ox, xs.w, g);
+        let end = (ox + 1..os.w).find(|&c| tap_range(c, xs.w, g) != taps).unwrap_or(os.w);
+        let cols = Columns { bits, xs, g, cols: ox..end, taps: taps.0..taps.1 };
+        // The weights' rows for this run's taps: cut from the last run's where they are a prefix of
+        // them (the right border's runs, kx1 falling), else repacked.
+        let (v, rw) = (taps.1 - taps.0, row_words(xs.c, taps.1 - taps.0));
+        if held.start == taps.0 && held.end > taps.1 && v > 0 {
+            cut_rows(weights, os.c * k, row_words(xs.c, held.len()), rw, v * xs.c);
+        } else if v > 0 {
+            repack_weights(packed, k, wpt, taps.0..taps.1, xs.c, rw, weights);
+        }
+        held = taps.0..taps.1;
+        cols.run(scale, weights, windows, out, os);
+        ox = end;
+    }
+}
+
+/// Cuts `rows` weight rows of `from` words each to their first `bits` bits, `to` words each, in
+/// place (rows only shrink, so each word moves down or stays).
+fn cut_rows(weights: &mut [u32], rows: usize, from: usize, to: usize, bits: usize) {
+    if from != to {
+        for r in 1..rows.min(weights.len() / from.max(1)) {
+            weights.copy_within(r * from..r * from + to, r * to);
         }
     }
-    // Windows `[w_out, dil, ceil(h_in/dil), row_words]`: input row iy at (iy % dil, iy / dil), so
-    // the kernel rows of one output pixel (iy0, iy0 + dil, ...) lie back to back: its im2col row
-    // is a sub-slice, never copied.
-    for (i, window) in windows.chunks_exact_mut(rw).enumerate() {
-        let (ox, iy) = (i / (d * hq), (i % (d * hq)) % hq * d + (i % (d * hq)) / hq);
-        let mut sink = BitSink::new(window);
-        if iy < xs.h {
-            for kx in 0..k {
-                let src = col(ox, kx).and_then(|ix| bits.get((iy * xs.w + ix) * wpt..(iy * xs.w + ix + 1) * wpt));
-                sink.push_bits(src, 0, xs.c);
+    let last = u32::MAX >> ((BITS - bits % BITS) % BITS);
+    for row in weights.chunks_exact_mut(to.max(1)).take(rows) {
+        if let Some(w) = row.last_mut() {
+            *w &= last;
+        }
+    }
+}
+
+/// A run of output columns `cols` whose taps inside the image are `taps` (kernel columns).
+struct Columns<'a> {
+    bits: &'a [u32],
+    xs: Shape,
+    g: ConvGeom,
+    cols: core::ops::Range<usize>,
+    taps: core::ops::Range<usize>,
+}
+
+impl Columns<'_> {
+    /// Writes the run's outputs, with `weights` holding its kernel rows (`[c_out, k, words]`).
+    fn run(&self, scale: &[f32], weights: &[u32], windows: &mut [u32], out: &mut [f32], os: Shape) {
+        let (xs, g, k) = (self.xs, self.g, self.g.k);
+        let (wpt, v) = (words_for(xs.c), self.taps.len());
+        // Words of one kernel row cut to the run's taps.
+        let rw = row_words(xs.c, v);
+        let (d, hq, ohw) = (g.dil.max(1), xs.h.div_ceil(g.dil.max(1)), os.hw().max(1));
+        if rw == 0 {
+            // No tap inside the image: every sum is 0.
+            for ox in self.cols.clone() {
+                for (o, &sc) in out.chunks_exact_mut(ohw).zip(scale) {
+                    for y in o.iter_mut().skip(ox).step_by(os.w.max(1)) {
+                        *y = super::relu(0.0 * sc);
+                    }
+                }
+            }
+            return;
+        }
+        // Windows `[column of the run, dil, ceil(h_in/dil), rw]`: input row iy at (iy % dil,
+        // iy / dil), so the kernel rows of one output pixel (iy0, iy0 + dil, ...) lie back to
+        // back: its im2col row is a sub-slice, never copied.
+        let (per_col, tap) = (d * hq * rw, Tap::new(xs.c));
+        for (ox, col) in self.cols.clone().zip(windows.chunks_exact_mut(per_col)) {
+            let ix0 = (ox * g.stride + self.taps.start * g.dil).saturating_sub(g.pad);
+            for (i, window) in col.chunks_exact_mut(rw).enumerate() {
+                let iy = i % hq * d + i / hq;
+                let mut sink = BitSink::new(window);
+                if iy < xs.h {
+                    for t in 0..v {
+                        let p = iy * xs.w + ix0 + t * g.dil;
+                        sink.push_tap(self.bits.get(p * wpt..(p + 1) * wpt).unwrap_or(&[]), tap);
+                    }
+                }
+                sink.finish();
             }
         }
-        sink.finish();
-    }
-    for ox in 0..os.w {
-        let kx_valid = {
-            let (kx0, kx1) = tap_range(ox, xs.w, g);
-            kx1 - kx0
-        };
-        let col_mask = col_masks.get(ox * k * rw..(ox + 1) * k * rw).unwrap_or(&[]);
-        let col_windows = windows.get(ox * d * hq * rw..(ox + 1) * d * hq * rw).unwrap_or(&[]);
-        for oy in 0..os.h {
-            // Kernel rows inside the image: ky in ky0..ky1.
-            let top = (oy * g.stride) as isize - g.pad as isize;
-            let (ky0, ky1) = tap_range(oy, xs.h, g);
-            let n = (ky1 - ky0) * rw;
-            let iy0 = (top + (ky0 * d) as isize).max(0) as usize;
-            let at = ((iy0 % d) * hq + iy0 / d) * rw;
-            let x = col_windows.get(at..at + n).unwrap_or(&[]);
-            let mask = if kx_valid < k { Some(col_mask.get(..n).unwrap_or(&[])) } else { None };
-            let full = ((ky1 - ky0) * kx_valid * xs.c) as i32;
-            let filters = Filters { weights, stride: k * rw, range: ky0 * rw..ky1 * rw };
-            pixel(x, mask, full, filters, scale, out, ohw.max(1), oy * os.w + ox);
+        for (ox, col) in self.cols.clone().zip(windows.chunks_exact(per_col)) {
+            for oy in 0..os.h {
+                // Kernel rows inside the image: ky in ky0..ky1.
+                let top = (oy * g.stride) as isize - g.pad as isize;
+                let (ky0, ky1) = tap_range(oy, xs.h, g);
+                let iy0 = (top + (ky0 * d) as isize).max(0) as usize;
+                let at = ((iy0 % d) * hq + iy0 / d) * rw;
+                let x = col.get(at..at + (ky1 - ky0) * rw).unwrap_or(&[]);
+                let full = ((ky1 - ky0) * v * xs.c) as i32;
+                let filters = Filters { weights, stride: k * rw, range: ky0 * rw..ky1 * rw };
+                pixel(x, full, filters, scale, out, ohw, oy * os.w + ox);
+            }
         }
+    }
+}
+
+/// Writes each (o, ky) kernel row's taps `taps` (of `k`, `wpt` words each in `packed`) back to
+/// back into `rw` words of `weights`, `[c_out, k, rw]`.
+#[inline(never)]
+fn repack_weights(
+    packed: &[u32],
+    k: usize,
+    wpt: usize,
+    taps: core::ops::Range<usize>,
+    c_in: usize,
+    rw: usize,
+    weights: &mut [u32],
+) {
+    let tap = Tap::new(c_in);
+    for (w_row, row) in weights.chunks_exact_mut(rw).zip(packed.chunks_exact(k * wpt)) {
+        let mut sink = BitSink::new(w_row);
+        let cut = row.get(taps.start * wpt..taps.end * wpt).unwrap_or(&[]);
+        cut.chunks_exact(wpt).for_each(|t| sink.push_tap(t, tap));
+        sink.finish();
     }
 }
 
@@ -191,33 +267,11 @@ struct Filters<'a> {
 /// One output pixel for every filter: `out = relu((full - 2*popcount) as f32 * scale)`. Kept out
 /// of line so the filter loop gets the registers to itself.
 #[inline(never)]
-#[allow(clippy::too_many_arguments)]
-fn pixel(
-    x: &[u32],
-    mask: Option<&[u32]>,
-    full: i32,
-    f: Filters<'_>,
-    scale: &[f32],
-    out: &mut [f32],
-    ohw: usize,
-    p: usize,
-) {
+fn pixel(x: &[u32], full: i32, f: Filters<'_>, scale: &[f32], out: &mut [f32], ohw: usize, p: usize) {
     let filters = f.weights.chunks_exact(f.stride).map(|w| w.get(f.range.clone()).unwrap_or(&[]));
-    let outs = out.chunks_exact_mut(ohw).zip(scale);
-    match mask {
-        None => {
-            for ((o, &sc), w) in outs.zip(filters) {
-                if let Some(o) = o.get_mut(p) {
-                    *o = super::relu((full - 2 * xor_popcount(x, w) as i32) as f32 * sc);
-                }
-            }
-        }
-        Some(m) => {
-            for ((o, &sc), w) in outs.zip(filters) {
-                if let Some(o) = o.get_mut(p) {
-                    *o = super::relu((full - 2 * xor_popcount_masked(x, w, m) as i32) as f32 * sc);
-                }
-            }
+    for ((o, &sc), w) in out.chunks_exact_mut(ohw).zip(scale).zip(filters) {
+        if let Some(o) = o.get_mut(p) {
+            *o = super::relu((full - 2 * xor_popcount(x, w) as i32) as f32 * sc);
         }
     }
 }
