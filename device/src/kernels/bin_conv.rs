@@ -18,15 +18,7 @@ pub fn binarize(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mu
     }
     for (c, (x_c, (&f, &t))) in x.chunks_exact(hw).zip(flip.iter().zip(threshold)).enumerate() {
         let (wi, shift) = (c / BITS, c % BITS);
-        // flip is +1 or -1 (or 0) after BN folding: compare without the multiply where that is
-        // exact (-v >= t is v <= -t, NaN false either way).
-        if f == 1.0 {
-            set_bits(x_c, bits, wpt, wi, shift, |v| v >= t);
-        } else if f == -1.0 {
-            set_bits(x_c, bits, wpt, wi, shift, |v| v <= -t);
-        } else {
-            set_bits(x_c, bits, wpt, wi, shift, |v| v * f >= t);
-        }
+        super::with_threshold!(f, t, |bit| set_bits(x_c, bits, wpt, wi, shift, bit));
     }
 }
 

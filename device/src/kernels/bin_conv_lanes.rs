@@ -125,15 +125,7 @@ pub fn binarize_rows(x: &[f32], xs: Shape, stride: usize, flip: &[f32], threshol
     }
     let planes = x.chunks_exact(xs.hw().max(1)).zip(flip.iter().zip(threshold));
     for ((plane, (&f, &t)), dst_c) in planes.zip(rows.chunks_exact_mut(xs.h * s * pw)) {
-        // flip is +1 or -1 (or 0) after BN folding: compare without the multiply where that is
-        // exact (-v >= t is v <= -t, NaN false either way).
-        if f == 1.0 {
-            pack_plane(plane, xs.w, s, pw, dst_c, |v| v >= t);
-        } else if f == -1.0 {
-            pack_plane(plane, xs.w, s, pw, dst_c, |v| v <= -t);
-        } else {
-            pack_plane(plane, xs.w, s, pw, dst_c, |v| v * f >= t);
-        }
+        super::with_threshold!(f, t, |bit| pack_plane(plane, xs.w, s, pw, dst_c, bit));
     }
 }
 
@@ -145,7 +137,7 @@ fn pack_plane(plane: &[f32], w: usize, stride: usize, pw: usize, dst: &mut [u32]
     if stride == 1 && w <= BITS {
         // One word per row.
         for (line, word) in lines.zip(dst.iter_mut()) {
-            *word = line.iter().fold(0u32, |a, &v| (a >> 1) | if bit(v) { 1 << 31 } else { 0 }) >> (BITS - w);
+            *word = line.iter().rev().fold(0u32, |a, &v| (a << 1) | u32::from(bit(v)));
         }
         return;
     }
@@ -157,10 +149,11 @@ fn pack_plane(plane: &[f32], w: usize, stride: usize, pw: usize, dst: &mut [u32]
 /// Packs `bit(v)` of one input row into its `stride` phase rows (`dst`, `stride * pw` words).
 #[inline(always)]
 fn pack_phases(line: &[f32], stride: usize, dst: &mut [u32], bit: impl Fn(f32) -> bool) {
-    let pack = |a: u32, &v: &f32| (a >> 1) | if bit(v) { 1 << 31 } else { 0 };
+    // Last pixel first, each shifting the word left: pixel 0 ends at bit 0 (LSB first).
+    let pack = |a: u32, &v: &f32| (a << 1) | u32::from(bit(v));
     if stride == 1 {
         for (word, px) in dst.iter_mut().zip(line.chunks(BITS)) {
-            *word = px.iter().fold(0, pack) >> (BITS - px.len());
+            *word = px.iter().rev().fold(0, pack);
         }
         return;
     }
@@ -171,8 +164,7 @@ fn pack_phases(line: &[f32], stride: usize, dst: &mut [u32], bit: impl Fn(f32) -
         let (even, odd) = dst.split_at_mut(pw);
         for ((e, o), px) in even.iter_mut().zip(odd.iter_mut()).zip(line.chunks(2 * BITS)) {
             let (lo, hi) = px.split_at(px.len().min(BITS));
-            let lo = lo.iter().fold(0, pack).checked_shr((BITS - lo.len()) as u32).unwrap_or(0);
-            let hi = hi.iter().fold(0, pack).checked_shr((BITS - hi.len()) as u32).unwrap_or(0);
+            let (lo, hi) = (lo.iter().rev().fold(0, pack), hi.iter().rev().fold(0, pack));
             *e = even_bits(lo) | even_bits(hi) << 16;
             *o = even_bits(lo >> 1) | even_bits(hi >> 1) << 16;
         }
@@ -183,7 +175,8 @@ fn pack_phases(line: &[f32], stride: usize, dst: &mut [u32], bit: impl Fn(f32) -
         let mut left = line.len().saturating_sub(ph).div_ceil(stride);
         for word in dst.iter_mut() {
             let take = left.min(BITS);
-            *word = vals.by_ref().take(take).fold(0, pack).checked_shr((BITS - take) as u32).unwrap_or(0);
+            let msb_first = |a: u32, &v: &f32| (a >> 1) | (u32::from(bit(v)) << 31);
+            *word = vals.by_ref().take(take).fold(0, msb_first).checked_shr((BITS - take) as u32).unwrap_or(0);
             left -= take;
         }
     }

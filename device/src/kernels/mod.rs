@@ -3,6 +3,30 @@
 //! Shapes are validated by `Model::parse`; the kernels still never index out of bounds: they walk
 //! slices with iterators and `get`, so a wrong length yields fewer writes, never a panic.
 
+/// Runs `$body` with `$bit` bound to the predicate `v * flip >= threshold` of one channel. After
+/// BN folding `flip` is +1 or -1 (or 0): compare without the multiply where that is exact
+/// (`-v >= t` is `v <= -t`, NaN false either way). Both binarizers (dense pixels, lane rows) pack
+/// with it.
+///
+/// (Comparing the bits as integers where `t > 0` costs the same on the Cortex-M4: a subtract and a
+/// compare in place of `vcmp` and `vmrs`, and the compiler does not fold the flag into the word.)
+macro_rules! with_threshold {
+    ($flip:expr, $threshold:expr, |$bit:ident| $body:expr) => {{
+        let (f, t): (f32, f32) = ($flip, $threshold);
+        if f == 1.0 {
+            let $bit = |v: f32| v >= t;
+            $body
+        } else if f == -1.0 {
+            let $bit = |v: f32| v <= -t;
+            $body
+        } else {
+            let $bit = |v: f32| v * f >= t;
+            $body
+        }
+    }};
+}
+pub(crate) use with_threshold;
+
 mod bin_conv;
 mod bin_conv_dense;
 mod bin_conv_lanes;
