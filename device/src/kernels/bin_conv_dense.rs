@@ -161,6 +161,9 @@ pub fn bin_conv_dense(
 /// Cuts `rows` weight rows of `from` words each to their first `bits` bits, `to` words each, in
 /// place (rows only shrink, so each word moves down or stays).
 fn cut_rows(weights: &mut [u32], rows: usize, from: usize, to: usize, bits: usize) {
+    if to > from {
+        return;
+    }
     if from != to {
         for r in 1..rows.min(weights.len() / from.max(1)) {
             weights.copy_within(r * from..r * from + to, r * to);
