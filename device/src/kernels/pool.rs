@@ -66,8 +66,10 @@ pub fn max_pool(x: &[f32], xs: Shape, stride: usize, out: &mut [f32], os: Shape)
                 let Some(dst) = o_row.get_mut(strip.clone()) else { continue };
                 let [h0, h1, h2] = [0, 1, 2].map(|i| rows.get((r.start + i) % 3).map_or(&[][..], |h| &h[..]));
                 if r.len() == 3 {
+                    // A row maximum is never NaN (its fold starts at -inf and a NaN never wins),
+                    // so the fold over the rows may start at the first one.
                     for (((d, &a), &b), &c) in dst.iter_mut().zip(h0).zip(h1).zip(h2) {
-                        *d = keep_max(keep_max(keep_max(f32::NEG_INFINITY, a), b), c);
+                        *d = keep_max(keep_max(a, b), c);
                     }
                 } else {
                     dst.fill(f32::NEG_INFINITY);
