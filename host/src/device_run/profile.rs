@@ -2,32 +2,11 @@
 //! `cargo test --release -p bnas device_run::profile -- --ignored --nocapture`).
 
 use super::*;
-use bnas_device::build::{BinConv, ModelBuilder};
-use bnas_device::sample::{random_net, NetSpec, Rng};
+use bnas_device::sample::{bin_layer, random_net, NetSpec, Rng};
 
 /// input [c, hw, hw] -> bin_conv(c -> c, k, dil, stride, same padding) -> GAP -> linear(10).
 fn one_layer(c: usize, hw: usize, k: usize, dil: usize, stride: usize) -> Vec<u8> {
-    let mut r = Rng(5);
-    let mut b = ModelBuilder::new(c, hw, hw);
-    b.set_input_affine(&vec![1.0 / 255.0; c], &vec![-0.5; c]);
-    let y = b.tensor(c, hw.div_ceil(stride), hw.div_ceil(stride));
-    let p = BinConv {
-        c_out: c,
-        k,
-        stride,
-        pad: dil * (k - 1) / 2,
-        dil,
-        flip: vec![1.0; c],
-        threshold: r.vec(c, 0.2),
-        weights: r.pm1(c * c * k * k),
-        scale: vec![0.01; c],
-    };
-    b.bin_conv(b.input(), &p, y).unwrap();
-    let g = b.tensor(c, 1, 1);
-    b.global_avg_pool(y, g).unwrap();
-    let l = b.tensor(10, 1, 1);
-    b.linear(g, &r.vec(10 * c, 1.0), &r.vec(10, 1.0), l).unwrap();
-    b.finish(l).unwrap()
+    bin_layer(c, hw, k, dil, stride, dil * (k - 1) / 2)
 }
 
 fn run(name: &str, bytes: Vec<u8>) -> Result<DeviceRunSummary> {
