@@ -121,9 +121,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DeviceRunError + '_ {
 /// The model file, 4-byte aligned, as `Model::parse` needs it.
 fn read_model(path: &Path) -> Result<(Vec<u32>, usize)> {
     let bytes = std::fs::read(path).map_err(io(path))?;
-    let mut words = vec![0u32; bytes.len().div_ceil(4)];
-    bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(&bytes);
-    Ok((words, bytes.len()))
+    Ok((bnas_device::sample::aligned(&bytes), bytes.len()))
 }
 
 fn fnv1a64(bytes: &[u8]) -> u64 {

@@ -63,11 +63,7 @@ impl ModelFiles {
 }
 
 /// Model bytes as aligned words (`Model::parse` reads u32 words in place).
-pub fn aligned(bytes: &[u8]) -> Vec<u32> {
-    let mut words = vec![0u32; bytes.len().div_ceil(4)];
-    bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-    words
-}
+pub use bnas_device::sample::aligned;
 
 pub fn parse<'a>(words: &'a [u32], len: usize, file: &Path) -> Result<bnas_device::Model<'a>> {
     bnas_device::Model::parse(&bytemuck::cast_slice::<u32, u8>(words)[..len])
