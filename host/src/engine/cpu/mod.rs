@@ -15,6 +15,7 @@ mod gemm;
 mod loss_optim;
 mod norm_pool;
 mod xnor;
+mod xnor_flat;
 
 #[cfg(test)]
 mod tests_bwd;

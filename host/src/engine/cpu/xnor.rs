@@ -20,7 +20,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::Cpu;
+use super::{xnor_flat, Cpu};
 use crate::engine::geom::ConvGeom;
 
 /// Output pixels one kernel call counts per filter.
@@ -43,7 +43,7 @@ pub(super) fn supported(g: &ConvGeom) -> bool {
 /// filter's count of +1 weights per tap, `[c_out, k*k]`. One filter per task: its signs are put
 /// as 0/1 bytes in the bit order (tap major), then each 64 in a row become one word, branch-free
 /// (the signs are random: a branch per weight mispredicts half the time). Runs in the pool.
-fn pack_weights(w: &[f32], g: &ConvGeom, kw: usize) -> (Vec<u64>, Vec<u32>) {
+pub(super) fn pack_weights(w: &[f32], g: &ConvGeom, kw: usize) -> (Vec<u64>, Vec<u32>) {
     let kk = g.k * g.k;
     let mut bits = vec![0u64; g.c_out.next_multiple_of(FILTERS) * kw];
     let mut ones = vec![0u32; g.c_out * kk];
@@ -68,6 +68,25 @@ fn pack_weights(w: &[f32], g: &ConvGeom, kw: usize) -> (Vec<u64>, Vec<u32>) {
         },
     );
     (bits, ones)
+}
+
+/// Per filter and output position (`[c_out, oh*ow]`), `K_valid + 2 * (ones of w at the padded
+/// taps)`, so that `s = base - 2 * popcount` (`wones` from [`pack_weights`]).
+pub(super) fn bases(g: &ConvGeom, wones: &[u32]) -> Vec<i32> {
+    let (ohow, kk) = (g.out_h() * g.out_w(), g.k * g.k);
+    let mut base = vec![(kk * g.c_in) as i32; g.c_out * ohow];
+    let padded: Vec<(usize, u64)> = padded_taps(g).into_iter().enumerate().filter(|&(_, m)| m != 0).collect();
+    base.par_chunks_mut(ohow).zip(wones.par_chunks(kk)).for_each(|(base, wones)| {
+        for &(p, mask) in &padded {
+            let (mut m, mut ones) = (mask, 0);
+            while m != 0 {
+                ones += wones[m.trailing_zeros() as usize];
+                m &= m - 1;
+            }
+            base[p] = ((kk - mask.count_ones() as usize) * g.c_in) as i32 + 2 * ones as i32;
+        }
+    });
+    base
 }
 
 /// For each output position, the mask of its taps that fall in the padding.
@@ -120,7 +139,10 @@ fn pieces(g: &ConvGeom, pw: usize) -> Vec<Piece> {
 /// (see the module docs); with `scale`, `relu(scale[o] * conv)` as the binary conv's output.
 /// `g` must be [`supported`].
 pub(super) fn sign_conv(cpu: &Cpu, x: &[f32], w: &[f32], scale: Option<&[f32]>, g: ConvGeom) -> Vec<f32> {
-    sign_conv_with(pick_runner().0, cpu, x, w, scale, g)
+    match xnor_flat::pick() {
+        Some((run, _)) if xnor_flat::takes(&g) => xnor_flat::sign_conv_flat(run, cpu, x, w, scale, g),
+        _ => sign_conv_with(pick_runner().0, cpu, x, w, scale, g),
+    }
 }
 
 /// [`sign_conv`] run by the given runner.
@@ -139,19 +161,7 @@ fn sign_conv_in_pool(run: Runner, cpu: &Cpu, x: &[f32], w: &[f32], scale: Option
     let kbits = kk * g.c_in;
     let kw = kbits.div_ceil(64);
     let (wbits, wones) = pack_weights(w, &g, kw);
-    // Per filter and position: K_valid + 2 * (ones of w at the padded taps), so s = base - 2*pop.
-    let mut base = vec![kbits as i32; g.c_out * ohow];
-    let padded: Vec<(usize, u64)> = padded_taps(&g).into_iter().enumerate().filter(|&(_, m)| m != 0).collect();
-    base.par_chunks_mut(ohow).zip(wones.par_chunks(kk)).for_each(|(base, wones)| {
-        for &(p, mask) in &padded {
-            let (mut m, mut ones) = (mask, 0);
-            while m != 0 {
-                ones += wones[m.trailing_zeros() as usize];
-                m &= m - 1;
-            }
-            base[p] = ((kk - mask.count_ones() as usize) * g.c_in) as i32 + 2 * ones as i32;
-        }
-    });
+    let base = bases(&g, &wones);
     let pw = g.w + 2 * g.pad;
     let per_task = g.n.div_ceil(cpu.threads().max(1)).max(1);
     let plan = Plan {
@@ -409,8 +419,11 @@ fn pick_runner() -> (Runner, &'static str) {
 }
 
 /// The counter [`sign_conv`] uses on this CPU, in words.
-pub(super) fn counter_name() -> &'static str {
-    pick_runner().1
+pub(super) fn counter_name() -> String {
+    match xnor_flat::pick() {
+        Some((_, flat)) => format!("{}; {flat} at stride 1 and up to 16 channels", pick_runner().1),
+        None => pick_runner().1.to_string(),
+    }
 }
 
 #[cfg(test)]
@@ -429,11 +442,11 @@ mod tests {
     #[test]
     fn xnor_conv_equals_float_conv_of_signs() {
         let cpu = cpu(2);
-        let runners = runners();
+        let (runners, flat_runners) = (runners(), xnor_flat::runners());
         let mut rng = Rng::new(7);
         let mut pm1 =
             |n: usize| -> Vec<f32> { (0..n).map(|_| if rng.next_u64() & 1 == 1 { 1.0 } else { -1.0 }).collect() };
-        let mut cases = 0;
+        let (mut cases, mut flat_cases, mut flat_taken) = (0, 0, 0);
         let mut largest = 0.0f32;
         for &(n, c_in, hw, c_out, k, stride, pad, dil) in &[
             (3, 1, 9, 5, 3, 1, 1, 1),
@@ -448,6 +461,7 @@ mod tests {
             (2, 12, 28, 12, 3, 2, 0, 1),
             (70, 16, 3, 16, 3, 1, 1, 1),
             (2, 5, 9, 4, 7, 1, 3, 1),
+            (3, 40, 10, 9, 3, 1, 2, 2),
         ] {
             let g = geom(n, c_in, hw, hw + 1, c_out, k, stride, pad, dil);
             let (x, w) = (pm1(g.in_len()), pm1(g.weight_len()));
@@ -466,14 +480,29 @@ mod tests {
                 let got = sign_conv_with(run, &cpu, &x, &w, Some(&scale), g);
                 assert!(got.iter().zip(&want_scaled).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}, {g:?}: scaled");
             }
+            flat_taken += usize::from(xnor_flat::fits(&g));
+            for &(run, name) in flat_runners.iter().filter(|_| xnor_flat::fits(&g)) {
+                let got = xnor_flat::sign_conv_flat(run, &cpu, &x, &w, None, g);
+                assert_eq!(got.len(), want.len());
+                for (i, (a, b)) in got.iter().zip(&want).enumerate() {
+                    largest = largest.max((a - b).abs());
+                    assert_eq!(a.to_bits(), b.to_bits(), "{name}, {g:?} at {i}: xnor {a} vs float {b}");
+                }
+                let got = xnor_flat::sign_conv_flat(run, &cpu, &x, &w, Some(&scale), g);
+                assert!(got.iter().zip(&want_scaled).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}, {g:?}: scaled");
+                flat_cases += 1;
+            }
             cases += 1;
         }
-        let names: Vec<_> = runners.iter().map(|r| r.1).collect();
-        println!("{cases} geometries, runners {names:?}: largest |xnor - float| = {largest}");
+        let names: Vec<_> = runners.iter().map(|r| r.1).chain(flat_runners.iter().map(|r| r.1)).collect();
+        println!("{cases} geometries ({flat_taken} at stride 1 also by the flat kernel), runners {names:?}: largest |xnor - float| = {largest}");
+        assert_eq!(flat_cases, flat_taken * flat_runners.len(), "every flat runner ran on each geometry it takes");
+        assert!(flat_taken >= 9, "the flat kernel ran only {flat_taken} of the geometries");
     }
 
-    /// The XNOR forward beside the float forward (im2col + sgemm) of the same shapes, 64-256
-    /// channels, timed side by side (alternating runs of 3, the best of the warm 20 each), with the ratio:
+    /// The XNOR forward beside the float forward (im2col + sgemm) of the same shapes, timed side by
+    /// side (alternating runs of 3, the best of the warm 20 each), with the ratio: the im2col
+    /// kernel, and the flat kernel where it fits the geometry and this CPU has its vector runner.
     /// `cargo test --release -p bnas --lib bench_xnor_vs_float -- --ignored --nocapture`.
     #[test]
     #[ignore = "benchmark: prints a table"]
@@ -482,12 +511,23 @@ mod tests {
         println!("{}", cpu.describe());
         let mut rng = Rng::new(9);
         println!(
-            "{:<30} {:>9} {:>9} {:>11} {:>7}",
-            "conv (n c hxw k dil)", "float ms", "xnor ms", "xnor GMAC/s", "ratio"
+            "{:<22} {:>9} {:>10} {:>8} {:>8} {:>8} {:>11}",
+            "conv (n c hxw k dil)", "float ms", "im2col ms", "ratio", "flat ms", "ratio", "* GMAC/s"
         );
-        for &(n, c, hw, k, dil) in
-            &[(16, 64, 16, 3, 1), (16, 128, 16, 3, 1), (16, 256, 8, 3, 1), (16, 128, 16, 5, 2), (64, 16, 28, 3, 1)]
-        {
+        // The last five: bnas-imagenet's stages at 16 channels (batch 64, 28 -> 14 -> 7 px).
+        let shapes = [
+            (16, 64, 16, 3, 1),
+            (16, 128, 16, 3, 1),
+            (16, 256, 8, 3, 1),
+            (16, 128, 16, 5, 2),
+            (64, 64, 8, 3, 1),
+            (64, 16, 28, 3, 1),
+            (64, 16, 28, 5, 2),
+            (64, 32, 14, 3, 1),
+            (64, 32, 14, 5, 2),
+            (64, 64, 7, 3, 1),
+        ];
+        for &(n, c, hw, k, dil) in &shapes {
             let g = geom(n, c, hw, hw, c, k, 1, dil * (k - 1) / 2, dil);
             let pm1 = |rng: &mut Rng, len: usize| -> Vec<f32> {
                 (0..len).map(|_| if rng.next_u64() & 1 == 1 { 1.0 } else { -1.0 }).collect()
@@ -499,25 +539,43 @@ mod tests {
                 std::hint::black_box(f());
                 t.elapsed().as_secs_f64()
             };
-            let float = || conv::forward(&cpu, &x, &w, None, g);
-            let xnor = || sign_conv(&cpu, &x, &w, Some(&scale), g);
-            // Alternated in short runs, so that a slow spell of the (shared) machine hits both
-            // sides alike, each run after a warm-up (the other side's buffers evict this one's).
+            let flat = xnor_flat::pick().filter(|_| xnor_flat::fits(&g));
+            let sides: [&dyn Fn() -> Vec<f32>; 3] = [
+                &|| conv::forward(&cpu, &x, &w, None, g),
+                &|| sign_conv_with(pick_runner().0, &cpu, &x, &w, Some(&scale), g),
+                &|| {
+                    flat.map_or_else(Vec::new, |(run, _)| xnor_flat::sign_conv_flat(run, &cpu, &x, &w, Some(&scale), g))
+                },
+            ];
+            // Alternated in short runs, so that a slow spell of the (shared) machine hits every
+            // side alike, each run after a warm-up (the other sides' buffers evict this one's).
             let warm = |f: &dyn Fn() -> Vec<f32>| {
                 time(f);
                 time(f).min(time(f))
             };
-            let (mut float_s, mut xnor_s) = (f64::MAX, f64::MAX);
+            let mut best = [f64::MAX; 3];
             for _ in 0..10 {
-                (float_s, xnor_s) = (float_s.min(warm(&float)), xnor_s.min(warm(&xnor)));
+                for (b, side) in best.iter_mut().zip(&sides) {
+                    *b = b.min(warm(*side));
+                }
             }
+            let [float_s, im2col_s, flat_s] = best;
+            // The kernel sign_conv runs for this geometry is starred.
+            let taken = flat.is_some() && xnor_flat::takes(&g);
+            let flat_cols = if flat.is_some() {
+                format!("{:>8.3} {:>6.1}x{}", flat_s * 1e3, float_s / flat_s, if taken { "*" } else { " " })
+            } else {
+                format!("{:>8} {:>7} ", "-", "-")
+            };
+            let run_s = if taken { flat_s } else { im2col_s };
             println!(
-                "{:<30} {:>9.3} {:>9.3} {:>11.0} {:>6.1}x",
+                "{:<22} {:>9.3} {:>10.3} {:>6.1}x{} {flat_cols} {:>11.0}",
                 format!("{n} {c} {hw}x{hw} k{k} d{dil}"),
                 float_s * 1e3,
-                xnor_s * 1e3,
-                g.macs() as f64 / xnor_s / 1e9,
-                float_s / xnor_s
+                im2col_s * 1e3,
+                float_s / im2col_s,
+                if taken { " " } else { "*" },
+                g.macs() as f64 / run_s / 1e9,
             );
         }
     }
