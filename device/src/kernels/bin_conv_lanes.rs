@@ -134,10 +134,22 @@ pub fn binarize_rows(x: &[f32], xs: Shape, stride: usize, flip: &[f32], threshol
 #[inline(always)]
 fn pack_plane(plane: &[f32], w: usize, stride: usize, pw: usize, dst: &mut [u32], bit: impl Fn(f32) -> bool) {
     let lines = plane.chunks_exact(w.max(1));
+    let pack = |line: &[f32]| line.iter().rev().fold(0u32, |a, &v| (a << 1) | u32::from(bit(v)));
     if stride == 1 && w <= BITS {
         // One word per row.
         for (line, word) in lines.zip(dst.iter_mut()) {
-            *word = line.iter().rev().fold(0u32, |a, &v| (a << 1) | u32::from(bit(v)));
+            *word = pack(line);
+        }
+        return;
+    }
+    if stride == 2 && w <= BITS {
+        // One word per phase row: the row packed as at stride 1, then split into its even and odd
+        // bits.
+        for (line, dst) in lines.zip(dst.chunks_exact_mut(2)) {
+            let v = pack(line);
+            if let [even, odd] = dst {
+                (*even, *odd) = (even_bits(v), even_bits(v >> 1));
+            }
         }
         return;
     }
