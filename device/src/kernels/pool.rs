@@ -49,50 +49,78 @@ fn window_rows(oy: usize, s: usize, h: usize) -> Range<usize> {
 pub fn max_pool(x: &[f32], xs: Shape, stride: usize, out: &mut [f32], os: Shape) {
     let s = stride.max(1);
     let cols_in = inner(os.w, xs.w, s);
-    // The horizontal maxima of input row `iy` (a strip of them) live in `rows[iy % 3]`.
-    let mut rows = [[f32::NEG_INFINITY; STRIP]; 3];
     for (x_c, o_c) in x.chunks_exact(xs.hw().max(1)).zip(out.chunks_exact_mut(os.hw().max(1))) {
         for ox0 in (0..os.w).step_by(STRIP) {
             let strip = ox0..(ox0 + STRIP).min(os.w);
+            // The horizontal maxima of the last three input rows computed, oldest first: each
+            // new row goes into the oldest's buffer, which then becomes the newest.
+            let mut rows = [[f32::NEG_INFINITY; STRIP]; 3];
+            let [mut h0, mut h1, mut h2] = rows.each_mut();
+            let mut x_rows = x_c.chunks_exact(xs.w.max(1));
             let mut done = 0;
             for (oy, o_row) in o_c.chunks_exact_mut(os.w.max(1)).enumerate().take(os.h) {
                 let r = window_rows(oy, s, xs.h);
-                for iy in done.max(r.start)..r.end {
-                    if let (Some(x_row), Some(h)) = (x_c.get(iy * xs.w..(iy + 1) * xs.w), rows.get_mut(iy % 3)) {
-                        row_maxima(x_row, s, strip.clone(), &cols_in, h);
-                    }
+                while done < r.end {
+                    let Some(x_row) = x_rows.next() else { break };
+                    (h0, h1, h2) = (h1, h2, h0);
+                    row_maxima(x_row, s, strip.clone(), &cols_in, h2);
+                    done += 1;
                 }
-                done = done.max(r.end);
                 let Some(dst) = o_row.get_mut(strip.clone()) else { continue };
-                let [h0, h1, h2] = [0, 1, 2].map(|i| rows.get((r.start + i) % 3).map_or(&[][..], |h| &h[..]));
-                if r.len() == 3 {
+                match r.len() {
                     // A row maximum is never NaN (its fold starts at -inf and a NaN never wins),
                     // so the fold over the rows may start at the first one.
-                    for (((d, &a), &b), &c) in dst.iter_mut().zip(h0).zip(h1).zip(h2) {
-                        *d = keep_max(keep_max(a, b), c);
+                    3 => {
+                        for (((d, &a), &b), &c) in dst.iter_mut().zip(&*h0).zip(&*h1).zip(&*h2) {
+                            *d = keep_max(keep_max(a, b), c);
+                        }
                     }
-                } else {
-                    dst.fill(f32::NEG_INFINITY);
-                    for h in [h0, h1, h2].into_iter().take(r.len()) {
-                        dst.iter_mut().zip(h).for_each(|(d, &v)| *d = keep_max(*d, v));
+                    2 => {
+                        for ((d, &a), &b) in dst.iter_mut().zip(&*h1).zip(&*h2) {
+                            *d = keep_max(a, b);
+                        }
                     }
+                    _ => dst.iter_mut().zip(&*h2).for_each(|(d, &a)| *d = a),
                 }
             }
         }
     }
 }
 
+/// `keep_max(-inf, a)`: `a`, or -inf where `a` is NaN (a NaN never wins), as one compare.
+#[inline(always)]
+fn first(a: f32) -> f32 {
+    if a.is_nan() {
+        f32::NEG_INFINITY
+    } else {
+        a
+    }
+}
+
 /// `h[ox - cols.start]` for `ox` in `cols`: the first maximum of one row's input columns
-/// `ox*s - 1 ..= ox*s + 1` (those inside the row); `inner` are the outputs with all 3 inside.
+/// `ox*s - 1 ..= ox*s + 1` (those inside the row), from -inf; `inner` are the outputs with all 3
+/// inside.
 fn row_maxima(x_row: &[f32], s: usize, cols: Range<usize>, inner: &Range<usize>, h: &mut [f32]) {
-    let first_max = |taps: &[f32]| taps.iter().fold(f32::NEG_INFINITY, |m, &v| keep_max(m, v));
     let lo = inner.start.clamp(cols.start, cols.end);
     let mid = lo..inner.end.clamp(lo, cols.end);
-    for ox in (cols.start..mid.start).chain(mid.end..cols.end) {
+    // The border columns (one at each end at most, with pad 1): their taps inside the row.
+    let border = |ox: usize, h: &mut [f32]| {
         let c = ox * s;
+        let taps = x_row.get(c.saturating_sub(1)..(c + 2).min(x_row.len())).unwrap_or(&[]);
         if let Some(h) = h.get_mut(ox - cols.start) {
-            *h = first_max(x_row.get(c.saturating_sub(1)..(c + 2).min(x_row.len())).unwrap_or(&[]));
+            *h = match *taps {
+                [a] => first(a),
+                [a, b] => keep_max(first(a), b),
+                [a, b, c] => keep_max(keep_max(first(a), b), c),
+                _ => f32::NEG_INFINITY,
+            };
         }
+    };
+    for ox in cols.start..mid.start {
+        border(ox, h);
+    }
+    for ox in mid.end..cols.end {
+        border(ox, h);
     }
     let (Some(h), Some(x)) = (
         h.get_mut(mid.start - cols.start..mid.end.saturating_sub(cols.start)),
@@ -102,7 +130,7 @@ fn row_maxima(x_row: &[f32], s: usize, cols: Range<usize>, inner: &Range<usize>,
     };
     let max3 = |h: &mut f32, w: &[f32]| {
         if let &[a, b, c] = w {
-            *h = keep_max(keep_max(keep_max(f32::NEG_INFINITY, a), b), c);
+            *h = keep_max(keep_max(first(a), b), c);
         }
     };
     // (`step_by` with a run-time step costs a call per item; stride 1 goes without.)
@@ -123,42 +151,56 @@ pub fn avg_pool(x: &[f32], xs: Shape, stride: usize, out: &mut [f32], os: Shape)
         for (oy, o_row) in o_c.chunks_exact_mut(os.w.max(1)).enumerate().take(os.h) {
             let r = window_rows(oy, s, xs.h);
             let rows = x_c.get(r.start * w..r.end * w).unwrap_or(&[]);
-            // Every column where a row is missing, else the border columns.
-            let mid = if r.len() == 3 { cols_in.clone() } else { 0..0 };
-            for ox in (0..mid.start).chain(mid.end..os.w) {
-                let Some(o) = o_row.get_mut(ox) else { continue };
+            // The border columns (one at each end at most, with pad 1): their taps inside the row.
+            let mut border = |ox: usize| {
                 let c = ox * s;
                 let taps = c.saturating_sub(1)..(c + 2).min(xs.w);
-                let sum = rows
-                    .chunks_exact(w)
-                    .fold(0.0f32, |sum, row| row.get(taps.clone()).unwrap_or(&[]).iter().fold(sum, |a, &v| a + v));
-                *o = sum * inv.get(r.len() * taps.len()).copied().unwrap_or(1.0);
+                let n = r.len() * taps.len();
+                let sum = rows.chunks_exact(w).fold(0.0f32, |sum, row| match *row.get(taps.clone()).unwrap_or(&[]) {
+                    [a] => sum + a,
+                    [a, b] => sum + a + b,
+                    [a, b, c] => sum + a + b + c,
+                    _ => sum,
+                });
+                if let Some(o) = o_row.get_mut(ox) {
+                    *o = sum * inv.get(n).copied().unwrap_or(1.0);
+                }
+            };
+            for ox in 0..cols_in.start.min(os.w) {
+                border(ox);
             }
-            if r.len() != 3 {
-                continue;
+            for ox in cols_in.end..os.w {
+                border(ox);
             }
-            // All 3 rows and all 3 columns inside: 9 taps, row-major.
+            // The columns with all 3 taps inside: 3 taps per row, rows in order.
             let Some(y) = o_row.get_mut(cols_in.clone()) else { continue };
             let at = (cols_in.start * s).saturating_sub(1);
             let [a, b, c] = [0, 1, 2].map(|i| rows.get(i * w + at..(i + 1) * w).unwrap_or(&[]).windows(3));
-            let ninth = inv.get(9).copied().unwrap_or(1.0);
+            let inv = inv.get(3 * r.len()).copied().unwrap_or(1.0);
             // (`step_by` with a run-time step costs a call per item; stride 1 goes without.)
-            if s == 1 {
-                sum9(y, a.zip(b).zip(c), ninth);
-            } else {
-                sum9(y, a.step_by(s).zip(b.step_by(s)).zip(c.step_by(s)), ninth);
+            match (r.len(), s) {
+                (3, 1) => sum_rows(y, a.zip(b).zip(c).map(|((a, b), c)| [a, b, c]), inv),
+                (3, _) => {
+                    sum_rows(y, a.step_by(s).zip(b.step_by(s)).zip(c.step_by(s)).map(|((a, b), c)| [a, b, c]), inv)
+                }
+                (2, 1) => sum_rows(y, a.zip(b).map(|(a, b)| [a, b]), inv),
+                (2, _) => sum_rows(y, a.step_by(s).zip(b.step_by(s)).map(|(a, b)| [a, b]), inv),
+                (_, 1) => sum_rows(y, a.map(|a| [a]), inv),
+                _ => sum_rows(y, a.step_by(s).map(|a| [a]), inv),
             }
         }
     }
 }
 
-/// `y = (0 + the 9 taps, row-major) * ninth` for each output and its 3 row windows.
+/// `y = (0 + the taps, row-major) * inv` for each output and its rows' windows of 3 taps.
 #[inline(always)]
-fn sum9<'a>(y: &mut [f32], windows: impl Iterator<Item = ((&'a [f32], &'a [f32]), &'a [f32])>, ninth: f32) {
-    for (y, ((a, b), c)) in y.iter_mut().zip(windows) {
-        if let (&[a0, a1, a2], &[b0, b1, b2], &[c0, c1, c2]) = (a, b, c) {
-            *y = (0.0 + a0 + a1 + a2 + b0 + b1 + b2 + c0 + c1 + c2) * ninth;
-        }
+fn sum_rows<'a, const R: usize>(y: &mut [f32], windows: impl Iterator<Item = [&'a [f32]; R]>, inv: f32) {
+    for (y, rows) in y.iter_mut().zip(windows) {
+        let sum = rows.iter().fold(0.0f32, |sum, w| match **w {
+            [a, b, c] => sum + a + b + c,
+            _ => sum,
+        });
+        *y = sum * inv;
     }
 }
 
