@@ -8,33 +8,48 @@ use crate::popcount::xor_popcount;
 /// Packs `bit[c, p] = x[c, p] * flip[c] >= threshold[c]` into `bits`, laid out `[h*w, words]`
 /// (channels along the words, LSB first; padding channels stay 0).
 ///
-/// Branch-free, one channel plane at a time: with one word per pixel (up to 32 channels) the
-/// pixel loop is a plain zip that compilers vectorize.
+/// Branch-free, 8 pixels at a time: their words for 32 channels gather in registers over the
+/// channels (each channel plane read in order), then each is written once.
 pub fn binarize(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mut [u32]) {
     let wpt = words_for(flip.len());
-    bits.fill(0);
+    if let Some(rest) = bits.get_mut(hw * wpt..) {
+        rest.fill(0);
+    }
     if wpt == 0 || hw == 0 {
         return;
     }
-    for (c, (x_c, (&f, &t))) in x.chunks_exact(hw).zip(flip.iter().zip(threshold)).enumerate() {
-        let (wi, shift) = (c / BITS, c % BITS);
-        super::with_threshold!(f, t, |bit| set_bits(x_c, bits, wpt, wi, shift, bit));
+    let words = x.chunks(BITS * hw).zip(flip.chunks(BITS).zip(threshold.chunks(BITS)));
+    for (wi, (x_w, (flip, threshold))) in words.enumerate() {
+        for p0 in (0..hw).step_by(BLOCK) {
+            let n = BLOCK.min(hw - p0);
+            let mut acc = [0u32; BLOCK];
+            for (shift, (plane, (&f, &t))) in x_w.chunks_exact(hw).zip(flip.iter().zip(threshold)).enumerate() {
+                let m = 1u32 << shift;
+                match plane.get(p0..).and_then(|p| p.first_chunk::<BLOCK>()) {
+                    Some(xs) => super::with_threshold!(f, t, |bit| set_block(&mut acc, xs, m, bit)),
+                    None => {
+                        super::with_threshold!(f, t, |bit| set_block(&mut acc, plane.get(p0..).unwrap_or(&[]), m, bit))
+                    }
+                }
+            }
+            for (px, &a) in bits.chunks_exact_mut(wpt).skip(p0).take(n).zip(&acc) {
+                if let Some(word) = px.get_mut(wi) {
+                    *word = a;
+                }
+            }
+        }
     }
 }
 
-/// Sets bit `shift` of word `wi` of each pixel's `wpt` words where `bit(v)` holds for its value.
+/// Pixels per block of [`binarize`].
+const BLOCK: usize = 8;
+
+/// Sets `m` in `acc[j]` where `bit(xs[j])` holds.
 #[inline(always)]
-fn set_bits(x_c: &[f32], bits: &mut [u32], wpt: usize, wi: usize, shift: usize, bit: impl Fn(f32) -> bool) {
-    if wpt == 1 {
-        for (&v, word) in x_c.iter().zip(bits.iter_mut()) {
-            *word |= u32::from(bit(v)) << shift;
-        }
-        return;
-    }
-    // (Not `step_by(wpt)`: with a run-time step it costs a call per pixel on the Cortex-M4.)
-    for (&v, px) in x_c.iter().zip(bits.chunks_exact_mut(wpt)) {
-        if let Some(word) = px.get_mut(wi) {
-            *word |= u32::from(bit(v)) << shift;
+fn set_block(acc: &mut [u32; BLOCK], xs: &[f32], m: u32, bit: impl Fn(f32) -> bool) {
+    for (a, &v) in acc.iter_mut().zip(xs) {
+        if bit(v) {
+            *a |= m;
         }
     }
 }
