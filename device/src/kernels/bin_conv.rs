@@ -8,9 +8,21 @@ use crate::popcount::xor_popcount;
 /// Packs `bit[c, p] = x[c, p] * flip[c] >= threshold[c]` into `bits`, laid out `[h*w, words]`
 /// (channels along the words, LSB first; padding channels stay 0).
 ///
-/// Branch-free, 8 pixels at a time: their words for 32 channels gather in registers over the
-/// channels (each channel plane read in order), then each is written once.
+/// Branch-free, a block of pixels at a time: their words for 32 channels gather over the channels
+/// (each channel plane read in order), then each is written once. The block is 8 pixels on the
+/// Cortex-M4, whose registers hold their words; 64 where the target has a popcount instruction
+/// (x86-64: they vectorize, and 8 is slower there).
 pub fn binarize(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mut [u32]) {
+    if crate::popcount::HARDWARE_POPCOUNT {
+        binarize_blocks::<64>(x, hw, flip, threshold, bits)
+    } else {
+        binarize_blocks::<8>(x, hw, flip, threshold, bits)
+    }
+}
+
+/// [`binarize`] in blocks of `B` pixels.
+#[inline(always)]
+fn binarize_blocks<const B: usize>(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mut [u32]) {
     let wpt = words_for(flip.len());
     if let Some(rest) = bits.get_mut(hw * wpt..) {
         rest.fill(0);
@@ -20,15 +32,16 @@ pub fn binarize(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mu
     }
     let words = x.chunks(BITS * hw).zip(flip.chunks(BITS).zip(threshold.chunks(BITS)));
     for (wi, (x_w, (flip, threshold))) in words.enumerate() {
-        for p0 in (0..hw).step_by(BLOCK) {
-            let n = BLOCK.min(hw - p0);
-            let mut acc = [0u32; BLOCK];
-            for (shift, (plane, (&f, &t))) in x_w.chunks_exact(hw).zip(flip.iter().zip(threshold)).enumerate() {
-                let m = 1u32 << shift;
-                match plane.get(p0..).and_then(|p| p.first_chunk::<BLOCK>()) {
-                    Some(xs) => super::with_threshold!(f, t, |bit| set_block(&mut acc, xs, m, bit)),
+        for p0 in (0..hw).step_by(B) {
+            let n = B.min(hw - p0);
+            let mut acc = [0u32; B];
+            for (shift, (plane, (&f, &t))) in (0..BITS as u32).zip(x_w.chunks_exact(hw).zip(flip.iter().zip(threshold)))
+            {
+                match plane.get(p0..).and_then(|p| p.first_chunk::<B>()) {
+                    Some(xs) => super::with_threshold!(f, t, |bit| set_block(&mut acc, xs, shift, bit)),
                     None => {
-                        super::with_threshold!(f, t, |bit| set_block(&mut acc, plane.get(p0..).unwrap_or(&[]), m, bit))
+                        let xs = plane.get(p0..).unwrap_or(&[]);
+                        super::with_threshold!(f, t, |bit| set_block(&mut acc, xs, shift, bit))
                     }
                 }
             }
@@ -41,15 +54,15 @@ pub fn binarize(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mu
     }
 }
 
-/// Pixels per block of [`binarize`].
-const BLOCK: usize = 8;
-
-/// Sets `m` in `acc[j]` where `bit(xs[j])` holds.
+/// Sets bit `shift` of `acc[j]` where `bit(xs[j])` holds: a conditional OR on the Cortex-M4 (one
+/// IT block), a shifted 0/1 elsewhere (which vectorizes).
 #[inline(always)]
-fn set_block(acc: &mut [u32; BLOCK], xs: &[f32], m: u32, bit: impl Fn(f32) -> bool) {
+fn set_block<const B: usize>(acc: &mut [u32; B], xs: &[f32], shift: u32, bit: impl Fn(f32) -> bool) {
     for (a, &v) in acc.iter_mut().zip(xs) {
-        if bit(v) {
-            *a |= m;
+        if crate::popcount::HARDWARE_POPCOUNT {
+            *a |= u32::from(bit(v)) << shift;
+        } else if bit(v) {
+            *a |= 1 << shift;
         }
     }
 }
@@ -133,3 +146,44 @@ pub fn bin_conv(
 
 /// Largest number of taps (`k*k` for k <= 7).
 const MAX_TAPS: usize = crate::format::MAX_KERNEL * crate::format::MAX_KERNEL;
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// Both block sizes (the Cortex-M4's 8, the hosts' 64) against the definition, bit by bit:
+    /// 1-70 channels (padding channels 0), pixel counts around the blocks, each flip kind,
+    /// and words past the pixels zeroed.
+    #[test]
+    fn binarize_blocks_pack_the_definition() {
+        let mut next = crate::xorshift32(0x1234_5678);
+        for c in [1usize, 5, 31, 32, 33, 64, 70] {
+            for hw in [1usize, 7, 8, 9, 49, 64, 65, 196] {
+                let x: Vec<f32> = (0..c * hw).map(|_| (next() % 1000) as f32 / 500.0 - 1.0).collect();
+                let flip: Vec<f32> = (0..c).map(|i| [1.0, -1.0, 0.5, -2.0][i % 4]).collect();
+                let threshold: Vec<f32> = (0..c).map(|i| (i % 5) as f32 * 0.1 - 0.2).collect();
+                let wpt = words_for(c);
+                let mut want = vec![0u32; hw * wpt + 3];
+                for (ch, plane) in x.chunks_exact(hw).enumerate() {
+                    for (p, &v) in plane.iter().enumerate() {
+                        want[p * wpt + ch / 32] |= u32::from(v * flip[ch] >= threshold[ch]) << (ch % 32);
+                    }
+                }
+                for (block, got) in [8, 64].map(|b| {
+                    let mut got = vec![0xDEAD_BEEF; hw * wpt + 3];
+                    if b == 8 {
+                        binarize_blocks::<8>(&x, hw, &flip, &threshold, &mut got);
+                    } else {
+                        binarize_blocks::<64>(&x, hw, &flip, &threshold, &mut got);
+                    }
+                    (b, got)
+                }) {
+                    assert_eq!(got, want, "blocks of {block}: {c} channels, {hw} pixels");
+                }
+            }
+        }
+    }
+}
