@@ -421,7 +421,7 @@ fn pick_runner() -> (Runner, &'static str) {
 /// The counter [`sign_conv`] uses on this CPU, in words.
 pub(super) fn counter_name() -> String {
     match xnor_flat::pick() {
-        Some((_, flat)) => format!("{}; {flat} at stride 1 and up to 16 channels", pick_runner().1),
+        Some((_, flat)) => format!("{flat} where it pays (stride 1), else {}", pick_runner().1),
         None => pick_runner().1.to_string(),
     }
 }
