@@ -14,6 +14,8 @@
 //! filters: `VPOPCNTQ` intrinsics where the CPU has AVX-512 VPOPCNTDQ, the compiler's nibble
 //! lookups under AVX2, scalar counts elsewhere. Each task's whole loop nest (packing, gathering,
 //! counting, the output's arithmetic) is compiled once per instruction set and chosen at run time.
+//! At stride 1, where the CPU counts 16-bit lanes (AVX-512 BITALG) and it pays, the flat kernel
+//! of [`super::xnor_flat`] runs instead, with no bit im2col.
 
 use std::cell::RefCell;
 use std::mem::MaybeUninit;
@@ -438,7 +440,9 @@ mod tests {
     /// The XNOR count against the float conv (im2col + sgemm) of the same +-1 operands: equal
     /// bit for bit, over channel counts either side of a word, odd sizes, strides, dilations and
     /// padding wider than the kernel's reach, batches that split across threads and micro-batches;
-    /// by every runner this CPU has (each instruction set's copy of the loops).
+    /// by every runner this CPU has (each instruction set's copy of the loops), and at stride 1
+    /// by every runner of the flat kernel too (its vector one where the CPU has it, and its
+    /// portable twin).
     #[test]
     fn xnor_conv_equals_float_conv_of_signs() {
         let cpu = cpu(2);
@@ -446,7 +450,7 @@ mod tests {
         let mut rng = Rng::new(7);
         let mut pm1 =
             |n: usize| -> Vec<f32> { (0..n).map(|_| if rng.next_u64() & 1 == 1 { 1.0 } else { -1.0 }).collect() };
-        let (mut cases, mut flat_cases, mut flat_taken) = (0, 0, 0);
+        let (mut cases, mut flat_cases, mut flat_fit) = (0, 0, 0);
         let mut largest = 0.0f32;
         for &(n, c_in, hw, c_out, k, stride, pad, dil) in &[
             (3, 1, 9, 5, 3, 1, 1, 1),
@@ -480,7 +484,7 @@ mod tests {
                 let got = sign_conv_with(run, &cpu, &x, &w, Some(&scale), g);
                 assert!(got.iter().zip(&want_scaled).all(|(a, b)| a.to_bits() == b.to_bits()), "{name}, {g:?}: scaled");
             }
-            flat_taken += usize::from(xnor_flat::fits(&g));
+            flat_fit += usize::from(xnor_flat::fits(&g));
             for &(run, name) in flat_runners.iter().filter(|_| xnor_flat::fits(&g)) {
                 let got = xnor_flat::sign_conv_flat(run, &cpu, &x, &w, None, g);
                 assert_eq!(got.len(), want.len());
@@ -495,9 +499,9 @@ mod tests {
             cases += 1;
         }
         let names: Vec<_> = runners.iter().map(|r| r.1).chain(flat_runners.iter().map(|r| r.1)).collect();
-        println!("{cases} geometries ({flat_taken} at stride 1 also by the flat kernel), runners {names:?}: largest |xnor - float| = {largest}");
-        assert_eq!(flat_cases, flat_taken * flat_runners.len(), "every flat runner ran on each geometry it takes");
-        assert!(flat_taken >= 9, "the flat kernel ran only {flat_taken} of the geometries");
+        println!("{cases} geometries ({flat_fit} at stride 1 also by the flat kernel), runners {names:?}: largest |xnor - float| = {largest}");
+        assert_eq!(flat_cases, flat_fit * flat_runners.len(), "every flat runner ran on each geometry it takes");
+        assert!(flat_fit >= 9, "the flat kernel ran only {flat_fit} of the geometries");
     }
 
     /// The XNOR forward beside the float forward (im2col + sgemm) of the same shapes, timed side by
