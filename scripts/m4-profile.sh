@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Where a packed model's Cortex-M4 instructions go, function by function.
+#
+# Runs `bnas device run` on one image with QEMU's instruction trace on (`-d in_asm,exec,nochain`,
+# through a wrapper put first on PATH) and sums the instructions executed in each firmware
+# function. The run infers twice (the node-by-node profile, then the image), so the totals are
+# about twice one inference. The trace of fmnist-demo is ~1 GB, written to a temporary folder that
+# is removed afterwards. `bnas device run --layers` gives the node-by-node view without a trace.
+#
+#     scripts/m4-profile.sh models/fmnist-demo [TOP]
+set -euo pipefail
+model=${1:?usage: scripts/m4-profile.sh MODEL_DIR [TOP]}
+top=${2:-25}
+qemu=$(command -v qemu-system-arm) || { echo "m4-profile: qemu-system-arm is not on PATH (apt-get install qemu-system-arm)" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cat > "$tmp/qemu-system-arm" <<WRAP
+#!/usr/bin/env bash
+exec "$qemu" "\$@" -d in_asm,exec,nochain -D "$tmp/trace.log"
+WRAP
+chmod +x "$tmp/qemu-system-arm"
+PATH="$tmp:$PATH" cargo run --release -q -p bnas -- device run --model "$model" --n 1 > "$tmp/run.txt"
+grep -E "bit-identical|instructions per" "$tmp/run.txt" || true
+python3 "$(dirname "$0")/m4_trace_sum.py" "$tmp/trace.log" "$top"
