@@ -395,13 +395,7 @@ fn runners() -> Vec<(Runner, &'static str)> {
     {
         use std::arch::is_x86_feature_detected as has;
         let avx2 = has!("avx2") && has!("fma") && has!("popcnt");
-        if avx2
-            && has!("avx512f")
-            && has!("avx512bw")
-            && has!("avx512vl")
-            && has!("avx512dq")
-            && has!("avx512vpopcntdq")
-        {
+        if has_avx512() && has!("avx512vpopcntdq") {
             // SAFETY: the CPU has every feature run_avx512 is compiled for (checked just above).
             out.push((|p, t, y| unsafe { run_avx512(p, t, y) }, "AVX-512 VPOPCNTQ XNOR"));
         }
@@ -412,6 +406,20 @@ fn runners() -> Vec<(Runner, &'static str)> {
     }
     out.push((run_generic, "scalar XNOR"));
     out
+}
+
+/// Whether the CPU has the features both XNOR kernels' AVX-512 runners are compiled for besides
+/// their popcount: AVX-512 F, BW, VL and DQ, with AVX2, FMA and POPCNT.
+#[cfg(target_arch = "x86_64")]
+pub(super) fn has_avx512() -> bool {
+    use std::arch::is_x86_feature_detected as has;
+    has!("avx2")
+        && has!("fma")
+        && has!("popcnt")
+        && has!("avx512f")
+        && has!("avx512bw")
+        && has!("avx512vl")
+        && has!("avx512dq")
 }
 
 /// The fastest runner this CPU runs, and its name (chosen once).

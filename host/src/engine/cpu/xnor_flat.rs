@@ -342,9 +342,7 @@ fn run_avx512(plan: &Plan, task: usize, y_task: &mut [MaybeUninit<f32>]) {
 fn vector_runner() -> Option<(FlatRunner, &'static str)> {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::is_x86_feature_detected as has;
-        let features = [has!("avx512f"), has!("avx512bw"), has!("avx512vl"), has!("avx512dq"), has!("avx512bitalg")];
-        if features.iter().all(|&f| f) && has!("avx2") && has!("fma") && has!("popcnt") {
+        if super::xnor::has_avx512() && std::arch::is_x86_feature_detected!("avx512bitalg") {
             // SAFETY: the CPU has every feature run_avx512 is compiled for (checked just above).
             return Some((|p, t, y| unsafe { run_avx512(p, t, y) }, "AVX-512 VPOPCNTW flat XNOR"));
         }
