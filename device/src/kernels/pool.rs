@@ -99,6 +99,28 @@ fn first(a: f32) -> f32 {
     }
 }
 
+/// The first maximum of one row's taps (1 to 3 of them, in order), from -inf.
+#[inline(always)]
+fn row_max(taps: &[f32]) -> f32 {
+    match *taps {
+        [a] => first(a),
+        [a, b] => keep_max(first(a), b),
+        [a, b, c] => keep_max(keep_max(first(a), b), c),
+        _ => f32::NEG_INFINITY,
+    }
+}
+
+/// `sum` plus one row's taps (1 to 3 of them), in order.
+#[inline(always)]
+fn add_row(sum: f32, taps: &[f32]) -> f32 {
+    match *taps {
+        [a] => sum + a,
+        [a, b] => sum + a + b,
+        [a, b, c] => sum + a + b + c,
+        _ => sum,
+    }
+}
+
 /// `h[ox - cols.start]` for `ox` in `cols`: the first maximum of one row's input columns
 /// `ox*s - 1 ..= ox*s + 1` (those inside the row), from -inf; `inner` are the outputs with all 3
 /// inside.
@@ -110,12 +132,7 @@ fn row_maxima(x_row: &[f32], s: usize, cols: Range<usize>, inner: &Range<usize>,
         let c = ox * s;
         let taps = x_row.get(c.saturating_sub(1)..(c + 2).min(x_row.len())).unwrap_or(&[]);
         if let Some(h) = h.get_mut(ox - cols.start) {
-            *h = match *taps {
-                [a] => first(a),
-                [a, b] => keep_max(first(a), b),
-                [a, b, c] => keep_max(keep_max(first(a), b), c),
-                _ => f32::NEG_INFINITY,
-            };
+            *h = row_max(taps);
         }
     };
     for ox in cols.start..mid.start {
@@ -130,16 +147,11 @@ fn row_maxima(x_row: &[f32], s: usize, cols: Range<usize>, inner: &Range<usize>,
     ) else {
         return;
     };
-    let max3 = |h: &mut f32, w: &[f32]| {
-        if let &[a, b, c] = w {
-            *h = keep_max(keep_max(first(a), b), c);
-        }
-    };
     // (`step_by` with a run-time step costs a call per item; stride 1 goes without.)
     if s == 1 {
-        h.iter_mut().zip(x.windows(3)).for_each(|(h, w)| max3(h, w));
+        h.iter_mut().zip(x.windows(3)).for_each(|(h, w)| *h = row_max(w));
     } else {
-        h.iter_mut().zip(x.windows(3).step_by(s)).for_each(|(h, w)| max3(h, w));
+        h.iter_mut().zip(x.windows(3).step_by(s)).for_each(|(h, w)| *h = row_max(w));
     }
 }
 
@@ -158,12 +170,8 @@ pub fn avg_pool(x: &[f32], xs: Shape, stride: usize, out: &mut [f32], os: Shape)
                 let c = ox * s;
                 let taps = c.saturating_sub(1)..(c + 2).min(xs.w);
                 let n = r.len() * taps.len();
-                let sum = rows.chunks_exact(w).fold(0.0f32, |sum, row| match *row.get(taps.clone()).unwrap_or(&[]) {
-                    [a] => sum + a,
-                    [a, b] => sum + a + b,
-                    [a, b, c] => sum + a + b + c,
-                    _ => sum,
-                });
+                let sum =
+                    rows.chunks_exact(w).fold(0.0f32, |sum, row| add_row(sum, row.get(taps.clone()).unwrap_or(&[])));
                 if let Some(o) = o_row.get_mut(ox) {
                     *o = sum * inv.get(n).copied().unwrap_or(1.0);
                 }
@@ -198,10 +206,7 @@ pub fn avg_pool(x: &[f32], xs: Shape, stride: usize, out: &mut [f32], os: Shape)
 #[inline(always)]
 fn sum_rows<'a, const R: usize>(y: &mut [f32], windows: impl Iterator<Item = [&'a [f32]; R]>, inv: f32) {
     for (y, rows) in y.iter_mut().zip(windows) {
-        let sum = rows.iter().fold(0.0f32, |sum, w| match **w {
-            [a, b, c] => sum + a + b + c,
-            _ => sum,
-        });
+        let sum = rows.iter().fold(0.0f32, |sum, w| add_row(sum, w));
         *y = sum * inv;
     }
 }
