@@ -134,11 +134,10 @@ pub fn binarize_rows(x: &[f32], xs: Shape, stride: usize, flip: &[f32], threshol
 #[inline(always)]
 fn pack_plane(plane: &[f32], w: usize, stride: usize, pw: usize, dst: &mut [u32], bit: impl Fn(f32) -> bool) {
     let lines = plane.chunks_exact(w.max(1));
-    let pack = |line: &[f32]| line.iter().rev().fold(0u32, |a, &v| (a << 1) | u32::from(bit(v)));
     if stride == 1 && w <= BITS {
         // One word per row.
         for (line, word) in lines.zip(dst.iter_mut()) {
-            *word = pack(line);
+            *word = pack_word(line, &bit);
         }
         return;
     }
@@ -146,7 +145,7 @@ fn pack_plane(plane: &[f32], w: usize, stride: usize, pw: usize, dst: &mut [u32]
         // One word per phase row: the row packed as at stride 1, then split into its even and odd
         // bits.
         for (line, dst) in lines.zip(dst.chunks_exact_mut(2)) {
-            let v = pack(line);
+            let v = pack_word(line, &bit);
             if let [even, odd] = dst {
                 (*even, *odd) = (even_bits(v), even_bits(v >> 1));
             }
@@ -161,11 +160,9 @@ fn pack_plane(plane: &[f32], w: usize, stride: usize, pw: usize, dst: &mut [u32]
 /// Packs `bit(v)` of one input row into its `stride` phase rows (`dst`, `stride * pw` words).
 #[inline(always)]
 fn pack_phases(line: &[f32], stride: usize, dst: &mut [u32], bit: impl Fn(f32) -> bool) {
-    // Last pixel first, each shifting the word left: pixel 0 ends at bit 0 (LSB first).
-    let pack = |a: u32, &v: &f32| (a << 1) | u32::from(bit(v));
     if stride == 1 {
         for (word, px) in dst.iter_mut().zip(line.chunks(BITS)) {
-            *word = px.iter().rev().fold(0, pack);
+            *word = pack_word(px, &bit);
         }
         return;
     }
@@ -176,7 +173,7 @@ fn pack_phases(line: &[f32], stride: usize, dst: &mut [u32], bit: impl Fn(f32) -
         let (even, odd) = dst.split_at_mut(pw);
         for ((e, o), px) in even.iter_mut().zip(odd.iter_mut()).zip(line.chunks(2 * BITS)) {
             let (lo, hi) = px.split_at(px.len().min(BITS));
-            let (lo, hi) = (lo.iter().rev().fold(0, pack), hi.iter().rev().fold(0, pack));
+            let (lo, hi) = (pack_word(lo, &bit), pack_word(hi, &bit));
             *e = even_bits(lo) | even_bits(hi) << 16;
             *o = even_bits(lo >> 1) | even_bits(hi >> 1) << 16;
         }
@@ -192,6 +189,13 @@ fn pack_phases(line: &[f32], stride: usize, dst: &mut [u32], bit: impl Fn(f32) -
             left -= take;
         }
     }
+}
+
+/// `bit(v)` of up to 32 pixels, pixel `i` at bit `i` (LSB first): last pixel first, each shifting
+/// the word left.
+#[inline(always)]
+fn pack_word(px: &[f32], bit: &impl Fn(f32) -> bool) -> u32 {
+    px.iter().rev().fold(0, |a, &v| (a << 1) | u32::from(bit(v)))
 }
 
 /// The even bits of `x` (0, 2, ..., 30) packed into the low 16 bits.
