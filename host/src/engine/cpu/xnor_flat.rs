@@ -33,6 +33,11 @@ thread_local! {
     static PIXELS: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Planes of 16 channels.
+fn planes(g: &ConvGeom) -> usize {
+    g.c_in.div_ceil(PLANE)
+}
+
 /// Whether [`sign_conv_flat`] can run this geometry: stride 1 and sums that fit i16.
 pub(super) fn fits(g: &ConvGeom) -> bool {
     g.stride == 1 && super::xnor::supported(g) && g.k * g.k * g.c_in <= 10_000
@@ -48,7 +53,7 @@ pub(super) fn fits(g: &ConvGeom) -> bool {
 pub(super) fn takes(g: &ConvGeom) -> bool {
     let kk = g.k * g.k;
     let (oh, ow, pw) = (g.out_h(), g.out_w(), g.w + 2 * g.pad);
-    let flat = (oh * pw).div_ceil(LANES) * g.c_in.div_ceil(PLANE) * kk;
+    let flat = (oh * pw).div_ceil(LANES) * planes(g) * kk;
     let im2col = (oh * ow).div_ceil(8) * (kk * g.c_in).div_ceil(64);
     fits(g) && (g.c_in <= 32 || 5 * flat <= 7 * im2col)
 }
@@ -71,7 +76,6 @@ pub(super) struct Plan<'a> {
     /// plane, the filters' signs at the tap (bit `c` for the plane's channel `c`) twice, in both
     /// halves of a u32 (the vector kernel broadcasts it to every 16-bit lane as a 32-bit load).
     taps: Vec<[u32; FILTERS]>,
-    planes: usize,
     /// Flat offset of each tap.
     offsets: Vec<usize>,
     /// `[c_out, blocks * LANES]`: `s = base - 2 * popcount` at each flat position (at most
@@ -100,7 +104,7 @@ fn in_pool(run: FlatRunner, cpu: &Cpu, x: &[f32], w: &[f32], scale: Option<&[f32
     let (oh, ow, pw, kk) = (g.out_h(), g.out_w(), g.w + 2 * g.pad, g.k * g.k);
     let kw = (kk * g.c_in).div_ceil(64);
     let (wbits, wones) = pack_weights(w, &g, kw);
-    let planes = g.c_in.div_ceil(PLANE);
+    let planes = planes(&g);
     let mut taps = vec![[0u32; FILTERS]; g.c_out.div_ceil(FILTERS) * kk * planes];
     for (o, row) in wbits.chunks_exact(kw).enumerate().take(g.c_out) {
         for (i, tw) in taps[o / FILTERS * kk * planes..][..kk * planes].iter_mut().enumerate() {
@@ -136,7 +140,7 @@ fn in_pool(run: FlatRunner, cpu: &Cpu, x: &[f32], w: &[f32], scale: Option<&[f32
         }
     });
     let per_task = g.n.div_ceil(cpu.threads().max(1)).max(1);
-    let plan = Plan { g, x, scale, taps, planes, offsets, base, lanes, per_task };
+    let plan = Plan { g, x, scale, taps, offsets, base, lanes, per_task };
     let mut y = Vec::with_capacity(g.out_len());
     let out = &mut y.spare_capacity_mut()[..g.out_len()];
     out.par_chunks_mut(per_task * g.c_out * ohow).enumerate().for_each(|(task, y_task)| run(&plan, task, y_task));
@@ -167,7 +171,7 @@ fn run_task(
     let stride = (nq + plan.offsets.iter().max().copied().unwrap_or(0)).max(ph * pw);
     let mut pix = PIXELS.take();
     pix.clear();
-    pix.resize(plan.planes * stride, 0);
+    pix.resize(planes(&g) * stride, 0);
     for (j, y) in y_task.chunks_exact_mut(out_s).enumerate() {
         let x = &plan.x[(task * plan.per_task + j) * in_s..][..in_s];
         pack(x, &g, pw, stride, &mut pix);
@@ -204,7 +208,7 @@ fn pack_body(x: &[f32], g: &ConvGeom, pw: usize, stride: usize, pix: &mut [u16])
 /// ReLU, and the output lanes stored.
 #[cfg(test)]
 fn block_body(plan: &Plan, pix: &[u16], stride: usize, o0: usize, b: usize, y: &mut [MaybeUninit<f32>]) {
-    let (kk, np, q0) = (plan.offsets.len(), plan.planes, b * LANES);
+    let (kk, np, q0) = (plan.offsets.len(), planes(&plan.g), b * LANES);
     let taps = &plan.taps[o0 / FILTERS * kk * np..][..kk * np];
     let mut acc = [[0u16; LANES]; FILTERS];
     for (wt, &off) in taps.chunks_exact(np).zip(&plan.offsets) {
@@ -240,7 +244,7 @@ fn block_body(plan: &Plan, pix: &[u16], stride: usize, o0: usize, b: usize, y: &
 #[target_feature(enable = "avx512f,avx512bw,avx512bitalg")]
 fn block_avx512(plan: &Plan, pix: &[u16], stride: usize, o0: usize, b: usize, y: &mut [MaybeUninit<f32>]) {
     use std::arch::x86_64::*;
-    let (kk, np, q0) = (plan.offsets.len(), plan.planes, b * LANES);
+    let (kk, np, q0) = (plan.offsets.len(), planes(&plan.g), b * LANES);
     let taps = &plan.taps[o0 / FILTERS * kk * np..][..kk * np];
     let mut acc = [_mm512_setzero_si512(); FILTERS];
     for (wt, &off) in taps.chunks_exact(np).zip(&plan.offsets) {
@@ -301,7 +305,7 @@ fn run_generic(plan: &Plan, task: usize, y_task: &mut [MaybeUninit<f32>]) {
 fn pack_avx512(x: &[f32], g: &ConvGeom, pw: usize, stride: usize, pix: &mut [u16]) {
     use std::arch::x86_64::*;
     let (hw, zero) = (g.h * g.w, _mm512_setzero_ps());
-    for (y, p) in (0..g.h).flat_map(|y| (0..g.c_in.div_ceil(PLANE)).map(move |p| (y, p))) {
+    for (y, p) in (0..g.h).flat_map(|y| (0..planes(g)).map(move |p| (y, p))) {
         let dst = &mut pix[p * stride + (y + g.pad) * pw + g.pad..][..g.w];
         for x0 in (0..g.w).step_by(LANES) {
             let n = (g.w - x0).min(LANES);
