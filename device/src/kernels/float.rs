@@ -420,7 +420,8 @@ mod tests {
     /// stride 2), padding 0-2, 1-13 output channels (blocks of 4 and the rest), rows of 1-40
     /// columns (interiors narrower than a block, whole blocks, a last block overlapping the one
     /// before, the borders), a third of the cases with rows a multiple of 7 wide and 3-12 output
-    /// channels (the 3 x 7 blocks), and a quarter with 15-50 input channels.
+    /// channels (the 3 x 7 blocks), a quarter with 15-50 input channels and an eighth with 60-159
+    /// (the blocks' weight table takes 64 channels at 2x2, 28 at 3x3: the rest go in chunks).
     #[test]
     fn register_conv_is_bit_identical_to_the_naive_loop() {
         let mut r = Lcg(9);
@@ -431,6 +432,10 @@ mod tests {
             let (mut c_in, mut c_out) = (1 + r.below(5), 1 + r.below(13));
             if case % 4 == 1 {
                 c_in = 15 + r.below(36);
+            }
+            if case % 8 == 7 {
+                // More input channels than the blocks' weight table holds: chunks of channels.
+                c_in = 60 + r.below(100);
             }
             let (h, mut w) = (1 + r.below(12), 1 + r.below(40));
             if case % 3 == 0 {
