@@ -172,9 +172,7 @@ impl Emit<'_> {
             if let (Some(m), Some(q), Some(w), Some(y)) =
                 (m.get(..n), q.get(..n), self.lane_w.get(..n), out_o.get_mut(first * w_out..first * w_out + n))
             {
-                for (((&m, &q), &w), y) in m.iter().zip(q).zip(w).zip(y) {
-                    *y = out(m, q, w);
-                }
+                each4(m, q, w, w, y, |m, q, w, _| out(m, q, w));
             }
             return;
         }
@@ -198,14 +196,34 @@ impl Emit<'_> {
             };
             if ky0 == 0 {
                 // No kernel row above the image: the prefix row `lo` is all zeros.
-                for (((&m, &q), &h), y) in m.iter().zip(q).zip(hi).zip(y) {
-                    *y = out(m, q, h);
-                }
+                each4(m, q, hi, hi, y, |m, q, h, _| out(m, q, h));
             } else {
-                for ((((&m, &q), &h), &lw), y) in m.iter().zip(q).zip(hi).zip(lo).zip(y) {
-                    *y = out(m, q, h.wrapping_sub(lw));
-                }
+                each4(m, q, hi, lo, y, |m, q, h, lw| out(m, q, h.wrapping_sub(lw)));
             }
         }
+    }
+}
+
+/// `y[i] = f(m[i], q[i], a[i], b[i])` over the common length: blocks of 4 lanes first, whose
+/// fixed offsets let the compiler pair the loads and address the stores from one base, then the
+/// rest. Callers with one weight row pass it as both `a` and `b`.
+#[inline(always)]
+fn each4<C: Copy>(m: &[C], q: &[u32], a: &[u32], b: &[u32], y: &mut [f32], f: impl Fn(C, u32, u32, u32) -> f32) {
+    let n = m.len().min(q.len()).min(a.len()).min(b.len()).min(y.len());
+    let (Some(m), Some(q), Some(a), Some(b), Some(y)) =
+        (m.get(..n), q.get(..n), a.get(..n), b.get(..n), y.get_mut(..n))
+    else {
+        return;
+    };
+    let ((m4, m1), (q4, q1), (a4, a1), (b4, b1)) =
+        (m.as_chunks::<4>(), q.as_chunks::<4>(), a.as_chunks::<4>(), b.as_chunks::<4>());
+    let (y4, y1) = y.as_chunks_mut::<4>();
+    for ((((m, q), a), b), y) in m4.iter().zip(q4).zip(a4).zip(b4).zip(y4) {
+        for ((((y, &m), &q), &a), &b) in y.iter_mut().zip(m).zip(q).zip(a).zip(b) {
+            *y = f(m, q, a, b);
+        }
+    }
+    for ((((y, &m), &q), &a), &b) in y1.iter_mut().zip(m1).zip(q1).zip(a1).zip(b1) {
+        *y = f(m, q, a, b);
     }
 }
