@@ -381,21 +381,20 @@ fn term_list(
     let wpt = masks.len().max(1);
     let mut slots = slots.iter_mut();
     let (mut n, mut row_start) = (0usize, [0usize; MAX_KERNEL + 1]);
-    for (tap, (ta, tb)) in wa.chunks_exact(wpt).zip(wb.chunks_exact(wpt)).enumerate() {
-        if tap % k == 0 {
-            if let Some(r) = row_start.get_mut(tap / k) {
-                *r = n;
-            }
-        }
-        let at = tap_offset(tap / k, tap % k);
-        for (wi, ((&a, &b), &mask)) in ta.iter().zip(tb).zip(masks).enumerate() {
-            let mut v = pick(a, b) & mask;
-            let base = at + (wi * BITS) as u32 * kt;
-            while v != 0 {
-                let Some(slot) = slots.next() else { break };
-                *slot = base + v.trailing_zeros() * kt;
-                n += 1;
-                v &= v - 1;
+    let rows = wa.chunks_exact(k * wpt).zip(wb.chunks_exact(k * wpt)).zip(row_start.iter_mut()).enumerate();
+    for (ky, ((ra, rb), start)) in rows {
+        *start = n;
+        for (kx, (ta, tb)) in ra.chunks_exact(wpt).zip(rb.chunks_exact(wpt)).enumerate() {
+            let at = tap_offset(ky, kx);
+            for (wi, ((&a, &b), &mask)) in ta.iter().zip(tb).zip(masks).enumerate() {
+                let mut v = pick(a, b) & mask;
+                let base = at + (wi * BITS) as u32 * kt;
+                while v != 0 {
+                    let Some(slot) = slots.next() else { break };
+                    *slot = base + v.trailing_zeros() * kt;
+                    n += 1;
+                    v &= v - 1;
+                }
             }
         }
     }
@@ -419,12 +418,25 @@ fn build_stacks(rows: &[u32], xs: Shape, g: ConvGeom, l: Lanes, strips: &mut [u3
                 let (ph, q) = (off.rem_euclid(s as isize) as usize, off.div_euclid(s as isize));
                 let start = (seg * l.seg_w) as isize + q;
                 if pw == 1 {
-                    // One word per row (up to 32 columns per phase): a shift.
+                    // One word per row (up to 32 columns per phase): a shift right by `start` (left
+                    // where it is negative), as two shifts that cannot overflow and a mask that is 0
+                    // when every bit would be shifted out.
+                    let (rsh, lsh) = (start.clamp(0, 31) as u32, (-start).clamp(0, 31) as u32);
+                    let mask = if start.unsigned_abs() < BITS { lane_mask } else { 0 };
                     let rows_ph = rows_c.iter().skip(ph).step_by(s);
+                    if l.rows == 1 {
+                        // One row per group: stack word t is input row t - pad, written directly.
+                        let (lead, body) = block.split_at_mut(g.pad.min(block.len()));
+                        lead.fill(0);
+                        let mut words = body.iter_mut();
+                        for (word, &row) in (&mut words).zip(rows_ph) {
+                            *word = ((row >> rsh) << lsh) & mask;
+                        }
+                        words.for_each(|w| *w = 0);
+                        continue;
+                    }
                     for (strip, &row) in strips.iter_mut().zip(rows_ph) {
-                        let v =
-                            if start >= 0 { row.checked_shr(start as u32) } else { row.checked_shl((-start) as u32) };
-                        *strip = v.unwrap_or(0) & lane_mask;
+                        *strip = ((row >> rsh) << lsh) & mask;
                     }
                 } else {
                     for (strip, row) in strips.iter_mut().zip(rows_c.chunks_exact(s * pw)) {
