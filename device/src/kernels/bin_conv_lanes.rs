@@ -426,13 +426,7 @@ fn build_stacks(rows: &[u32], xs: Shape, g: ConvGeom, l: Lanes, strips: &mut [u3
                     let rows_ph = rows_c.iter().skip(ph).step_by(s);
                     if l.rows == 1 {
                         // One row per group: stack word t is input row t - pad, written directly.
-                        let (lead, body) = block.split_at_mut(g.pad.min(block.len()));
-                        lead.fill(0);
-                        let mut words = body.iter_mut();
-                        for (word, &row) in (&mut words).zip(rows_ph) {
-                            *word = ((row >> rsh) << lsh) & mask;
-                        }
-                        words.for_each(|w| *w = 0);
+                        one_row_stack(block, g.pad, rows_c, ph, s, [rsh, lsh, mask]);
                         continue;
                     }
                     for (strip, &row) in strips.iter_mut().zip(rows_ph) {
@@ -466,6 +460,24 @@ fn build_stacks(rows: &[u32], xs: Shape, g: ConvGeom, l: Lanes, strips: &mut [u3
             }
         }
     }
+}
+
+/// Fills a stack of one-row groups: word `t` is phase `ph` of input row `t - pad` (of `stride`
+/// phases per row in `rows_c`) shifted right by `rsh`, left by `lsh` and masked; 0 outside the
+/// image. Out of line, so that its loop keeps the shifts and the mask in registers.
+#[inline(never)]
+fn one_row_stack(block: &mut [u32], pad: usize, rows_c: &[u32], ph: usize, stride: usize, [rsh, lsh, mask]: [u32; 3]) {
+    let (lead, body) = block.split_at_mut(pad.min(block.len()));
+    lead.fill(0);
+    let mut words = body.iter_mut();
+    let lane = |row: u32| ((row >> rsh) << lsh) & mask;
+    if stride == 1 {
+        (&mut words).zip(rows_c).for_each(|(w, &row)| *w = lane(row));
+    } else {
+        let rows = rows_c.chunks_exact(stride.max(1)).map(|r| r.get(ph).copied().unwrap_or(0));
+        (&mut words).zip(rows).for_each(|(w, row)| *w = lane(row));
+    }
+    words.for_each(|w| *w = 0);
 }
 
 /// The lane row of input row `t - pad` (0 outside the image).
