@@ -423,15 +423,12 @@ fn build_stacks(rows: &[u32], xs: Shape, g: ConvGeom, l: Lanes, strips: &mut [u3
                     // when every bit would be shifted out.
                     let (rsh, lsh) = (start.clamp(0, 31) as u32, (-start).clamp(0, 31) as u32);
                     let mask = if start.unsigned_abs() < BITS { lane_mask } else { 0 };
-                    let rows_ph = rows_c.iter().skip(ph).step_by(s);
                     if l.rows == 1 {
                         // One row per group: stack word t is input row t - pad, written directly.
                         one_row_stack(block, g.pad, rows_c, ph, s, [rsh, lsh, mask]);
                         continue;
                     }
-                    for (strip, &row) in strips.iter_mut().zip(rows_ph) {
-                        *strip = ((row >> rsh) << lsh) & mask;
-                    }
+                    one_row_stack(strips, 0, rows_c, ph, s, [rsh, lsh, mask]);
                 } else {
                     for (strip, row) in strips.iter_mut().zip(rows_c.chunks_exact(s * pw)) {
                         *strip = row_bits(row.get(ph * pw..(ph + 1) * pw).unwrap_or(&[]), start, l.seg_w);
