@@ -459,9 +459,11 @@ fn build_stacks(rows: &[u32], xs: Shape, g: ConvGeom, l: Lanes, strips: &mut [u3
     }
 }
 
-/// Fills a stack of one-row groups: word `t` is phase `ph` of input row `t - pad` (of `stride`
-/// phases per row in `rows_c`) shifted right by `rsh`, left by `lsh` and masked; 0 outside the
-/// image. Out of line, so that its loop keeps the shifts and the mask in registers.
+/// Writes one channel's lane rows: word `t` of `block` is phase `ph` of input row `t - pad` (of
+/// `stride` phases per row in `rows_c`) shifted right by `rsh`, left by `lsh` and masked; 0
+/// outside the image. That is the whole stack of one-row groups, or with `pad` 0 the strips a
+/// multi-row stack is built from. Out of line, so that its loop keeps the shifts and the mask in
+/// registers.
 #[inline(never)]
 fn one_row_stack(block: &mut [u32], pad: usize, rows_c: &[u32], ph: usize, stride: usize, [rsh, lsh, mask]: [u32; 3]) {
     let (lead, body) = block.split_at_mut(pad.min(block.len()));
