@@ -134,18 +134,22 @@ impl Conv<'_> {
         // The columns in blocks: all of the interior if it is at least a block wide.
         let blocks = if inner.len() >= P { inner } else { inner.start..inner.start };
         let relu = self.relu && chunk.last;
+        // The first chunk's sums start at the biases, the same for every block.
+        let first: Option<[[f32; L]; P]> = chunk.bias.map(|b| [b; P]);
         for oy in 0..os.h {
             let rows = tap_range(oy, xs.h, self.g);
             let top = (oy * S) as isize - pad as isize;
             let row_at = oy * os.w;
             // Where the sums of `n` columns from `ox` start.
             let load = |out: &[&mut [f32]; L], ox: usize, n: usize| -> [[f32; L]; P] {
-                core::array::from_fn(|p| match chunk.bias {
-                    Some(b) => b,
-                    None if p < n => core::array::from_fn(|l| {
-                        out.get(l).and_then(|o| o.get(row_at + ox + p)).copied().unwrap_or(0.0)
-                    }),
-                    None => [0.0; L],
+                if let Some(acc) = first {
+                    return acc;
+                }
+                core::array::from_fn(|p| {
+                    core::array::from_fn(|l| {
+                        let at = (p < n).then_some(row_at + ox + p);
+                        at.and_then(|at| out.get(l).and_then(|o| o.get(at))).copied().unwrap_or(0.0)
+                    })
                 })
             };
             let store = |out: &mut [&mut [f32]; L], ox: usize, acc: &[[f32; L]]| {
