@@ -425,10 +425,10 @@ fn build_stacks(rows: &[u32], xs: Shape, g: ConvGeom, l: Lanes, strips: &mut [u3
                     let mask = if start.unsigned_abs() < BITS { lane_mask } else { 0 };
                     if l.rows == 1 {
                         // One row per group: stack word t is input row t - pad, written directly.
-                        one_row_stack(block, g.pad, rows_c, ph, s, [rsh, lsh, mask]);
+                        lane_rows(block, g.pad, rows_c, ph, s, [rsh, lsh, mask]);
                         continue;
                     }
-                    one_row_stack(strips, 0, rows_c, ph, s, [rsh, lsh, mask]);
+                    lane_rows(strips, 0, rows_c, ph, s, [rsh, lsh, mask]);
                 } else {
                     for (strip, row) in strips.iter_mut().zip(rows_c.chunks_exact(s * pw)) {
                         *strip = row_bits(row.get(ph * pw..(ph + 1) * pw).unwrap_or(&[]), start, l.seg_w);
@@ -465,7 +465,7 @@ fn build_stacks(rows: &[u32], xs: Shape, g: ConvGeom, l: Lanes, strips: &mut [u3
 /// multi-row stack is built from. Out of line, so that its loop keeps the shifts and the mask in
 /// registers.
 #[inline(never)]
-fn one_row_stack(block: &mut [u32], pad: usize, rows_c: &[u32], ph: usize, stride: usize, [rsh, lsh, mask]: [u32; 3]) {
+fn lane_rows(block: &mut [u32], pad: usize, rows_c: &[u32], ph: usize, stride: usize, [rsh, lsh, mask]: [u32; 3]) {
     let (lead, body) = block.split_at_mut(pad.min(block.len()));
     lead.fill(0);
     let mut words = body.iter_mut();
