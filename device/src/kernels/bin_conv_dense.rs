@@ -252,12 +252,58 @@ fn repack_weights(
     weights: &mut [u32],
 ) {
     let tap = Tap::new(c_in);
-    for (w_row, row) in weights.chunks_exact_mut(rw).zip(packed.chunks_exact(k * wpt)) {
-        let mut sink = BitSink::new(w_row);
-        let cut = row.get(taps.start * wpt..taps.end * wpt).unwrap_or(&[]);
-        cut.chunks_exact(wpt).for_each(|t| sink.push_tap(t, tap));
-        sink.finish();
+    let rows = weights.chunks_exact_mut(rw).zip(packed.chunks_exact(k * wpt));
+    let (from, to) = (taps.start * wpt, taps.end * wpt);
+    // The row's taps `taps`.
+    fn cut(row: &[u32], from: usize, to: usize) -> &[u32] {
+        row.get(from..to).unwrap_or(&[])
     }
+    match wpt {
+        // Up to 64 channels: each tap's words are one fixed-size chunk, in registers.
+        1 => rows.for_each(|(w_row, row)| repack_row::<1>(cut(row, from, to).as_chunks().0, tap, w_row)),
+        2 => rows.for_each(|(w_row, row)| repack_row::<2>(cut(row, from, to).as_chunks().0, tap, w_row)),
+        _ => {
+            for (w_row, row) in rows {
+                let mut sink = BitSink::new(w_row);
+                cut(row, from, to).chunks_exact(wpt).for_each(|t| sink.push_tap(t, tap));
+                sink.finish();
+            }
+        }
+    }
+}
+
+/// One kernel row of [`repack_weights`] for taps of `N` words: the fill stays under 32 by
+/// construction, so its shifts need no checks.
+#[inline(always)]
+fn repack_row<const N: usize>(cut: &[[u32; N]], tap: Tap, w_row: &mut [u32]) {
+    let mut out = w_row.iter_mut();
+    // `cur` holds the low `fill` bits of the next word (0 <= fill < 32).
+    let (mut cur, mut fill) = (0u32, 0u32);
+    for t in cut {
+        let Some((&last, full)) = t.split_last() else { continue };
+        for &v in full {
+            if let Some(d) = out.next() {
+                *d = cur | v << fill;
+            }
+            cur = (v >> 1) >> (31 - fill);
+        }
+        let v = last & tap.mask;
+        cur |= v << fill;
+        let end = fill + tap.last;
+        if end >= 32 {
+            if let Some(d) = out.next() {
+                *d = cur;
+            }
+            cur = (v >> 1) >> (31 - fill);
+        }
+        fill = end & 31;
+    }
+    if fill > 0 {
+        if let Some(d) = out.next() {
+            *d = cur;
+        }
+    }
+    out.for_each(|d| *d = 0);
 }
 
 /// Each filter's words for one pixel: words `range` of each `stride` words of `weights`.

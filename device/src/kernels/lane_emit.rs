@@ -79,34 +79,36 @@ impl Interior {
     /// the kernel rows before `ky'` and the tap columns valid at `ox`.
     fn fill_prefix(&self, tap_sum: &[i32; MAX_TAPS], sign: i32, k: usize, prefix: &mut [u32]) {
         let w_out = self.w_out.max(1);
-        // row_pre[ky][kx'] = sum over kx < kx' of the tap sums of row ky.
+        // row_pre[ky][kx'] = sign times the sum over kx < kx' of the tap sums of row ky.
         let mut row_pre = [0i32; MAX_KERNEL * (MAX_KERNEL + 1)];
         for (pre, taps) in row_pre.chunks_exact_mut(k + 1).zip(tap_sum.chunks_exact(k)) {
-            let mut acc = 0;
+            let mut acc = 0i32;
             for (p, &t) in pre.iter_mut().skip(1).zip(taps) {
-                acc += t;
-                *p = acc;
+                acc = acc.wrapping_add(t);
+                *p = sign.wrapping_mul(acc);
             }
         }
         let mut rows = prefix.chunks_exact_mut(w_out);
-        let Some(mut prev) = rows.next() else { return };
-        prev.fill(0);
-        // The interior columns row by row (every tap column valid)...
-        for (pre, next) in row_pre.chunks_exact(k + 1).zip(rows) {
-            let all = (sign * pre.get(k).copied().unwrap_or(0)) as u32;
-            if let (Some(p), Some(n)) = (prev.get(self.cols.clone()), next.get_mut(self.cols.clone())) {
-                n.iter_mut().zip(p).for_each(|(n, &p)| *n = p.wrapping_add(all));
-            }
-            prev = next;
+        if let Some(first) = rows.next() {
+            first.fill(0);
         }
-        // ...then the border columns one at a time, down the kernel rows.
+        // The interior columns (every tap column valid) hold one value per row: a fill.
+        let mut all = 0i32;
+        for (pre, row) in row_pre.chunks_exact(k + 1).zip(rows) {
+            all = all.wrapping_add(pre.get(k).copied().unwrap_or(0));
+            if let Some(r) = row.get_mut(self.cols.clone()) {
+                r.fill(all as u32);
+            }
+        }
+        // The border columns one at a time, down the kernel rows.
         for ox in (0..self.cols.start).chain(self.cols.end..w_out) {
             let (kx0, kx1) = tap_range(ox, self.x_in, self.g);
             let mut acc = 0i32;
             for (row, pre) in prefix.chunks_exact_mut(w_out).skip(1).zip(row_pre.chunks_exact(k + 1)) {
-                acc += pre.get(kx1).copied().unwrap_or(0) - pre.get(kx0).copied().unwrap_or(0);
+                let (hi, lo) = (pre.get(kx1).copied().unwrap_or(0), pre.get(kx0).copied().unwrap_or(0));
+                acc = acc.wrapping_add(hi.wrapping_sub(lo));
                 if let Some(p) = row.get_mut(ox) {
-                    *p = (sign * acc) as u32;
+                    *p = acc as u32;
                 }
             }
         }
