@@ -40,7 +40,7 @@
 
 use super::lane_count::{count_pair, count_window, counts16, counts8, lane_sums, window_for, MAX_COUNT, PLANES};
 use super::lane_emit::{Filter, Interior};
-use super::{tap_range, Shape};
+use super::{full_windows, tap_range, Shape};
 use crate::format::{words_for, BITS};
 use crate::model::ConvGeom;
 
@@ -268,10 +268,17 @@ pub fn bin_conv_lanes(
         }
     }
     let group_base = |i: usize| (i / l.groups) * l.seg_words + (i % l.groups) * l.rows * s;
+    // The kernel rows that reach inside the image for some row of group `i`: all of them for the
+    // groups inside the image's rows, without working them out.
+    let inner_rows = full_windows(os.h, xs.h, g);
     let group_rows = |i: usize| {
         let first = (i % l.groups) * l.rows;
         let last = (first + l.rows).min(os.h).saturating_sub(1);
-        (tap_range(last, xs.h, g).0, tap_range(first, xs.h, g).1)
+        if inner_rows.contains(&first) && inner_rows.contains(&last) {
+            (0, k)
+        } else {
+            (tap_range(last, xs.h, g).0, tap_range(first, xs.h, g).1)
+        }
     };
     // q = -2 P for every lane of every (segment, group).
     for (i, q) in q_all.chunks_exact_mut(BITS).enumerate() {
@@ -341,9 +348,13 @@ pub fn bin_conv_lanes(
         let leaf_b = offsets.get(n_root + n_a..n_root + n_a + n_b).unwrap_or(&[]);
         let mut counts = [[0u32; PLANES]; 2];
         for (i, q) in q_all.chunks_exact(BITS).enumerate() {
-            let (ky0, ky1) = group_rows(i);
-            let root = sub_list(root, &rs_root, ky0, ky1);
-            let leaves = [sub_list(leaf_a, &rs_a, ky0, ky1), sub_list(leaf_b, &rs_b, ky0, ky1)];
+            let (root, leaves) = match group_rows(i) {
+                (0, ky1) if ky1 == k => (root, [leaf_a, leaf_b]),
+                (ky0, ky1) => {
+                    let sub = |list, rs| sub_list(list, rs, ky0, ky1);
+                    (sub(root, &rs_root), [sub(leaf_a, &rs_a), sub(leaf_b, &rs_b)])
+                }
+            };
             count_pair(stacks, l.window, group_base(i), root, leaves, &mut counts);
             for ((e, out_o), (c, leaf)) in
                 [(&ea, &mut *out_a), (&eb, &mut *out_b)].into_iter().zip(counts.iter().zip(leaves))
