@@ -459,10 +459,14 @@ fn build_stacks(rows: &[u32], xs: Shape, g: ConvGeom, l: Lanes, strips: &mut [u3
                     for r in 0..l.rows - 1 {
                         w |= strip_at(strips, t0 + r * s, g.pad) << ((r + 1) * l.seg_w);
                     }
-                    for (j, word) in block.iter_mut().skip(t0).step_by(s).enumerate() {
-                        let entering = strip_at(strips, t0 + (j + l.rows - 1) * s, g.pad);
+                    // The row entering word t0 + j*s is input row u - pad, u = t0 + (j + rows - 1)*s
+                    // (rows above the image wrap to indices past the strips: 0).
+                    let mut u = (t0 + (l.rows - 1) * s).wrapping_sub(g.pad);
+                    for word in block.iter_mut().skip(t0).step_by(s) {
+                        let entering = strips.get(u).copied().unwrap_or(0);
                         w = (w >> l.seg_w) | entering << top;
                         *word = w;
+                        u = u.wrapping_add(s);
                     }
                 }
             }
