@@ -459,14 +459,12 @@ fn build_stacks(rows: &[u32], xs: Shape, g: ConvGeom, l: Lanes, strips: &mut [u3
                     for r in 0..l.rows - 1 {
                         w |= strip_at(strips, t0 + r * s, g.pad) << ((r + 1) * l.seg_w);
                     }
-                    // The row entering word t0 + j*s is input row u - pad, u = t0 + (j + rows - 1)*s
-                    // (rows above the image wrap to indices past the strips: 0).
-                    let mut u = (t0 + (l.rows - 1) * s).wrapping_sub(g.pad);
+                    // The row entering word t0 + j*s is strip t0 + (j + rows - 1)*s.
+                    let mut t = t0 + (l.rows - 1) * s;
                     for word in block.iter_mut().skip(t0).step_by(s) {
-                        let entering = strips.get(u).copied().unwrap_or(0);
-                        w = (w >> l.seg_w) | entering << top;
+                        w = (w >> l.seg_w) | strip_at(strips, t, g.pad) << top;
                         *word = w;
-                        u = u.wrapping_add(s);
+                        t += s;
                     }
                 }
             }
@@ -494,10 +492,11 @@ fn lane_rows(block: &mut [u32], pad: usize, rows_c: &[u32], ph: usize, stride: u
     words.for_each(|w| *w = 0);
 }
 
-/// The lane row of input row `t - pad` (0 outside the image).
+/// The lane row of input row `t - pad` (0 outside the image: rows above it wrap to an index past
+/// any slice).
 #[inline(always)]
 fn strip_at(strips: &[u32], t: usize, pad: usize) -> u32 {
-    t.checked_sub(pad).and_then(|iy| strips.get(iy)).copied().unwrap_or(0)
+    strips.get(t.wrapping_sub(pad)).copied().unwrap_or(0)
 }
 
 /// Bits of word `i` of a tap that hold real channels (the padding channels' bits are ignored).
