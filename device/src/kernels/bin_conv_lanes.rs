@@ -326,8 +326,12 @@ pub fn bin_conv_lanes(
         // -1 weights, whichever choice of the four counts the fewest words in all.
         let fb = Filter::new(wb, sb, masks, xs.c);
         let (na, nb, n) = (fa.ones as usize, fb.ones as usize, n_terms);
-        let both: usize =
-            wa.iter().zip(wb).zip(masks.iter().cycle()).map(|((a, b), m)| (a & b & m).count_ones() as usize).sum();
+        let pairs = wa.iter().zip(wb);
+        let both: usize = match *masks {
+            // One word per tap (up to 32 channels): one mask.
+            [m] => pairs.map(|(a, b)| (a & b & m).count_ones() as usize).sum(),
+            _ => pairs.zip(masks.iter().cycle()).map(|((a, b), m)| (a & b & m).count_ones() as usize).sum(),
+        };
         let choices = [
             (true, true, na + nb - both),
             (true, false, n - nb + both),

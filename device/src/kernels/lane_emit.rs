@@ -20,10 +20,17 @@ impl Filter {
     pub(super) fn new(w: &[u32], sc: f32, masks: &[u32], c_in: usize) -> Self {
         let mut tap_sum = [0i32; MAX_TAPS];
         let mut ones = 0u32;
-        for (w_tap, sum) in w.chunks_exact(masks.len().max(1)).zip(tap_sum.iter_mut()) {
-            let tap_ones = w_tap.iter().zip(masks).map(|(w, m)| (w & m).count_ones()).sum::<u32>();
+        let mut put = |sum: &mut i32, tap_ones: u32| {
             ones += tap_ones;
             *sum = 2 * tap_ones as i32 - c_in as i32;
+        };
+        if let [m] = *masks {
+            // One word per tap (up to 32 channels): no inner loop.
+            w.iter().zip(tap_sum.iter_mut()).for_each(|(&w, sum)| put(sum, (w & m).count_ones()));
+        } else {
+            for (w_tap, sum) in w.chunks_exact(masks.len().max(1)).zip(tap_sum.iter_mut()) {
+                put(sum, w_tap.iter().zip(masks).map(|(w, m)| (w & m).count_ones()).sum());
+            }
         }
         Filter { sc, tap_sum, ones }
     }
