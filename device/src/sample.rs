@@ -74,30 +74,30 @@ fn edge(b: &mut ModelBuilder, r: &mut Rng, x: TensorId, c: usize, stride: usize,
 }
 
 /// A model with one binary conv, for per-layer instruction counts: input `[c, hw, hw]` ->
-/// bin_conv(c -> c, `k`, dilation `dil`, `stride`, padding `pad`; +1 flips, fixed weights) -> GAP
-/// -> linear(10). The same seed every call, so a layer's figures compare across builds.
-pub fn bin_layer(c: usize, hw: usize, k: usize, dil: usize, stride: usize, pad: usize) -> Vec<u8> {
+/// bin_conv(c -> `c_out`, `k`, dilation `dil`, `stride`, padding `pad`; +1 flips, fixed weights)
+/// -> GAP -> linear(10). The same seed every call, so a layer's figures compare across builds.
+pub fn bin_layer(c: usize, c_out: usize, hw: usize, k: usize, dil: usize, stride: usize, pad: usize) -> Vec<u8> {
     let mut r = Rng(5);
     let mut b = ModelBuilder::new(c, hw, hw);
     b.set_input_affine(&vec![1.0 / 255.0; c], &vec![-0.5; c]);
     let ohw = crate::kernels::out_width(hw, crate::ConvGeom { k, stride, pad, dil });
-    let y = b.tensor(c, ohw, ohw);
+    let y = b.tensor(c_out, ohw, ohw);
     let p = BinConv {
-        c_out: c,
+        c_out,
         k,
         stride,
         pad,
         dil,
         flip: vec![1.0; c],
         threshold: r.vec(c, 0.2),
-        weights: r.pm1(c * c * k * k),
-        scale: vec![0.01; c],
+        weights: r.pm1(c_out * c * k * k),
+        scale: vec![0.01; c_out],
     };
     b.bin_conv(b.input(), &p, y).unwrap();
-    let g = b.tensor(c, 1, 1);
+    let g = b.tensor(c_out, 1, 1);
     b.global_avg_pool(y, g).unwrap();
     let l = b.tensor(10, 1, 1);
-    b.linear(g, &r.vec(10 * c, 1.0), &r.vec(10, 1.0), l).unwrap();
+    b.linear(g, &r.vec(10 * c_out, 1.0), &r.vec(10, 1.0), l).unwrap();
     b.finish(l).unwrap()
 }
 

@@ -4,9 +4,9 @@
 use super::*;
 use bnas_device::sample::{bin_layer, random_net, NetSpec, Rng};
 
-/// input [c, hw, hw] -> bin_conv(c -> c, k, dil, stride, same padding) -> GAP -> linear(10).
-fn one_layer(c: usize, hw: usize, k: usize, dil: usize, stride: usize) -> Vec<u8> {
-    bin_layer(c, hw, k, dil, stride, dil * (k - 1) / 2)
+/// input [c, hw, hw] -> bin_conv(c -> c_out, k, dil, stride, same padding) -> GAP -> linear(10).
+fn one_layer(c: usize, c_out: usize, hw: usize, k: usize, dil: usize, stride: usize) -> Vec<u8> {
+    bin_layer(c, c_out, hw, k, dil, stride, dil * (k - 1) / 2)
 }
 
 fn run(name: &str, bytes: Vec<u8>) -> Result<DeviceRunSummary> {
@@ -30,38 +30,42 @@ fn run(name: &str, bytes: Vec<u8>) -> Result<DeviceRunSummary> {
 #[test]
 #[ignore = "builds several firmwares and runs them under QEMU (minutes)"]
 fn profile_bin_layers() {
-    println!("{:>30} {:>12} {:>12} {:>10}", "layer (c, hw, k, dil, stride)", "MACs", "instructions", "MACs/instr");
-    // The first six are fmnist-demo's cell shapes (C = 12, 24, 48 at 28, 14, 7 pixels).
+    println!("{:>34} {:>12} {:>12} {:>10}", "layer (c, hw, k, dil, stride)", "MACs", "instructions", "MACs/instr");
+    // (c in, c out, hw, k, dil, stride). The first six are fmnist-demo's cell shapes (C = 12, 24,
+    // 48 at 28, 14, 7 pixels); 36 -> 12 is its first cell's 1x1 preprocessing conv.
     let layers = [
-        (12, 28, 5, 2, 1),
-        (12, 28, 3, 1, 1),
-        (24, 14, 5, 2, 1),
-        (24, 14, 3, 1, 1),
-        (48, 7, 5, 2, 1),
-        (48, 7, 3, 1, 1),
-        (24, 28, 5, 2, 2),
-        (48, 14, 5, 2, 2),
-        (36, 28, 1, 1, 1),
-        (32, 16, 3, 1, 1),
-        (64, 16, 3, 1, 1),
-        (128, 8, 3, 1, 1),
+        (12, 12, 28, 5, 2, 1),
+        (12, 12, 28, 3, 1, 1),
+        (24, 24, 14, 5, 2, 1),
+        (24, 24, 14, 3, 1, 1),
+        (48, 48, 7, 5, 2, 1),
+        (48, 48, 7, 3, 1, 1),
+        (24, 24, 28, 5, 2, 2),
+        (48, 48, 14, 5, 2, 2),
+        (36, 36, 28, 1, 1, 1),
+        (36, 12, 28, 1, 1, 1),
+        (32, 32, 16, 3, 1, 1),
+        (64, 64, 16, 3, 1, 1),
+        (128, 128, 8, 3, 1, 1),
     ];
-    // BNAS_PROFILE_ONLY=12,28 runs only the layers whose label starts with it (and not the net).
+    // BNAS_PROFILE_ONLY=12,28 runs only the layers whose label (c in, hw, k, dil, stride) starts
+    // with it (and not the net).
     let only = std::env::var("BNAS_PROFILE_ONLY").unwrap_or_default();
-    for &(c, hw, k, dil, stride) in &layers {
+    for &(c, c_out, hw, k, dil, stride) in &layers {
         if !format!("{c},{hw},{k},{dil},{stride}").starts_with(&only) {
             continue;
         }
-        let s = match run(&format!("l{c}_{hw}_{k}_{dil}_{stride}"), one_layer(c, hw, k, dil, stride)) {
+        let shape = if c_out == c { format!("{c}") } else { format!("{c} -> {c_out}") };
+        let s = match run(&format!("l{c}_{c_out}_{hw}_{k}_{dil}_{stride}"), one_layer(c, c_out, hw, k, dil, stride)) {
             Ok(s) => s,
             Err(e) => {
-                println!("{c}, {hw}x{hw}, {k}x{k}, dil {dil}, stride {stride}: {e}");
+                println!("{shape}, {hw}x{hw}, {k}x{k}, dil {dil}, stride {stride}: {e}");
                 continue;
             }
         };
         println!(
-            "{:>30} {:>12} {:>12} {:>10.2}",
-            format!("{c}, {hw}x{hw}, {k}x{k}, dil {dil}, s {stride}"),
+            "{:>34} {:>12} {:>12} {:>10.2}",
+            format!("{shape}, {hw}x{hw}, {k}x{k}, dil {dil}, s {stride}"),
             s.bin_conv_macs,
             s.bin_conv_instructions,
             s.bin_macs_per_instruction
