@@ -56,19 +56,17 @@ fn profile_bin_layers() {
             continue;
         }
         let shape = if c_out == c { format!("{c}") } else { format!("{c} -> {c_out}") };
+        let label = format!("{shape}, {hw}x{hw}, {k}x{k}, dil {dil}, s {stride}");
         let s = match run(&format!("l{c}_{c_out}_{hw}_{k}_{dil}_{stride}"), one_layer(c, c_out, hw, k, dil, stride)) {
             Ok(s) => s,
             Err(e) => {
-                println!("{shape}, {hw}x{hw}, {k}x{k}, dil {dil}, stride {stride}: {e}");
+                println!("{label}: {e}");
                 continue;
             }
         };
         println!(
             "{:>34} {:>12} {:>12} {:>10.2}",
-            format!("{shape}, {hw}x{hw}, {k}x{k}, dil {dil}, s {stride}"),
-            s.bin_conv_macs,
-            s.bin_conv_instructions,
-            s.bin_macs_per_instruction
+            label, s.bin_conv_macs, s.bin_conv_instructions, s.bin_macs_per_instruction
         );
     }
     for spec in [NetSpec { in_c: 3, hw: 8, c: 32, cells: 3, nodes: 4, classes: 10, seed: 7 }] {
