@@ -247,7 +247,8 @@ struct Plan<'a> {
 }
 
 /// One task's share of [`sign_conv`]: the samples from `task * per_task` into `y_task`, in
-/// micro-batches of `mb` samples, counted by `count` (as [`count_body`]). Inlined into one copy per
+/// micro-batches of `mb` samples, packed by `pack` (as [`pack_pixels`]) and counted by `count` (as
+/// [`count_body`]). Inlined into one copy per
 /// instruction set ([`pick_runner`]), so that packing, gathering and the output's arithmetic are
 /// vectorized as wide as the counting.
 #[inline(always)]
@@ -255,6 +256,7 @@ fn run_task(
     plan: &Plan,
     task: usize,
     y_task: &mut [MaybeUninit<f32>],
+    pack: impl Fn(&[f32], &ConvGeom, &mut [u64]),
     count: impl Fn(&[u64], usize, usize, &[u64], usize) -> Pop,
 ) {
     let Plan { g, x, scale, ref pieces, ref wbits, ref base, kw, mb, per_task } = *plan;
@@ -277,7 +279,7 @@ fn run_task(
     for b0 in (0..samples).step_by(mb) {
         let nb = mb.min(samples - b0);
         for j in 0..nb {
-            pack_pixels(&x[(first + b0 + j) * in_s..][..in_s], &g, pix);
+            pack(&x[(first + b0 + j) * in_s..][..in_s], &g, pix);
             gather(pix, &g, pieces, kw, col, cols, j * ohow);
         }
         let ys = &mut y_task[b0 * out_s..][..nb * out_s];
@@ -325,6 +327,49 @@ fn pack_pixels(x: &[f32], g: &ConvGeom, pix: &mut [u64]) {
         for (src, dst) in plane.chunks_exact(g.w).zip(out[g.pad * pw..].chunks_exact_mut(pw)) {
             for (d, &v) in dst[g.pad..].iter_mut().zip(src) {
                 *d |= u64::from(v > 0.0) << bit;
+            }
+        }
+    }
+}
+
+/// [`pack_pixels`] in AVX-512: 16 pixels of a row at a time, their words built in two registers
+/// over the plane's channels (a compare of 16 floats gives the 16 pixels' bits of one channel,
+/// OR-ed into the lanes it sets), then stored once.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn pack_pixels_avx512(x: &[f32], g: &ConvGeom, pix: &mut [u64]) {
+    use std::arch::x86_64::*;
+    let (hw, pw) = (g.h * g.w, g.w + 2 * g.pad);
+    let plane_len = (g.h + 2 * g.pad) * pw;
+    let zero = _mm512_setzero_ps();
+    // Only the padding needs the zeros; the rows inside are overwritten whole.
+    pix.fill(0);
+    for (q, plane) in pix.chunks_exact_mut(plane_len).enumerate() {
+        let channels = (g.c_in - q * 64).min(64);
+        for y in 0..g.h {
+            let dst = &mut plane[(y + g.pad) * pw + g.pad..][..g.w];
+            for x0 in (0..g.w).step_by(16) {
+                let n = (g.w - x0).min(16);
+                let lanes = (u32::MAX >> (32 - n)) as u16;
+                let (mut lo, mut hi, mut bit) = (_mm512_setzero_si512(), _mm512_setzero_si512(), _mm512_set1_epi64(1));
+                for c in q * 64..q * 64 + channels {
+                    let row = &x[c * hw + y * g.w + x0..][..n];
+                    // SAFETY: the load reads only the n lanes of `row`; the others are masked off.
+                    let v = unsafe { _mm512_maskz_loadu_ps(lanes, row.as_ptr()) };
+                    let set = _mm512_mask_cmp_ps_mask::<_CMP_GT_OQ>(lanes, v, zero);
+                    lo = _mm512_mask_or_epi64(lo, set as u8, lo, bit);
+                    hi = _mm512_mask_or_epi64(hi, (set >> 8) as u8, hi, bit);
+                    bit = _mm512_add_epi64(bit, bit);
+                }
+                let out = &mut dst[x0..][..n];
+                // SAFETY: the stores write only the first n lanes, the n u64 of `out` (the second
+                // one's pointer is formed only when n > 8).
+                unsafe {
+                    _mm512_mask_storeu_epi64(out.as_mut_ptr().cast(), lanes as u8, lo);
+                    if n > 8 {
+                        _mm512_mask_storeu_epi64(out[8..].as_mut_ptr().cast(), (lanes >> 8) as u8, hi);
+                    }
+                }
             }
         }
     }
@@ -388,14 +433,16 @@ fn count_body(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> Pop 
 fn count_avx512(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> Pop {
     use std::arch::x86_64::*;
     const V: usize = LANES / 8;
-    let w: [&[u64]; FILTERS] = std::array::from_fn(|f| &w[f * kw..][..kw]);
     let mut acc = [[_mm512_setzero_si512(); V]; FILTERS];
     for j in 0..kw {
         let xs = &col[j * cols + p0..][..LANES];
         // SAFETY: each load reads 8 u64 inside `xs` (LANES = 4 * 8 words).
         let x: [__m512i; V] = std::array::from_fn(|v| unsafe { _mm512_loadu_si512(xs[v * 8..].as_ptr().cast()) });
-        for (acc, w) in acc.iter_mut().zip(&w) {
-            let wj = _mm512_set1_epi64(w[j] as i64);
+        // Indexed, not `w` cut into per-filter slices by `array::from_fn`: a closure that
+        // inherits this function's target features cannot be inlined into `from_fn`, which
+        // would then call it on every call of this function.
+        for (f, acc) in acc.iter_mut().enumerate() {
+            let wj = _mm512_set1_epi64(w[f * kw + j] as i64);
             for (a, &x) in acc.iter_mut().zip(&x) {
                 *a = _mm512_add_epi64(*a, _mm512_popcnt_epi64(_mm512_xor_si512(x, wj)));
             }
@@ -415,19 +462,25 @@ fn count_avx512(col: &[u64], cols: usize, p0: usize, w: &[u64], kw: usize) -> Po
 type Runner = fn(&Plan, usize, &mut [MaybeUninit<f32>]);
 
 fn run_generic(plan: &Plan, task: usize, y_task: &mut [MaybeUninit<f32>]) {
-    run_task(plan, task, y_task, count_body)
+    run_task(plan, task, y_task, pack_pixels, count_body)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vpopcntdq,avx2,fma,popcnt")]
 fn run_avx512(plan: &Plan, task: usize, y_task: &mut [MaybeUninit<f32>]) {
-    run_task(plan, task, y_task, |col, cols, p0, w, kw| count_avx512(col, cols, p0, w, kw))
+    run_task(
+        plan,
+        task,
+        y_task,
+        |x, g, pix| pack_pixels_avx512(x, g, pix),
+        |col, cols, p0, w, kw| count_avx512(col, cols, p0, w, kw),
+    )
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,popcnt")]
 fn run_avx2(plan: &Plan, task: usize, y_task: &mut [MaybeUninit<f32>]) {
-    run_task(plan, task, y_task, count_body)
+    run_task(plan, task, y_task, pack_pixels, count_body)
 }
 
 /// The runners this CPU can run, fastest first, with their names.
