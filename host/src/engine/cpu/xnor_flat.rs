@@ -299,32 +299,37 @@ fn run_generic(plan: &Plan, task: usize, y_task: &mut [MaybeUninit<f32>]) {
 }
 
 /// [`pack_body`] written out in AVX-512: 32 pixels of a row at a time, their bits gathered in one
-/// register over the channels (a compare of 16 floats gives 16 pixels' bits of one channel).
+/// register over the channels (a compare of 16 floats gives 16 pixels' bits of one channel, OR-ed
+/// into the lanes it sets). Plain nested loops: an iterator adapter's closure, compiled with this
+/// function's target features, could not be inlined into the adapter.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512bw")]
 fn pack_avx512(x: &[f32], g: &ConvGeom, pw: usize, stride: usize, pix: &mut [u16]) {
     use std::arch::x86_64::*;
     let (hw, zero) = (g.h * g.w, _mm512_setzero_ps());
-    for (y, p) in (0..g.h).flat_map(|y| (0..planes(g)).map(move |p| (y, p))) {
-        let dst = &mut pix[p * stride + (y + g.pad) * pw + g.pad..][..g.w];
-        for x0 in (0..g.w).step_by(LANES) {
-            let n = (g.w - x0).min(LANES);
-            let mask = u32::MAX >> (LANES - n);
-            let mut acc = _mm512_setzero_si512();
-            for c in 0..PLANE.min(g.c_in - p * PLANE) {
-                let row = &x[(p * PLANE + c) * hw + y * g.w + x0..][..n];
-                let half = |h: usize| {
-                    // SAFETY: the load reads only the lanes of `row` (the others are masked off,
-                    // and their addresses are not formed into a reference).
-                    let v =
-                        unsafe { _mm512_maskz_loadu_ps((mask >> (16 * h)) as u16, row.as_ptr().wrapping_add(16 * h)) };
-                    u32::from(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, zero)) << (16 * h)
-                };
-                // Adding bit c where it is set: each channel's bit is distinct, so this is an OR.
-                acc = _mm512_mask_add_epi16(acc, half(0) | half(1), acc, _mm512_set1_epi16(1 << c));
+    for y in 0..g.h {
+        for p in 0..planes(g) {
+            let dst = &mut pix[p * stride + (y + g.pad) * pw + g.pad..][..g.w];
+            for x0 in (0..g.w).step_by(LANES) {
+                let n = (g.w - x0).min(LANES);
+                let mask = u32::MAX >> (LANES - n);
+                let (mut acc, mut bit) = (_mm512_setzero_si512(), _mm512_set1_epi16(1));
+                for c in p * PLANE..((p + 1) * PLANE).min(g.c_in) {
+                    let row = &x[c * hw + y * g.w + x0..][..n];
+                    let half = |h: usize| {
+                        // SAFETY: the load reads only the lanes of `row` (the others are masked
+                        // off, and their addresses are not formed into a reference).
+                        let v = unsafe {
+                            _mm512_maskz_loadu_ps((mask >> (16 * h)) as u16, row.as_ptr().wrapping_add(16 * h))
+                        };
+                        u32::from(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, zero)) << (16 * h)
+                    };
+                    acc = _mm512_mask_add_epi16(acc, half(0) | half(1), acc, bit);
+                    bit = _mm512_add_epi16(bit, bit);
+                }
+                // SAFETY: the store writes only the first n lanes, the n u16 of dst[x0..].
+                unsafe { _mm512_mask_storeu_epi16(dst[x0..].as_mut_ptr().cast(), mask, acc) };
             }
-            // SAFETY: the store writes only the first n lanes, the n u16 of dst[x0..].
-            unsafe { _mm512_mask_storeu_epi16(dst[x0..].as_mut_ptr().cast(), mask, acc) };
         }
     }
 }
