@@ -43,19 +43,14 @@ pub(super) fn fits(g: &ConvGeom) -> bool {
     g.stride == 1 && super::xnor::supported(g) && g.k * g.k * g.c_in <= 10_000
 }
 
-/// Whether [`super::xnor::sign_conv`] runs this geometry here: where it [`fits`], always at up
-/// to 32 channels (where the im2col kernel's gathering, a piece per tap and pixel, costs most),
-/// and above that where it counts at most 1.4x the 512-bit words the im2col kernel would (one
-/// per 32 flat positions, plane and tap, against one per 8 pixels and window word).
-/// `bench_xnor_vs_float` (batch 16-64, both threads): the flat kernel is faster at 16-32
-/// channels with 1.2-1.55x the words, and at 64-128 channels with 1.1-1.3x (16x16, 7x7); at 1.5x
-/// (8x8, 5x5 at dilation 2 on 16x16) it is as fast or slower.
+/// Whether [`super::xnor::sign_conv`] runs this geometry here: where it [`fits`] at up to 32
+/// channels, where the im2col kernel's gathering (a piece per tap and pixel) costs most.
+/// `bench_xnor_vs_float` (batch 16-64, both threads, Intel Xeon, three runs): the flat kernel is
+/// faster at 16 channels (1.4-1.7x at 28x28) and at 32 channels 3x3 (1.15-1.3x at 14x14); from 64
+/// channels on, since the im2col kernel packs its pixel words in registers, the im2col kernel is
+/// faster at every shape there (1.02-1.6x).
 pub(super) fn takes(g: &ConvGeom) -> bool {
-    let kk = g.k * g.k;
-    let (oh, ow, pw) = (g.out_h(), g.out_w(), g.w + 2 * g.pad);
-    let flat = (oh * pw).div_ceil(LANES) * planes(g) * kk;
-    let im2col = (oh * ow).div_ceil(8) * (kk * g.c_in).div_ceil(64);
-    fits(g) && (g.c_in <= 32 || 5 * flat <= 7 * im2col)
+    fits(g) && g.c_in <= 32
 }
 
 /// Which of a block's lanes are outputs: the lanes of `mask` (bit `l` for lane `l`, ascending) are
