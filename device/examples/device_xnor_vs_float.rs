@@ -1,6 +1,6 @@
 //! The XNOR-popcount conv against a float conv of the same shape, timed side by side in one run.
 //!
-//! `RUSTFLAGS="-C target-cpu=native" cargo run --release -p bnas-device --features std --example xnor_vs_float`
+//! `RUSTFLAGS="-C target-cpu=native" cargo run --release -p bnas-device --features std --example device_xnor_vs_float`
 //! (without a popcnt target feature the kernel falls back to the carry-save tree). "dense" is the
 //! dense-row kernel (`bin_conv_dense`), "lanes" the bit-lane kernel (`bin_conv_lanes`; the device
 //! runs whichever `use_lanes` picks, marked *), "tap" the per-tap kernel (`bin_conv`, channels
