@@ -133,24 +133,20 @@ pub(super) fn bases(g: &ConvGeom, wones: &[u32]) -> Vec<i32> {
     base
 }
 
-/// For each output position, the mask of its taps that fall in the padding.
+/// For each output position, the mask of its taps that fall in the padding: a tap is padded when
+/// its row or its column is, so each position's mask is its row's padded tap rows OR its column's
+/// padded tap columns.
 fn padded_taps(g: &ConvGeom) -> Vec<u64> {
-    let (oh, ow) = (g.out_h(), g.out_w());
-    let inside =
-        |o: usize, tap: usize, len: usize| (o * g.stride + tap * g.dil).checked_sub(g.pad).is_some_and(|i| i < len);
-    let mut padded = vec![0u64; oh * ow];
-    for oy in 0..oh {
-        for ox in 0..ow {
-            for ky in 0..g.k {
-                for kx in 0..g.k {
-                    if !(inside(oy, ky, g.h) && inside(ox, kx, g.w)) {
-                        padded[oy * ow + ox] |= 1 << (ky * g.k + kx);
-                    }
-                }
-            }
-        }
-    }
-    padded
+    let outside =
+        |o: usize, tap: usize, len: usize| (o * g.stride + tap * g.dil).checked_sub(g.pad).is_none_or(|i| i >= len);
+    // Every tap of kernel row 0, and every kernel row's tap of column 0.
+    let (row0, col0) = ((1u64 << g.k) - 1, (0..g.k).fold(0u64, |m, ky| m | 1 << (ky * g.k)));
+    let mask = |o: usize, len: usize, unit: u64, step: usize| {
+        (0..g.k).filter(|&t| outside(o, t, len)).fold(0, |m, t| m | unit << (t * step))
+    };
+    let rows: Vec<u64> = (0..g.out_h()).map(|oy| mask(oy, g.h, row0, g.k)).collect();
+    let cols: Vec<u64> = (0..g.out_w()).map(|ox| mask(ox, g.w, col0, 1)).collect();
+    rows.iter().flat_map(|&r| cols.iter().map(move |&c| r | c)).collect()
 }
 
 /// Word `q` of tap `t`'s channel bits, as it lands in the dense window row: at bit `shift` of
