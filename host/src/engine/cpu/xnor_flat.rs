@@ -46,9 +46,9 @@ pub(super) fn fits(g: &ConvGeom) -> bool {
 /// Whether [`super::xnor::sign_conv`] runs this geometry here: where it [`fits`] at up to 32
 /// channels, where the im2col kernel's gathering (a piece per tap and pixel) costs most.
 /// `bench_xnor_vs_float` (batch 16-64, both threads, Intel Xeon, three runs): the flat kernel is
-/// faster at 16 channels (1.4-1.7x at 28x28) and at 32 channels 3x3 (1.15-1.3x at 14x14); from 64
-/// channels on, since the im2col kernel packs its pixel words in registers, the im2col kernel is
-/// faster at every shape there (1.02-1.6x).
+/// faster at 16 channels (1.4-1.7x at 28x28) and at 32 channels 3x3 (1.15-1.3x at 14x14), and as
+/// fast at 32 channels 5x5 dilation 2; from 64 channels on, since the im2col kernel packs its pixel
+/// words in registers, the im2col kernel is as fast or faster at every shape there (1.0-1.7x).
 pub(super) fn takes(g: &ConvGeom) -> bool {
     fits(g) && g.c_in <= 32
 }
@@ -319,6 +319,8 @@ fn pack_avx512(x: &[f32], g: &ConvGeom, pw: usize, stride: usize, pix: &mut [u16
                         };
                         u32::from(_mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, zero)) << (16 * h)
                     };
+                    // Adding channel c's bit where it is set: each channel's bit is distinct, so
+                    // this is an OR.
                     acc = _mm512_mask_add_epi16(acc, half(0) | half(1), acc, bit);
                     bit = _mm512_add_epi16(bit, bit);
                 }
