@@ -13,19 +13,8 @@ use bnas_device::kernels::{
     bin_conv, bin_conv_dense, bin_conv_lanes, binarize, binarize_rows, conv2d, dense_work_words, lane_work_words,
     phase_row_words, use_lanes, Shape,
 };
-use bnas_device::sample::Rng;
+use bnas_device::sample::{best_of, Rng};
 use bnas_device::ConvGeom;
-use std::time::Instant;
-
-fn best_of<F: FnMut()>(reps: usize, mut f: F) -> f64 {
-    (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
 
 fn main() {
     let mut r = Rng(42);

@@ -8,6 +8,19 @@
 use crate::build::{BinConv, FloatConv, ModelBuilder};
 use crate::TensorId;
 
+/// Best wall time in seconds of `reps` runs of `f`, after one untimed warm-up run (the benchmark
+/// examples' timer).
+pub fn best_of<F: FnMut()>(reps: usize, mut f: F) -> f64 {
+    f();
+    (0..reps)
+        .map(|_| {
+            let t = std::time::Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
 /// A tiny deterministic generator (xorshift64).
 pub struct Rng(pub u64);
 

@@ -15,20 +15,7 @@ use bnas::engine::backend::Backend;
 use bnas::engine::cpu::Cpu;
 use bnas::engine::geom::ConvGeom;
 use bnas_device::kernels::{bin_conv, bin_conv_dense, binarize, dense_work_words, Shape};
-use bnas_device::sample::Rng;
-use std::time::Instant;
-
-/// Best wall time of `reps` runs, after one warm-up.
-fn best_of<F: FnMut()>(reps: usize, mut f: F) -> f64 {
-    f();
-    (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+use bnas_device::sample::{best_of, Rng};
 
 fn main() -> anyhow::Result<()> {
     let cpu = Cpu::new(Some(1))?;
