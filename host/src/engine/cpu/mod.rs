@@ -16,6 +16,7 @@ mod loss_optim;
 mod norm_pool;
 mod xnor;
 mod xnor_flat;
+mod xnor_weights;
 
 #[cfg(test)]
 mod tests_bwd;

@@ -18,7 +18,7 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
-use super::xnor::{bases, pack_weights};
+use super::xnor_weights::{bases, pack_weights};
 use super::Cpu;
 use crate::engine::geom::ConvGeom;
 
