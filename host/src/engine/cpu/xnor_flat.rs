@@ -321,7 +321,8 @@ fn pack_avx512(x: &[f32], g: &ConvGeom, pw: usize, stride: usize, pix: &mut [u16
                     };
                     // Adding channel c's bit where it is set: each channel's bit is distinct, so
                     // this is an OR.
-                    acc = _mm512_mask_add_epi16(acc, half(0) | half(1), acc, bit);
+                    let set = if n > 16 { half(0) | half(1) } else { half(0) };
+                    acc = _mm512_mask_add_epi16(acc, set, acc, bit);
                     bit = _mm512_add_epi16(bit, bit);
                 }
                 // SAFETY: the store writes only the first n lanes, the n u16 of dst[x0..].
