@@ -307,8 +307,13 @@ fn pack_pixels_avx512(x: &[f32], g: &ConvGeom, pix: &mut [u64]) {
 fn gather(pix: &[u64], g: &ConvGeom, pieces: &[Piece], kw: usize, col: &mut [u64], cols: usize, off: usize) {
     let (oh, ow, pw) = (g.out_h(), g.out_w(), g.w + 2 * g.pad);
     let plane_len = (g.h + 2 * g.pad) * pw;
-    for j in 0..kw {
-        col[j * cols + off..][..oh * ow].fill(0);
+    // With whole words of channels, each piece is one whole word of the window, the only one
+    // written there: it is copied, with no zeroing first.
+    let whole = g.c_in.is_multiple_of(64);
+    if !whole {
+        for j in 0..kw {
+            col[j * cols + off..][..oh * ow].fill(0);
+        }
     }
     for pc in pieces {
         let plane = &pix[pc.q * plane_len..][..plane_len];
@@ -317,10 +322,11 @@ fn gather(pix: &[u64], g: &ConvGeom, pieces: &[Piece], kw: usize, col: &mut [u64
             let at = off + oy * ow;
             let (lo, hi) = col.split_at_mut((pc.word + 1) * cols);
             let dst = &mut lo[pc.word * cols + at..][..ow];
-            if g.stride == 1 {
-                dst.iter_mut().zip(src).for_each(|(d, &v)| *d |= v << pc.shift);
-            } else {
-                dst.iter_mut().zip(src.iter().step_by(g.stride)).for_each(|(d, &v)| *d |= v << pc.shift);
+            match (whole, g.stride) {
+                (true, 1) => dst.copy_from_slice(&src[..ow]),
+                (true, _) => dst.iter_mut().zip(src.iter().step_by(g.stride)).for_each(|(d, &v)| *d = v),
+                (false, 1) => dst.iter_mut().zip(src).for_each(|(d, &v)| *d |= v << pc.shift),
+                (false, _) => dst.iter_mut().zip(src.iter().step_by(g.stride)).for_each(|(d, &v)| *d |= v << pc.shift),
             }
             if pc.spill {
                 let dst = &mut hi[at..][..ow];
@@ -468,8 +474,9 @@ mod tests {
     use crate::rng::Rng;
 
     /// The XNOR count against the float conv (im2col + sgemm) of the same +-1 operands: equal
-    /// bit for bit, over channel counts either side of a word, odd sizes, strides, dilations and
-    /// padding wider than the kernel's reach, batches that split across threads and micro-batches;
+    /// bit for bit, over channel counts either side of a word and whole words (whose window words
+    /// are copied, at stride 1 and 2), odd sizes, strides, dilations and padding wider than the
+    /// kernel's reach, batches that split across threads and micro-batches;
     /// by every runner this CPU has (each instruction set's copy of the loops), and at stride 1
     /// by every runner of the flat kernel too (its vector one where the CPU has it, and its
     /// portable twin).
@@ -488,6 +495,7 @@ mod tests {
             (5, 16, 7, 9, 5, 1, 4, 2),
             (2, 33, 11, 7, 3, 2, 1, 1),
             (2, 64, 8, 6, 3, 1, 1, 1),
+            (2, 128, 9, 5, 3, 2, 1, 1),
             (2, 70, 6, 4, 1, 1, 0, 1),
             (1, 130, 5, 3, 3, 2, 2, 1),
             (4, 24, 14, 12, 5, 1, 2, 1),
