@@ -475,11 +475,11 @@ mod tests {
 
     /// The XNOR count against the float conv (im2col + sgemm) of the same +-1 operands: equal
     /// bit for bit, over channel counts either side of a word and whole words (whose window words
-    /// are copied, at stride 1 and 2), odd sizes, strides, dilations and padding wider than the
-    /// kernel's reach, batches that split across threads and micro-batches;
-    /// by every runner this CPU has (each instruction set's copy of the loops), and at stride 1
-    /// by every runner of the flat kernel too (its vector one where the CPU has it, and its
-    /// portable twin).
+    /// are copied, at stride 1 and 2), odd sizes (the flat kernel packs rows of up to 16 pixels,
+    /// up to 32 and past 32), strides, dilations and padding wider than the kernel's reach,
+    /// batches that split across threads and micro-batches; by every runner this CPU has (each
+    /// instruction set's copy of the loops), and at stride 1 by every runner of the flat kernel
+    /// too (its vector one where the CPU has it, and its portable twin).
     #[test]
     fn xnor_conv_equals_float_conv_of_signs() {
         let cpu = cpu(2);
@@ -496,6 +496,8 @@ mod tests {
             (2, 33, 11, 7, 3, 2, 1, 1),
             (2, 64, 8, 6, 3, 1, 1, 1),
             (2, 128, 9, 5, 3, 2, 1, 1),
+            (2, 16, 20, 8, 3, 1, 1, 1),
+            (1, 8, 33, 4, 3, 1, 1, 1),
             (2, 70, 6, 4, 1, 1, 0, 1),
             (1, 130, 5, 3, 3, 2, 2, 1),
             (4, 24, 14, 12, 5, 1, 2, 1),
