@@ -230,13 +230,22 @@ fn emit_short_avx512(pop: &[u32], base: &[i32], scale: Option<f32>, y: &mut [May
             let c = _mm512_maskz_loadu_epi32(m, pop[i..].as_ptr().cast());
             let mut v = _mm512_cvtepi32_ps(_mm512_sub_epi32(b, _mm512_slli_epi32::<1>(c)));
             if let Some(sc) = scale {
-                // `(v * sc + 0.0).max(0.0)`: VMAXPS returns its second operand (+0) where the first
-                // is -0 or NaN, as the `+ 0.0` and `max` do.
-                v = _mm512_max_ps(_mm512_mul_ps(v, _mm512_set1_ps(sc)), _mm512_setzero_ps());
+                v = scaled_relu_avx512(v, sc);
             }
             _mm512_mask_storeu_ps(y[i..].as_mut_ptr().cast(), m, v);
         }
     }
+}
+
+/// `relu(v * sc)` on 16 lanes, exactly as channel_affine then relu, `(v * sc + 0.0).max(0.0)`:
+/// VMAXPS returns its second operand (+0) where the first is -0 or NaN, as the `+ 0.0` and `max`
+/// do. Both XNOR kernels' outputs go through it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+pub(super) fn scaled_relu_avx512(v: std::arch::x86_64::__m512, sc: f32) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    _mm512_max_ps(_mm512_mul_ps(v, _mm512_set1_ps(sc)), _mm512_setzero_ps())
 }
 
 /// Packs one sample's signs `[c_in, h, w]` into channel bits of the zero-padded image, one plane

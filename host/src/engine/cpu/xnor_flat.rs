@@ -18,6 +18,8 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::xnor::scaled_relu_avx512;
 use super::xnor_weights::{bases, pack_weights};
 use super::Cpu;
 use crate::engine::geom::ConvGeom;
@@ -255,7 +257,6 @@ fn block_avx512(plan: &Plan, pix: &[u16], stride: usize, o0: usize, b: usize, y:
     let ohow = plan.g.out_h() * plan.g.out_w();
     let Lanes { mask, out } = plan.lanes[b];
     let halves = [(mask as u16, out), ((mask >> 16) as u16, out + (mask as u16).count_ones() as usize)];
-    let zero = _mm512_setzero_ps();
     for (f, &pop) in acc.iter().enumerate().take(plan.g.c_out - o0) {
         let o = o0 + f;
         let base = &plan.base[o * plan.lanes.len() * LANES + q0..][..LANES];
@@ -266,10 +267,7 @@ fn block_avx512(plan: &Plan, pix: &[u16], stride: usize, o0: usize, b: usize, y:
         for (sum, (m, at)) in sums.into_iter().zip(halves) {
             let mut v = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(sum));
             if let Some(sc) = plan.scale {
-                // Exactly as channel_affine then relu, `(v * sc + 0.0).max(0.0)`: VMAXPS returns
-                // its second operand (+0) where the first is -0 or NaN, as the `+ 0.0` and `max`
-                // do.
-                v = _mm512_max_ps(_mm512_mul_ps(v, _mm512_set1_ps(sc[o])), zero);
+                v = scaled_relu_avx512(v, sc[o]);
             }
             let n = m.count_ones() as usize;
             let dst = &mut plane[at..][..n];
