@@ -83,3 +83,56 @@ fn arena_plan_reaches_the_liveness_lower_bound() {
     println!("largest arena / liveness lower bound over 32 random nets: {worst:.4}");
     assert!(worst <= 1.0 + 1e-9, "arena exceeds the lower bound by {worst}");
 }
+
+/// Inputs with NaN (both signs), infinities, the largest floats, subnormals and signed zeros: the
+/// kernels still return the reference's logits, bit for bit (NaN where it has NaN), on nets whose
+/// binary convs run through both XNOR kernels.
+#[test]
+fn kernels_match_reference_on_non_finite_inputs() {
+    let specials = [
+        f32::NAN,
+        -f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::MAX,
+        f32::MIN,
+        f32::MIN_POSITIVE / 4.0,
+        -f32::MIN_POSITIVE / 4.0,
+        0.0,
+        -0.0,
+    ];
+    let (mut checked, mut finite) = (0, 0);
+    for seed in 1..25u64 {
+        let spec = NetSpec {
+            in_c: 2,
+            hw: 6 + seed as usize % 7,
+            c: 5 + seed as usize * 3 % 37,
+            cells: 2,
+            nodes: 3,
+            classes: 4,
+            seed,
+        };
+        let bytes = random_net(spec);
+        let words = aligned(&bytes);
+        let model = Model::parse(&bytemuck::cast_slice(&words)[..bytes.len()]).expect("parse");
+        let mut r = Rng(seed * 77);
+        let n = spec.in_c * spec.hw * spec.hw;
+        for density in [1usize, 8, 64] {
+            let mut x = r.vec(n, 2.0);
+            for v in x.iter_mut() {
+                if r.below(64) < density {
+                    *v = specials[r.below(specials.len())];
+                }
+            }
+            let mut arena = vec![0xDEAD_BEEFu32; model.arena_words()];
+            let mut logits = vec![0.0; model.classes()];
+            model.infer(Input::F32(&x), &mut arena, &mut logits).expect("infer");
+            let want = reference::run(&model, Input::F32(&x)).expect("reference");
+            let same = logits.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
+            assert!(same, "seed {seed}, density {density}/64: {logits:?} vs reference {want:?}");
+            checked += 1;
+            finite += want.iter().all(|v| v.is_finite()) as usize;
+        }
+    }
+    println!("{checked} inferences with non-finite inputs ({finite} with every logit finite): logits equal to the reference's");
+}

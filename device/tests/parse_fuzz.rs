@@ -11,7 +11,8 @@ fn small_net(seed: u64) -> Vec<u8> {
     random_net(NetSpec { in_c: 2, hw: 5, c: 3, cells: 2, nodes: 2, classes: 3, seed })
 }
 
-/// Parses `bytes` (4-byte aligned copy); if that succeeds, runs inference with u8 and f32 input.
+/// Parses `bytes` (4-byte aligned copy); if that succeeds, runs inference with u8 input and with
+/// f32 input holding NaN, infinities, the largest float, a subnormal and -0.
 fn parse_and_run(bytes: &[u8]) -> Result<(), Error> {
     let words = aligned(bytes);
     let m = Model::parse(&bytemuck::cast_slice(&words)[..bytes.len()])?;
@@ -23,7 +24,9 @@ fn parse_and_run(bytes: &[u8]) -> Result<(), Error> {
     let mut arena = vec![0u32; m.arena_words()];
     let mut logits = vec![0.0; m.classes()];
     m.infer(Input::U8(&vec![7u8; c * h * w]), &mut arena, &mut logits)?;
-    m.infer(Input::F32(&vec![0.5f32; c * h * w]), &mut arena, &mut logits)?;
+    let floats = [0.5, f32::NAN, f32::NEG_INFINITY, -0.0, f32::MAX, f32::INFINITY, -f32::NAN, 1e-40];
+    let x: Vec<f32> = floats.iter().copied().cycle().take(c * h * w).collect();
+    m.infer(Input::F32(&x), &mut arena, &mut logits)?;
     for node in m.nodes() {
         let _ = (node.output(), node.inputs());
     }

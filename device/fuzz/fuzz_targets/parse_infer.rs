@@ -23,4 +23,8 @@ fuzz_target!(|data: &[u8]| {
     let mut arena = vec![0u32; model.arena_words()];
     let mut logits = vec![0.0f32; model.classes()];
     let _ = model.infer(Input::U8(&vec![mode; c * h * w]), &mut arena, &mut logits);
+    // f32 input made of the bytes themselves (NaN, infinities and subnormals among them), cycled.
+    let floats: Vec<f32> =
+        body.chunks_exact(4).filter_map(|b| b.try_into().ok()).map(f32::from_le_bytes).cycle().take(c * h * w).collect();
+    let _ = model.infer(Input::F32(&floats), &mut arena, &mut logits);
 });
