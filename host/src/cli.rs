@@ -31,7 +31,7 @@ pub struct BackendArgs {
     #[arg(long, env = "BNAS_ADAPTER")]
     pub adapter: Option<String>,
     /// CPU backend threads (default: all cores).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub threads: Option<usize>,
 }
 
@@ -106,9 +106,9 @@ pub struct SearchArgs {
     pub layers: usize,
     #[arg(long, default_value_t = 16)]
     pub channels: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = at_least_one)]
     pub batch_size: usize,
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = at_least_one)]
     pub epochs: usize,
     /// Diversity regularizer strength lambda (0: the plain DARTS objective).
     #[arg(long = "lambda", default_value_t = crate::search::LAMBDA)]
@@ -137,10 +137,10 @@ pub struct SearchArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Search on at most this many training images (split 50/50 into search-train and search-val).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub train_subset: Option<usize>,
     /// Measure validation accuracy on at most this many search-val images per epoch.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = at_least_one)]
     pub val_subset: usize,
     #[arg(long)]
     pub out: PathBuf,
@@ -196,10 +196,10 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Use the first N test images (default: all).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub n: Option<usize>,
     /// Also run the first N images on the firmware under QEMU.
-    #[arg(long, num_args = 0..=1, default_missing_value = "100")]
+    #[arg(long, num_args = 0..=1, default_missing_value = "100", value_parser = at_least_one)]
     pub qemu: Option<usize>,
     /// Skip the packed XNOR kernel on the GPU.
     #[arg(long)]
@@ -228,7 +228,7 @@ pub enum DeviceCommand {
         dataset: String,
         #[arg(long)]
         data: Option<PathBuf>,
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = at_least_one)]
         n: usize,
         /// Print the profile node by node instead of summed by op.
         #[arg(long)]
@@ -240,16 +240,16 @@ pub enum DeviceCommand {
 pub struct DemoArgs {
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = at_least_one)]
     pub search_epochs: usize,
     /// Search on this many training images (half search-train, half search-val).
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 2000, value_parser = at_least_one)]
     pub search_images: usize,
     #[arg(long, default_value_t = 3)]
     pub search_layers: usize,
     #[arg(long, default_value_t = 8)]
     pub search_channels: usize,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     pub train_epochs: usize,
     #[arg(long, default_value_t = 5)]
     pub layers: usize,
@@ -260,7 +260,7 @@ pub struct DemoArgs {
     #[arg(long, default_value_t = 20000)]
     pub train_images: usize,
     /// Test images streamed to the firmware under QEMU.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = at_least_one)]
     pub qemu_images: usize,
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -286,9 +286,9 @@ pub struct TrainArgs {
     /// Cell template: bnas (inter-cell skip) or darts (no skip; the ablation).
     #[arg(long, value_enum, default_value = "bnas")]
     pub template: Template,
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = at_least_one)]
     pub epochs: usize,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = at_least_one)]
     pub batch_size: usize,
     /// Peak learning rate.
     #[arg(long, default_value_t = 0.05)]
@@ -318,13 +318,13 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Train on at most this many images.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub train_subset: Option<usize>,
     /// Evaluate each epoch on at most this many test images (the final evaluation uses all).
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub eval_subset: Option<usize>,
     /// Also checkpoint every this many steps.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub checkpoint_every: Option<usize>,
     /// Run folder.
     #[arg(long)]
@@ -381,7 +381,7 @@ pub struct InfoArgs {
 #[derive(Args)]
 pub struct BenchArgs {
     /// Repetitions per shape.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
     pub reps: usize,
     /// Benchmark only these backends (default: cpu, and gpu when an adapter exists).
     #[arg(long, value_enum)]
@@ -398,6 +398,32 @@ pub struct BenchArgs {
     pub data: Option<PathBuf>,
     #[command(flatten)]
     pub backend: BackendArgs,
+}
+
+/// The parser of a count that must be one or more: `--batch-size 0` and the like are refused
+/// before anything runs, naming the flag.
+fn at_least_one(s: &str) -> std::result::Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be 1 or more".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// The line `bnas` prints for an error: its message, then each cause the text so far does not
+/// already say (an error whose message prints its source would otherwise say it twice).
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain().map(|c| c.to_string()) {
+        if line.contains(&cause) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&cause);
+    }
+    line
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -475,5 +501,40 @@ pub fn run(cli: Cli) -> Result<()> {
             let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
             with_backend!(sel, |b| crate::demo::demo(b, &a))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_counts_are_refused_naming_the_flag() {
+        for args in [
+            &["bnas", "train", "--out", "o", "--batch-size", "0"][..],
+            &["bnas", "search", "--out", "o", "--epochs", "0"],
+            &["bnas", "verify", "--model", "m", "--n", "0"],
+            &["bnas", "device", "run", "--model", "m", "--n", "0"],
+        ] {
+            let flag = args[args.len() - 2];
+            let err = Cli::try_parse_from(args).err().expect("refused").to_string();
+            assert!(err.contains(flag) && err.contains("must be 1 or more"), "{err}");
+        }
+        assert!(Cli::try_parse_from(["bnas", "train", "--out", "o", "--batch-size", "2"]).is_ok());
+    }
+
+    #[test]
+    fn error_line_says_each_cause_once() {
+        let missing = || std::fs::read("/nonexistent/model.bnas").unwrap_err();
+        let os = missing().to_string();
+        // A message that prints its source: the source is not repeated.
+        let e = anyhow::Error::new(crate::device_run::DeviceRunError::Io {
+            path: "/nonexistent/model.bnas".into(),
+            source: missing(),
+        });
+        assert_eq!(error_line(&e), format!("/nonexistent/model.bnas: {os}"));
+        // A context that does not: the source follows it.
+        let e = Err::<(), _>(missing()).context("cannot read /nonexistent/model.bnas").unwrap_err();
+        assert_eq!(error_line(&e), format!("cannot read /nonexistent/model.bnas: {os}"));
     }
 }

@@ -145,6 +145,9 @@ pub fn verify<B: Backend>(b: &B, model_dir: &Path, dataset: &str, opts: &VerifyO
         );
     }
     let n = opts.n.map_or(ds.len(), |n| n.min(ds.len()));
+    if n == 0 {
+        bail!("{}: the {} test split holds no images to verify on", model_dir.display(), ds.name);
+    }
     let indices: Vec<usize> = (0..n).collect();
     let images = &ds.images[..n * ds.image_len()];
     let classes = card.network.classes;
@@ -224,6 +227,9 @@ fn short(s: &str) -> String {
 /// Logits of the device crate's kernels on the host, one image per task.
 pub fn device_host_logits(model: &bnas_device::Model<'_>, images: &[u8], n: usize, classes: usize) -> Result<Vec<f32>> {
     let per = images.len() / n.max(1);
+    if per == 0 {
+        bail!("{} bytes of images hold no image for each of {n} images", images.len());
+    }
     let arena_words = model.arena_bytes().div_ceil(4);
     let out: Vec<Result<Vec<f32>>> = images
         .par_chunks(per)

@@ -23,7 +23,12 @@ pub(super) fn load_cifar10(root: &Path, split: Split) -> Result<Dataset, DataErr
     let dirs = [root.to_path_buf(), root.join("cifar-10-batches-bin")];
     // The first folder that holds all of the split's batches.
     let Some(dir) = dirs.iter().find(|d| names.iter().all(|n| d.join(n).is_file())) else {
-        let looked_for: Vec<PathBuf> = dirs.iter().flat_map(|d| names.iter().map(move |n| d.join(n))).collect();
+        // One entry per folder: data_batch_{1..5}.bin for the training batches.
+        let batches = match split {
+            Split::Train => "data_batch_{1..5}.bin",
+            Split::Test => "test_batch.bin",
+        };
+        let looked_for: Vec<PathBuf> = dirs.iter().map(|d| d.join(batches)).collect();
         return Err(DataError::Missing { dataset: "CIFAR-10".into(), looked_for, hint: HINT.into() });
     };
     let mut images = Vec::new();

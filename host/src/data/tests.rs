@@ -198,6 +198,10 @@ fn cifar_errors_name_files_and_offsets() {
     let err = load(&DatasetKind::Cifar10, Some(&tmp.0), Split::Test).unwrap_err().to_string();
     println!("{err}");
     assert!(err.contains("test_batch.bin") && err.contains("cifar-10-batches-bin") && err.contains("--data DIR"));
+    // The five training batches are named once per folder looked in.
+    let err = load(&DatasetKind::Cifar10, Some(&tmp.0), Split::Train).unwrap_err().to_string();
+    println!("{err}");
+    assert!(err.contains("data_batch_{1..5}.bin") && err.matches("data_batch").count() == 2, "{err}");
 
     write_cifar(&tmp.0, 2);
     let path = tmp.0.join("data_batch_4.bin");
