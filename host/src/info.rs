@@ -59,6 +59,7 @@ pub fn packed_size(net: &Network, params: &mut ParamStore<Cpu>, bufs: &Buffers<C
 }
 
 pub fn print_info(genotype: &str, layers: usize, channels: usize, dataset: &str) -> Result<()> {
+    crate::train::check_net_size(layers, channels)?;
     let g = Genotype::resolve(genotype)?;
     let (input, classes) = dataset_shape(dataset)?;
     let cfg = NetConfig { layers, channels, classes, input, template: Template::Bnas };

@@ -1,5 +1,6 @@
 //! Tests of whole runs on real Fashion-MNIST images (installed by `.ci/run`): training
-//! resumes exactly, and the diversity regularizer keeps the alphas' entropy higher.
+//! resumes exactly, the diversity regularizer keeps the alphas' entropy higher, and settings out
+//! of range are refused before anything is written.
 
 use std::path::PathBuf;
 
@@ -83,4 +84,21 @@ fn the_diversity_regularizer_keeps_edge_entropy_higher() {
         7f64.ln()
     );
     assert!(with > without, "entropy with the regularizer ({with}) is not above without ({without})");
+}
+
+#[test]
+fn bad_hyperparameters_and_resumes_are_refused_before_the_run_folder_exists() {
+    let cpu = Cpu::new(Some(1)).unwrap();
+    let out = tmp("refused");
+    let err = train(&cpu, &TrainConfig { lr: -1.0, ..tiny_train(1) }, &out, false).unwrap_err().to_string();
+    assert_eq!(err, "--lr -1: must be a positive number");
+    let err = train(&cpu, &TrainConfig { drop_path: 1.0, ..tiny_train(1) }, &out, false).unwrap_err().to_string();
+    assert_eq!(err, "--drop-path 1: must be in [0, 1)");
+    let err = search(&cpu, &SearchConfig { tau: f32::NAN, ..Default::default() }, &out, false).unwrap_err().to_string();
+    assert_eq!(err, "--tau NaN: must be a positive number of epochs");
+    let err = train(&cpu, &tiny_train(1), &out, true).unwrap_err().to_string();
+    assert!(err.contains("no run to resume"), "{err}");
+    let err = search(&cpu, &SearchConfig::default(), &out, true).unwrap_err().to_string();
+    assert!(err.contains("no search to resume"), "{err}");
+    assert!(!out.exists(), "{} was created", out.display());
 }

@@ -263,14 +263,31 @@ pub struct SearchResult {
     pub backend: String,
 }
 
+impl SearchConfig {
+    /// Refuses hyperparameters outside their ranges before any data is read.
+    pub fn check(&self) -> Result<()> {
+        use crate::train::check_flag;
+        check_flag("--lambda", self.lambda, self.lambda >= 0.0, "0 (plain DARTS) or more")?;
+        check_flag("--tau", self.tau, self.tau > 0.0, "a positive number of epochs")?;
+        check_flag("--lr", self.lr, self.lr > 0.0, "a positive number")?;
+        check_flag("--lr-min", self.lr_min, (0.0..=self.lr).contains(&self.lr_min), "between 0 and --lr")?;
+        check_flag("--alpha-lr", self.alpha_lr, self.alpha_lr > 0.0, "a positive number")?;
+        check_flag("--zeroise-gamma", self.zeroise_gamma, self.zeroise_gamma > 0.0, "a positive number")
+    }
+}
+
 /// Runs (or resumes) a search in `out`.
 pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -> Result<SearchResult> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
     let config_path = out.join("search_config.json");
     if !resume && out.join(checkpoint::FILE).exists() {
         bail!("{} already holds a search; pass --resume to continue it or choose another --out", out.display());
     }
+    if resume && !config_path.exists() {
+        bail!("{}: no search to resume (no search_config.json); leave out --resume to start one there", out.display());
+    }
     let cfg = if resume { SearchConfig { epochs: cfg.epochs, ..read_json(&config_path)? } } else { cfg.clone() };
+    cfg.check()?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
     let mut ds = load_dataset(&cfg.dataset, cfg.data.as_deref(), Split::Train)?;
     if let Some(n) = cfg.train_subset {
         ds = ds.subset(n);

@@ -161,14 +161,44 @@ pub fn load_dataset(name: &str, root: Option<&Path>, split: Split) -> Result<Dat
     Ok(data::load(&kind, root, split)?)
 }
 
-/// The network config for a dataset.
-pub fn net_config(ds: &Dataset, layers: usize, channels: usize, template: Template) -> Result<NetConfig> {
+/// One sentence naming `flag` where its value `v` is not finite or `ok` (its range) fails.
+pub(crate) fn check_flag(flag: &str, v: f32, ok: bool, want: &str) -> Result<()> {
+    if ok && v.is_finite() {
+        Ok(())
+    } else {
+        bail!("{flag} {v}: must be {want}")
+    }
+}
+
+impl TrainConfig {
+    /// Refuses hyperparameters outside their ranges before any data is read.
+    pub fn check(&self) -> Result<()> {
+        check_flag("--lr", self.lr, self.lr > 0.0, "a positive number")?;
+        check_flag("--lr-min", self.lr_min, (0.0..=self.lr).contains(&self.lr_min), "between 0 and --lr")?;
+        check_flag("--warmup-epochs", self.warmup_epochs, self.warmup_epochs >= 0.0, "0 or more")?;
+        check_flag("--momentum", self.momentum, (0.0..1.0).contains(&self.momentum), "in [0, 1)")?;
+        check_flag("--weight-decay", self.weight_decay, self.weight_decay >= 0.0, "0 or more")?;
+        check_flag("--label-smoothing", self.label_smoothing, (0.0..1.0).contains(&self.label_smoothing), "in [0, 1)")?;
+        check_flag("--drop-path", self.drop_path, (0.0..1.0).contains(&self.drop_path), "in [0, 1)")?;
+        let clip = self.grad_clip.unwrap_or(0.0);
+        check_flag("--grad-clip", clip, clip >= 0.0, "0 (off) or more")
+    }
+}
+
+/// Refuses `--layers` and `--channels` that build no network of the template.
+pub fn check_net_size(layers: usize, channels: usize) -> Result<()> {
     if layers < 3 && layers != 1 {
         bail!("--layers {layers}: a network needs 1 cell or at least 3 (reductions sit at L/3 and 2L/3)");
     }
     if channels == 0 || !channels.is_multiple_of(2) {
         bail!("--channels {channels}: must be a positive even number");
     }
+    Ok(())
+}
+
+/// The network config for a dataset.
+pub fn net_config(ds: &Dataset, layers: usize, channels: usize, template: Template) -> Result<NetConfig> {
+    check_net_size(layers, channels)?;
     if !ds.h.is_multiple_of(4) || ds.w != ds.h {
         bail!("{}: images are {}x{}; the networks need square images with a side divisible by 4", ds.name, ds.h, ds.w);
     }
@@ -275,13 +305,17 @@ pub fn train_session<B: Backend>(
     resume: bool,
     stop_after: Option<usize>,
 ) -> Result<Option<TrainResult>> {
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
     let config_path = out.join("config.json");
     if !resume && out.join(checkpoint::FILE).exists() {
         bail!("{} already holds a run; pass --resume to continue it or choose another --out", out.display());
     }
+    if resume && !config_path.exists() {
+        bail!("{}: no run to resume (no config.json); leave out --resume to start one there", out.display());
+    }
     // A resumed run keeps its saved configuration; only the epoch count may grow.
     let cfg = if resume { TrainConfig { epochs: cfg.epochs, ..read_json(&config_path)? } } else { cfg.clone() };
+    cfg.check()?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
     let genotype = if resume { Genotype::load(&out.join("genotype.json"))? } else { Genotype::resolve(&cfg.genotype)? };
     let root = cfg.data.as_deref();
     let mut train_ds = load_dataset(&cfg.dataset, root, Split::Train)?;
