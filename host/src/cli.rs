@@ -437,7 +437,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(a) => crate::info::print_info(&a.genotype, a.layers, a.channels, &a.dataset),
         Command::Bench(a) => match &a.tract_model {
             Some(dir) => {
-                let files = crate::export::bundle::ModelFiles::new(dir)?;
+                let files = crate::export::bundle::ModelFiles::open(dir)?;
                 let bytes = std::fs::read(files.packed())
                     .with_context(|| format!("cannot read {}", files.packed().display()))?;
                 let card: crate::export::bundle::ModelCard = crate::train::read_json(&files.card())?;

@@ -130,7 +130,7 @@ pub fn print_table(rows: &[Row]) {
 
 /// Runs the triangle on a model folder and prints the table.
 pub fn verify<B: Backend>(b: &B, model_dir: &Path, dataset: &str, opts: &VerifyOptions) -> Result<Vec<Row>> {
-    let files = ModelFiles::new(model_dir)?;
+    let files = ModelFiles::open(model_dir)?;
     let card: ModelCard = read_json(&files.card())?;
     let ds = load_dataset(dataset, opts.data.as_deref(), Split::Test)?;
     let [c, h, w] = card.network.input;

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::cpu::Cpu;
@@ -46,6 +46,32 @@ impl ModelFiles {
             .with_context(|| format!("{}: a model folder needs a name", dir.display()))?
             .to_string();
         Ok(Self { dir: dir.to_path_buf(), name })
+    }
+    /// An exported model folder, by its packed model: `<folder name>.bnas`, else the folder's
+    /// only `.bnas` file (so a copied or renamed folder still opens).
+    pub fn open(dir: &Path) -> Result<Self> {
+        let named = Self::new(dir)?;
+        if named.packed().is_file() {
+            return Ok(named);
+        }
+        let entries = std::fs::read_dir(dir).with_context(|| format!("cannot read model folder {}", dir.display()))?;
+        let mut stems: Vec<String> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "bnas"))
+            .filter_map(|p| p.file_stem()?.to_str().map(String::from))
+            .collect();
+        stems.sort();
+        match stems.as_slice() {
+            [one] => Ok(Self { dir: dir.to_path_buf(), name: one.clone() }),
+            [] => bail!("{}: no .bnas model in this folder (`bnas export` writes one)", dir.display()),
+            _ => bail!(
+                "{}: {} .bnas models in one folder ({}); keep one per model folder",
+                dir.display(),
+                stems.len(),
+                stems.join(", ")
+            ),
+        }
     }
     pub fn packed(&self) -> PathBuf {
         self.dir.join(format!("{}.bnas", self.name))
@@ -126,4 +152,29 @@ pub fn export(run: &Path, out: &Path) -> Result<ModelCard> {
         card.test_accuracy.map_or("not measured".into(), |a| format!("{:.2}%", 100.0 * a))
     );
     Ok(card)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copied_model_folder_opens_under_its_new_name() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/fmnist-demo");
+        assert_eq!(ModelFiles::open(&shipped).unwrap().name, "fmnist-demo");
+        let dir = std::env::temp_dir().join(format!("bnas-model-copy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let err = ModelFiles::open(&dir).err().expect("an empty folder").to_string();
+        assert!(err.contains("no .bnas model"), "{err}");
+        for f in ["fmnist-demo.bnas", "fmnist-demo.onnx", "card.json"] {
+            std::fs::copy(shipped.join(f), dir.join(f)).unwrap();
+        }
+        let files = ModelFiles::open(&dir).unwrap();
+        assert_eq!((files.packed(), files.onnx()), (dir.join("fmnist-demo.bnas"), dir.join("fmnist-demo.onnx")));
+        std::fs::copy(shipped.join("fmnist-demo.bnas"), dir.join("other.bnas")).unwrap();
+        let err = ModelFiles::open(&dir).err().expect("two models").to_string();
+        assert!(err.contains("2 .bnas models") && err.contains("fmnist-demo, other"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
