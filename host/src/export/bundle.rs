@@ -99,13 +99,14 @@ pub fn parse<'a>(words: &'a [u32], len: usize, file: &Path) -> Result<bnas_devic
 /// Exports the run in `run` to the model folder `out`.
 pub fn export(run: &Path, out: &Path) -> Result<ModelCard> {
     let files = ModelFiles::new(out)?;
-    std::fs::create_dir_all(files.engine_dir()).with_context(|| format!("cannot create {}", out.display()))?;
     let cpu = Cpu::new(None)?;
     let (cfg, mut t) = load_run(&cpu, run)?;
     let packed = super::packed::lower(&cpu, &t.net, &mut t.params, &t.bufs, &t.norm)?;
     let words = aligned(&packed);
     let model = parse(&words, packed.len(), &files.packed())?;
     let onnx = super::onnx::to_onnx(&model).map_err(|e| anyhow::anyhow!("ONNX export: {e}"))?;
+    // The folder is made once the run has loaded and lowered: a failed export leaves none.
+    std::fs::create_dir_all(files.engine_dir()).with_context(|| format!("cannot create {}", out.display()))?;
     crate::checkpoint::write_atomic(&files.packed(), &packed)?;
     crate::checkpoint::write_atomic(&files.onnx(), &onnx)?;
     std::fs::write(out.join("genotype.json"), t.net.genotype.to_json())?;
