@@ -228,7 +228,7 @@ fn short(s: &str) -> String {
 pub fn device_host_logits(model: &bnas_device::Model<'_>, images: &[u8], n: usize, classes: usize) -> Result<Vec<f32>> {
     let per = images.len() / n.max(1);
     if per == 0 {
-        bail!("{} bytes of images hold no image for each of {n} images", images.len());
+        bail!("{} bytes of image data are too few for {n} images", images.len());
     }
     let arena_words = model.arena_bytes().div_ceil(4);
     let out: Vec<Result<Vec<f32>>> = images
