@@ -5,7 +5,7 @@
 //! into caller-owned buffers. The byte layout is in `FORMAT.md`.
 //!
 //! With feature `std`: `build::ModelBuilder` writes the format (the host exporter's side) and
-//! [`reference`] is a plain float interpreter of the same format, the twin the kernels are tested
+//! [`reference`](mod@reference) is a plain float interpreter of the same format, the twin the kernels are tested
 //! against.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![forbid(unsafe_code)]
