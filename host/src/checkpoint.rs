@@ -23,9 +23,13 @@ pub struct HostTensor {
 }
 
 /// Writes `path` atomically: a temporary file beside it, then a rename.
+/// The temporary file is the path with `.tmp` appended, so `m.bnas` and `m.onnx` never share one;
+/// an error names `path`, the file the user asked for.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", path.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 

@@ -130,6 +130,13 @@ pub fn print_table(rows: &[Row]) {
 
 /// Runs the triangle on a model folder and prints the table.
 pub fn verify<B: Backend>(b: &B, model_dir: &Path, dataset: &str, opts: &VerifyOptions) -> Result<Vec<Row>> {
+    if let Some(p) = &opts.predictions {
+        // Checked first: a run over the whole test set must not end on a path it cannot write.
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !dir.is_dir() {
+            bail!("--predictions {}: the folder {} does not exist", p.display(), dir.display());
+        }
+    }
     let files = ModelFiles::open(model_dir)?;
     let card: ModelCard = read_json(&files.card())?;
     let ds = load_dataset(dataset, opts.data.as_deref(), Split::Test)?;
