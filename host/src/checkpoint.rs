@@ -183,3 +183,27 @@ pub fn restore_adam<B: Backend>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_leaves_only_the_file_and_names_it_on_error() {
+        let dir = std::env::temp_dir().join(format!("bnas-atomic-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, bytes) in [("m.bnas", &b"packed"[..]), ("m.onnx", b"graph")] {
+            write_atomic(&dir.join(name), bytes).unwrap();
+        }
+        let mut names: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["m.bnas", "m.onnx"]);
+        assert_eq!(std::fs::read(dir.join("m.bnas")).unwrap(), b"packed");
+        let missing = dir.join("no/such/p.csv");
+        let err = write_atomic(&missing, b"x").unwrap_err().to_string();
+        assert_eq!(err, format!("cannot write {}", missing.display()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
