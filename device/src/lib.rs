@@ -5,8 +5,8 @@
 //! into caller-owned buffers. The byte layout is in `FORMAT.md`.
 //!
 //! With feature `std`: `build::ModelBuilder` writes the format (the host exporter's side) and
-//! [`reference`](mod@reference) is a plain float interpreter of the same format, the twin the kernels are tested
-//! against.
+//! [`reference`](mod@reference) is a plain float interpreter of the same format, the twin the
+//! kernels are tested against.
 #![cfg_attr(not(any(feature = "std", test)), no_std)]
 #![forbid(unsafe_code)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing))]

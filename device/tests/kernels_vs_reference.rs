@@ -85,8 +85,9 @@ fn arena_plan_reaches_the_liveness_lower_bound() {
 }
 
 /// Inputs with NaN (both signs), infinities, the largest floats, subnormals and signed zeros: the
-/// kernels still return the reference's logits, bit for bit (NaN where it has NaN), on nets whose
-/// binary convs run through both XNOR kernels.
+/// kernels still return the reference's logits, bit for bit (NaN where it has NaN), on 24 random
+/// nets. (This build's binary convs run the dense-row kernel; both binarizers share one
+/// predicate, checked on these values in `threshold_predicate_is_the_definition`.)
 #[test]
 fn kernels_match_reference_on_non_finite_inputs() {
     let specials = [
