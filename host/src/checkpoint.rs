@@ -33,6 +33,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
+/// The run folder `out`'s side of starting (`resume` false) or resuming a `what` ("run",
+/// "search") whose configuration file is `config`: a fresh start may not overwrite a checkpoint,
+/// a resume needs the configuration. Returns the configuration's path.
+pub fn check_folder(out: &Path, config: &str, what: &str, resume: bool) -> Result<PathBuf> {
+    let config_path = out.join(config);
+    if !resume && out.join(FILE).exists() {
+        bail!("{} already holds a {what}; pass --resume to continue it or choose another --out", out.display());
+    }
+    if resume && !config_path.exists() {
+        bail!("{}: no {what} to resume (no {config}); leave out --resume to start one there", out.display());
+    }
+    Ok(config_path)
+}
+
 /// Saves tensors and the JSON `state` to `dir/checkpoint.safetensors` (and `dir/state.json`).
 pub fn save(dir: &Path, tensors: &[HostTensor], state: &serde_json::Value) -> Result<PathBuf> {
     let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();

@@ -278,13 +278,7 @@ impl SearchConfig {
 
 /// Runs (or resumes) a search in `out`.
 pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -> Result<SearchResult> {
-    let config_path = out.join("search_config.json");
-    if !resume && out.join(checkpoint::FILE).exists() {
-        bail!("{} already holds a search; pass --resume to continue it or choose another --out", out.display());
-    }
-    if resume && !config_path.exists() {
-        bail!("{}: no search to resume (no search_config.json); leave out --resume to start one there", out.display());
-    }
+    let config_path = checkpoint::check_folder(out, "search_config.json", "search", resume)?;
     let cfg = if resume { SearchConfig { epochs: cfg.epochs, ..read_json(&config_path)? } } else { cfg.clone() };
     cfg.check()?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;

@@ -305,13 +305,7 @@ pub fn train_session<B: Backend>(
     resume: bool,
     stop_after: Option<usize>,
 ) -> Result<Option<TrainResult>> {
-    let config_path = out.join("config.json");
-    if !resume && out.join(checkpoint::FILE).exists() {
-        bail!("{} already holds a run; pass --resume to continue it or choose another --out", out.display());
-    }
-    if resume && !config_path.exists() {
-        bail!("{}: no run to resume (no config.json); leave out --resume to start one there", out.display());
-    }
+    let config_path = checkpoint::check_folder(out, "config.json", "run", resume)?;
     // A resumed run keeps its saved configuration; only the epoch count may grow.
     let cfg = if resume { TrainConfig { epochs: cfg.epochs, ..read_json(&config_path)? } } else { cfg.clone() };
     cfg.check()?;
