@@ -11,24 +11,20 @@ const RECORD_BYTES: usize = 1 + IMAGE_BYTES;
 const HINT: &str = "unpack the CIFAR-10 binary version (cifar-10-binary.tar.gz) and pass --data DIR \
                     (the batches may sit in DIR or in DIR/cifar-10-batches-bin)";
 
-fn file_names(split: Split) -> Vec<String> {
+/// The split's batch files, and how an error names them all at once.
+fn file_names(split: Split) -> (Vec<String>, &'static str) {
     match split {
-        Split::Train => (1..=5).map(|i| format!("data_batch_{i}.bin")).collect(),
-        Split::Test => vec!["test_batch.bin".to_string()],
+        Split::Train => ((1..=5).map(|i| format!("data_batch_{i}.bin")).collect(), "data_batch_{1..5}.bin"),
+        Split::Test => (vec!["test_batch.bin".to_string()], "test_batch.bin"),
     }
 }
 
 pub(super) fn load_cifar10(root: &Path, split: Split) -> Result<Dataset, DataError> {
-    let names = file_names(split);
+    let (names, all_names) = file_names(split);
     let dirs = [root.to_path_buf(), root.join("cifar-10-batches-bin")];
     // The first folder that holds all of the split's batches.
     let Some(dir) = dirs.iter().find(|d| names.iter().all(|n| d.join(n).is_file())) else {
-        // One entry per folder: data_batch_{1..5}.bin for the training batches.
-        let batches = match split {
-            Split::Train => "data_batch_{1..5}.bin",
-            Split::Test => "test_batch.bin",
-        };
-        let looked_for: Vec<PathBuf> = dirs.iter().map(|d| d.join(batches)).collect();
+        let looked_for: Vec<PathBuf> = dirs.iter().map(|d| d.join(all_names)).collect();
         return Err(DataError::Missing { dataset: "CIFAR-10".into(), looked_for, hint: HINT.into() });
     };
     let mut images = Vec::new();
