@@ -17,6 +17,15 @@ fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().fold(0, |best, (i, x)| if *x > v[best] { i } else { best })
 }
 
+/// The kernels' logits (arena filled with garbage first) and the reference interpreter's, for one
+/// input.
+fn kernels_and_reference(model: &Model<'_>, input: Input<'_>) -> (Vec<f32>, Vec<f32>) {
+    let mut arena = vec![0xDEAD_BEEFu32; model.arena_words()];
+    let mut logits = vec![0.0; model.classes()];
+    model.infer(input, &mut arena, &mut logits).expect("infer");
+    (logits, reference::run(model, input).expect("reference"))
+}
+
 fn check(spec: NetSpec, as_u8: bool) -> f32 {
     let bytes = random_net(spec);
     let words = aligned(&bytes);
@@ -26,10 +35,7 @@ fn check(spec: NetSpec, as_u8: bool) -> f32 {
     let pixels: Vec<u8> = (0..n).map(|_| r.below(256) as u8).collect();
     let floats: Vec<f32> = r.vec(n, 2.0);
     let input = if as_u8 { Input::U8(&pixels) } else { Input::F32(&floats) };
-    let mut arena = vec![0xDEAD_BEEFu32; model.arena_words()];
-    let mut logits = vec![0.0; model.classes()];
-    model.infer(input, &mut arena, &mut logits).expect("infer");
-    let want = reference::run(&model, input).expect("reference");
+    let (logits, want) = kernels_and_reference(&model, input);
     let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
     let diff = logits.iter().zip(&want).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
     assert_eq!(argmax(&logits), argmax(&want), "argmax differs: {logits:?} vs {want:?}");
@@ -125,10 +131,7 @@ fn kernels_match_reference_on_non_finite_inputs() {
                     *v = specials[r.below(specials.len())];
                 }
             }
-            let mut arena = vec![0xDEAD_BEEFu32; model.arena_words()];
-            let mut logits = vec![0.0; model.classes()];
-            model.infer(Input::F32(&x), &mut arena, &mut logits).expect("infer");
-            let want = reference::run(&model, Input::F32(&x)).expect("reference");
+            let (logits, want) = kernels_and_reference(&model, Input::F32(&x));
             let same = logits.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()));
             assert!(same, "seed {seed}, density {density}/64: {logits:?} vs reference {want:?}");
             checked += 1;
