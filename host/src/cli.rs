@@ -473,7 +473,6 @@ pub fn run(cli: Cli) -> Result<()> {
             crate::info::scale(&a.genotype, &a.dataset, a.max_flops, a.max_params, a.max_ram).map(|_| ())
         }
         Command::RandomGenotype(a) => {
-            crate::train::check_net_size(a.layers, a.channels)?;
             let target = crate::nn::Genotype::resolve(&a.like)?;
             let (input, classes) = crate::info::dataset_shape(&a.dataset)?;
             let cfg = crate::nn::NetConfig {

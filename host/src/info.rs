@@ -87,6 +87,7 @@ pub fn print_info(genotype: &str, layers: usize, channels: usize, dataset: &str)
 /// about the FLOPs of `target`'s: the first of the draws from `seed` within 5%, else the
 /// closest of 2,000 draws. Returns it with its FLOPs and the target's.
 pub fn random_like(target: &Genotype, cfg: &NetConfig, seed: u64) -> Result<(Genotype, f64, f64)> {
+    crate::train::check_net_size(cfg.layers, cfg.channels)?;
     let want = cost(target, cfg)?.0.flops();
     let mut rng = Rng::derive(seed, 0x6e0);
     let mut best: Option<(Genotype, f64)> = None;
