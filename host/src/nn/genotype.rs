@@ -209,12 +209,15 @@ impl Genotype {
         Self { normal: Cell { ops: normal, concat: concat.clone() }, reduce: Cell { ops: reduce, concat } }
     }
 
-    /// A built-in genotype by name, or a JSON file.
+    /// A built-in genotype by name, or a JSON file (a name that exists, or that looks like a path:
+    /// a missing file is then said to be missing, not an unknown name).
     pub fn resolve(name_or_path: &str) -> Result<Self, GenotypeError> {
+        let path = Path::new(name_or_path);
+        let looks_like_path = path.components().count() > 1 || path.extension().is_some();
         match name_or_path {
             "bnas-a" | "bnas_a" | "latest_cell_zeroise" => Ok(Self::bnas_a()),
             "bnas-imagenet" | "latest_cell" => Ok(Self::bnas_imagenet()),
-            other if Path::new(other).exists() => Self::load(Path::new(other)),
+            _ if looks_like_path || path.exists() => Self::load(path),
             other => Err(GenotypeError::UnknownName(other.to_string())),
         }
     }
@@ -355,5 +358,10 @@ mod tests {
         assert!(e.starts_with("g.json: not a genotype JSON"), "{e}");
         let e = Genotype::resolve("no-such-cell").unwrap_err().to_string();
         assert!(e.contains("bnas-a and bnas-imagenet"), "{e}");
+        // A missing file is said to be missing, not an unknown name.
+        for path in ["/no/such/genotype.json", "cell.json", "runs/x/genotype"] {
+            let e = Genotype::resolve(path).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("{path}: cannot read: ")), "{e}");
+        }
     }
 }
