@@ -87,12 +87,12 @@ pub struct ScaleArgs {
     #[arg(long, default_value = "fashion-mnist")]
     pub dataset: String,
     /// Largest FLOPs (BOPs/64 + FLOPs) per image, e.g. 5e6.
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub max_flops: Option<f64>,
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub max_params: Option<usize>,
     /// Largest inference arena (peak activation bytes, batch 1), e.g. 655360 for 640 KiB.
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub max_ram: Option<usize>,
 }
 
@@ -410,6 +410,15 @@ fn at_least_one(s: &str) -> std::result::Result<usize, String> {
     }
 }
 
+/// The parser of a budget that must be a positive number (NaN, 0 and negatives are refused).
+fn positive(s: &str) -> std::result::Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x > 0.0 => Ok(x),
+        Ok(_) => Err("must be a positive number".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// The line `bnas` prints for an error: its message, then each cause the text so far does not
 /// already say (an error whose message prints its source would otherwise say it twice).
 pub fn error_line(e: &anyhow::Error) -> String {
@@ -509,7 +518,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn zero_counts_are_refused_naming_the_flag() {
+    fn zero_counts_and_bad_budgets_are_refused_naming_the_flag() {
         for args in [
             &["bnas", "train", "--out", "o", "--batch-size", "0"][..],
             &["bnas", "search", "--out", "o", "--epochs", "0"],
@@ -521,6 +530,13 @@ mod tests {
             assert!(err.contains(flag) && err.contains("must be 1 or more"), "{err}");
         }
         assert!(Cli::try_parse_from(["bnas", "train", "--out", "o", "--batch-size", "2"]).is_ok());
+        for bad in ["nan", "0", "-5", "-inf"] {
+            let flag = format!("--max-flops={bad}");
+            let err = Cli::try_parse_from(["bnas", "scale", "--genotype", "bnas-a", &flag]).err().expect("refused");
+            let err = err.to_string();
+            assert!(err.contains("--max-flops") && err.contains("must be a positive number"), "{err}");
+        }
+        assert!(Cli::try_parse_from(["bnas", "scale", "--genotype", "bnas-a", "--max-flops", "5e6"]).is_ok());
     }
 
     #[test]
