@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 
 use crate::cli::BackendArgs;
 use crate::engine::cpu::Cpu;
@@ -130,7 +130,12 @@ fn backend_report<B: Backend>(b: &B, reps: usize) -> Vec<(String, f64)> {
 fn anchor_rates(script: &std::path::Path) -> Result<Vec<(String, f64)>> {
     let run = |cmd: &str, steps: &[&str]| -> Result<serde_json::Value> {
         println!("running the PyTorch anchor: python3 {} {cmd} {}", script.display(), steps.join(" "));
-        let out = std::process::Command::new("python3").arg(script).arg(cmd).args(steps).output()?;
+        let out = std::process::Command::new("python3")
+            .arg(script)
+            .arg(cmd)
+            .args(steps)
+            .output()
+            .context("cannot run python3 (the anchor needs Python 3 with PyTorch)")?;
         let text = String::from_utf8_lossy(&out.stdout);
         let line = text.lines().rev().find(|l| l.starts_with("RESULT ")).ok_or_else(|| {
             anyhow::anyhow!(
@@ -158,6 +163,10 @@ pub fn run(
     args: &BackendArgs,
     anchor: Option<&std::path::Path>,
 ) -> Result<()> {
+    if let Some(script) = anchor.filter(|s| !s.is_file()) {
+        // Checked first: a missing script must not end a run of the whole CPU benchmark.
+        bail!("--anchor {}: no such file; it takes the PyTorch anchor script, pytorch_bnas.py", script.display());
+    }
     if only != Some(BackendChoice::Gpu) {
         let cpu = Cpu::new(args.threads)?;
         let ours = backend_report(&cpu, reps);
@@ -189,4 +198,20 @@ pub fn run(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A missing anchor script is refused before the benchmark runs (it used to end the run).
+    #[test]
+    fn a_missing_anchor_is_refused_first() {
+        let args = BackendArgs { backend: BackendChoice::Cpu, adapter: None, threads: Some(1) };
+        let script = std::path::Path::new("/nonexistent/pytorch_bnas.py");
+        let started = Instant::now();
+        let e = run(1, Some(BackendChoice::Cpu), &args, Some(script)).unwrap_err().to_string();
+        assert!(e.starts_with("--anchor /nonexistent/pytorch_bnas.py: no such file"), "{e}");
+        assert!(started.elapsed().as_secs_f64() < 1.0, "the benchmark ran first");
+    }
 }
