@@ -32,8 +32,8 @@ pub enum DeviceRunError {
     Qemu { qemu: String, source: std::io::Error },
     #[error("the firmware {0}")]
     Protocol(String),
-    #[error("image {index} has {got} bytes, the model takes {expected}")]
-    ImageSize { index: usize, got: usize, expected: usize },
+    #[error("{path}: the model takes {c}x{h}x{w} images ({} bytes), image {index} has {got} bytes", .c * .h * .w)]
+    ImageSize { path: PathBuf, index: usize, got: usize, c: usize, h: usize, w: usize },
 }
 
 type Result<T> = std::result::Result<T, DeviceRunError>;
@@ -316,7 +316,7 @@ pub fn run_images(model_path: &Path, images: &[Vec<u8>], opts: &DeviceRunOptions
     let (c, h, w) = model.input_shape();
     for (index, img) in images.iter().enumerate() {
         if img.len() != c * h * w {
-            return Err(DeviceRunError::ImageSize { index, got: img.len(), expected: c * h * w });
+            return Err(DeviceRunError::ImageSize { path: model_path.into(), index, got: img.len(), c, h, w });
         }
     }
     let elf = match &opts.firmware {
@@ -431,6 +431,23 @@ mod tests {
         println!("{}", s.profile_table(false, 8));
         println!("nodes {nodes} of the first image's {image} instructions");
         assert!(nodes * 10 >= image * 9 && nodes <= image * 11 / 10, "nodes {nodes}, image {image}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// An image of the wrong size is refused before the firmware is built or QEMU started, in a
+    /// sentence naming the model file and the shape it takes.
+    #[test]
+    fn wrong_image_size_names_the_model_and_its_shape() {
+        let spec = NetSpec { in_c: 1, hw: 8, c: 8, cells: 1, nodes: 2, classes: 3, seed: 1 };
+        let dir = std::env::temp_dir().join(format!("bnas-device-size-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.bnas");
+        std::fs::write(&path, random_net(spec)).unwrap();
+        let images = vec![vec![0u8; 64], vec![0u8; 3 * 64]];
+        let opts = DeviceRunOptions { qemu: "/nonexistent/qemu".into(), ..DeviceRunOptions::default() };
+        let e = run_images(&path, &images, &opts).err().map(|e| e.to_string());
+        let want = format!("{}: the model takes 1x8x8 images (64 bytes), image 1 has 192 bytes", path.display());
+        assert_eq!(e.as_deref(), Some(want.as_str()));
         std::fs::remove_dir_all(&dir).ok();
     }
 }
