@@ -11,6 +11,7 @@ use crate::data::Split;
 use crate::device_run::{run_images, DeviceRunOptions, DeviceRunSummary};
 use crate::engine::Backend;
 use crate::export::bundle::{export, ModelFiles};
+use crate::nn::{Genotype, NetConfig, Template};
 use crate::search::{search, SearchConfig};
 use crate::train::{load_dataset, train, Schedule, TrainConfig};
 use crate::verify::{verify, VerifyOptions};
@@ -63,30 +64,37 @@ pub fn device_run(
     Ok(s)
 }
 
+/// Whether the network of `genotype` at this size fits the firmware's memory map: its packed
+/// model in the flash and its arena in the RAM, from a real export with random weights (as `bnas
+/// scale` computes them). The firmware's link checks the rest (its code, statics and stack).
+fn check_fits_firmware(genotype: &Path, layers: usize, channels: usize) -> Result<()> {
+    let g = Genotype::load(genotype)?;
+    let (input, classes) = crate::info::dataset_shape("fashion-mnist")?;
+    let cfg = NetConfig { layers, channels, classes, input, template: Template::Bnas };
+    let (_, net, mut params, bufs) = crate::info::cost(&g, &cfg)?;
+    let (packed, arena) = crate::info::packed_size(&net, &mut params, &bufs)?;
+    let (flash, ram) = crate::device_run::firmware_budget()?;
+    if packed as u64 > flash || arena as u64 > ram {
+        let memory_x = crate::device_run::firmware_dir().join("memory.x");
+        let n = |v: usize| crate::info::group_digits(v as u64);
+        anyhow::bail!(
+            "--layers {layers} --channels {channels}: the network needs a packed model of {} bytes and an arena \
+             of {} bytes, and the firmware's memory map ({}) has {} bytes of flash and {} of RAM; `bnas scale \
+             --genotype {} --max-ram {ram}` lists the sizes that fit",
+            n(packed),
+            n(arena),
+            memory_x.canonicalize().unwrap_or(memory_x).display(),
+            n(flash as usize),
+            n(ram as usize),
+            genotype.display()
+        );
+    }
+    Ok(())
+}
+
 pub fn demo<B: Backend>(b: &B, a: &DemoArgs) -> Result<()> {
     let start = Instant::now();
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
     let search_dir = a.out.join("search");
-    let train_dir = a.out.join("train");
-    let model_dir = a.out.join("model");
-    for d in [&search_dir, &train_dir, &model_dir] {
-        if d.exists() {
-            std::fs::remove_dir_all(d).with_context(|| format!("cannot clear {}", d.display()))?;
-        }
-    }
-    println!("== 1/4 search ==");
-    let scfg = SearchConfig {
-        layers: a.search_layers,
-        channels: a.search_channels,
-        batch_size: 32,
-        epochs: a.search_epochs,
-        train_subset: Some(a.search_images),
-        val_subset: Some(1000),
-        seed: a.seed,
-        ..Default::default()
-    };
-    let s = search(b, &scfg, &search_dir, false)?;
-    println!("== 2/4 train ==");
     let tcfg = TrainConfig {
         genotype: search_dir.join("genotype.json").display().to_string(),
         layers: a.layers,
@@ -101,6 +109,35 @@ pub fn demo<B: Backend>(b: &B, a: &DemoArgs) -> Result<()> {
         seed: a.seed,
         ..Default::default()
     };
+    let scfg = SearchConfig {
+        layers: a.search_layers,
+        channels: a.search_channels,
+        batch_size: 32,
+        epochs: a.search_epochs,
+        train_subset: Some(a.search_images),
+        val_subset: Some(1000),
+        seed: a.seed,
+        ..Default::default()
+    };
+    // Every setting is checked before the last run's folders are cleared, and the trained
+    // network's fit in the firmware right after the search, so that a bad one costs no search
+    // or training run.
+    crate::train::check_net_flags(["--search-layers", "--search-channels"], a.search_layers, a.search_channels)?;
+    scfg.check()?;
+    crate::train::check_net_size(a.layers, a.channels)?;
+    tcfg.check()?;
+    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    let train_dir = a.out.join("train");
+    let model_dir = a.out.join("model");
+    for d in [&search_dir, &train_dir, &model_dir] {
+        if d.exists() {
+            std::fs::remove_dir_all(d).with_context(|| format!("cannot clear {}", d.display()))?;
+        }
+    }
+    println!("== 1/4 search ==");
+    let s = search(b, &scfg, &search_dir, false)?;
+    println!("== 2/4 train ==");
+    check_fits_firmware(&search_dir.join("genotype.json"), a.layers, a.channels)?;
     let t = train(b, &tcfg, &train_dir, false)?;
     println!("== 3/4 export ==");
     let card = export(&train_dir, &model_dir)?;
@@ -136,4 +173,27 @@ pub fn demo<B: Backend>(b: &B, a: &DemoArgs) -> Result<()> {
     );
     println!("model folder: {}", model_dir.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The demo's network fits the firmware's memory map; one twice as wide (an 834 KB arena
+    /// against 640 KiB of RAM) is refused with the sizes, before any training.
+    #[test]
+    fn networks_too_big_for_the_firmware_are_refused_before_training() {
+        assert_eq!(crate::device_run::firmware_budget().unwrap(), (2 << 20, 640 << 10));
+        let dir = std::env::temp_dir().join(format!("bnas-demo-fit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let genotype = dir.join("genotype.json");
+        std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/fmnist-demo/genotype.json"), &genotype)
+            .unwrap();
+        check_fits_firmware(&genotype, 5, 12).unwrap();
+        let e = check_fits_firmware(&genotype, 5, 24).unwrap_err().to_string();
+        println!("{e}");
+        assert!(e.starts_with("--layers 5 --channels 24: the network needs a packed model of 1,888,664 bytes"), "{e}");
+        assert!(e.contains("an arena of 833,984 bytes") && e.contains("655,360 of RAM"), "{e}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
 }

@@ -187,11 +187,16 @@ impl TrainConfig {
 
 /// Refuses `--layers` and `--channels` that build no network of the template.
 pub fn check_net_size(layers: usize, channels: usize) -> Result<()> {
+    check_net_flags(["--layers", "--channels"], layers, channels)
+}
+
+/// [`check_net_size`] for flags of other names (the demo's `--search-layers`, say).
+pub fn check_net_flags([layers_flag, channels_flag]: [&str; 2], layers: usize, channels: usize) -> Result<()> {
     if layers < 3 && layers != 1 {
-        bail!("--layers {layers}: a network needs 1 cell or at least 3 (reductions sit at L/3 and 2L/3)");
+        bail!("{layers_flag} {layers}: a network needs 1 cell or at least 3 (reductions sit at L/3 and 2L/3)");
     }
     if channels == 0 || !channels.is_multiple_of(2) {
-        bail!("--channels {channels}: must be a positive even number");
+        bail!("{channels_flag} {channels}: must be a positive even number");
     }
     Ok(())
 }

@@ -135,6 +135,34 @@ pub fn firmware_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware"))
 }
 
+/// The firmware's memory budget, from the `LENGTH`s of its linker map (`memory.x`): (flash
+/// bytes, RAM bytes). The link is the exact check (code, stack and statics besides the model and
+/// its arena); this is the budget a network must fit before anything is trained for it.
+pub fn firmware_budget() -> Result<(u64, u64)> {
+    let path = firmware_dir().join("memory.x");
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let length = |region: &str| {
+        let line = text.lines().find(|l| l.trim_start().starts_with(region) && l.contains("LENGTH"))?;
+        let v = line.split("LENGTH").nth(1)?.trim_start_matches([' ', '=']).trim();
+        let v = v.trim_end_matches([',', ';', ' ']);
+        let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+        let mult = match unit.trim() {
+            "" => 1,
+            "K" | "k" => 1 << 10,
+            "M" | "m" => 1 << 20,
+            _ => return None,
+        };
+        digits.parse::<u64>().ok().map(|d| d * mult)
+    };
+    match (length("FLASH"), length("RAM")) {
+        (Some(flash), Some(ram)) => Ok((flash, ram)),
+        _ => Err(DeviceRunError::Protocol(format!(
+            "memory map {} has no `FLASH` and `RAM` regions with a LENGTH in bytes, K or M",
+            path.display()
+        ))),
+    }
+}
+
 fn newest_source(dirs: &[PathBuf]) -> SystemTime {
     let mut newest = SystemTime::UNIX_EPOCH;
     let mut stack: Vec<PathBuf> = dirs.to_vec();
