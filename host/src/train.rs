@@ -264,6 +264,19 @@ pub struct Trained<B: Backend> {
 
 /// Builds the network of a run folder and loads its latest checkpoint.
 pub fn load_run<B: Backend>(b: &B, run: &Path) -> Result<(TrainConfig, Trained<B>)> {
+    if !run.is_dir() {
+        bail!("{}: no such folder (a training run folder: the --out of `bnas train`)", run.display());
+    }
+    if !run.join("config.json").exists() {
+        if run.join("search_config.json").exists() {
+            bail!(
+                "{}: a search run, not a training run; train its genotype (`bnas train --genotype {}`) and use that run",
+                run.display(),
+                run.join("genotype.json").display()
+            );
+        }
+        bail!("{}: not a training run folder (no config.json; `bnas train --out` writes one)", run.display());
+    }
     let cfg: TrainConfig = read_json(&run.join("config.json"))?;
     let genotype = Genotype::load(&run.join("genotype.json"))?;
     let norm: Normalization = read_json(&run.join("normalization.json"))?;

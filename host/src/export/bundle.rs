@@ -178,4 +178,24 @@ mod tests {
         assert!(err.contains("2 .bnas models") && err.contains("fmnist-demo, other"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// Export names what the folder it was given is, when it is not a training run, and makes
+    /// no model folder.
+    #[test]
+    fn export_of_a_folder_that_is_not_a_training_run_says_what_it_is() {
+        let dir = std::env::temp_dir().join(format!("bnas-export-not-run-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = dir.join("model");
+        let err = |run: &Path| export(run, &out).err().expect("refused").to_string();
+        let e = err(&dir.join("missing"));
+        assert!(e.ends_with("missing: no such folder (a training run folder: the --out of `bnas train`)"), "{e}");
+        std::fs::create_dir_all(&dir).unwrap();
+        let e = err(&dir);
+        assert!(e.ends_with("not a training run folder (no config.json; `bnas train --out` writes one)"), "{e}");
+        std::fs::write(dir.join("search_config.json"), "{}").unwrap();
+        let e = err(&dir);
+        assert!(e.contains(": a search run, not a training run; train its genotype (`bnas train --genotype "), "{e}");
+        assert!(!out.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
