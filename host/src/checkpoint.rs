@@ -39,6 +39,12 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn check_folder(out: &Path, config: &str, what: &str, resume: bool) -> Result<PathBuf> {
     let config_path = out.join(config);
     if !resume && out.join(FILE).exists() {
+        if !config_path.exists() {
+            bail!(
+                "{} already holds another kind of run (a checkpoint, no {config}); choose another --out",
+                out.display()
+            );
+        }
         bail!("{} already holds a {what}; pass --resume to continue it or choose another --out", out.display());
     }
     if resume && !config_path.exists() {
@@ -218,6 +224,28 @@ mod tests {
         let missing = dir.join("no/such/p.csv");
         let err = write_atomic(&missing, b"x").unwrap_err().to_string();
         assert_eq!(err, format!("cannot write {}", missing.display()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A fresh start in a folder holding a run, of this kind or another, and a resume of nothing:
+    /// each refused in a sentence that says which.
+    #[test]
+    fn check_folder_says_what_the_folder_holds() {
+        let dir = std::env::temp_dir().join(format!("bnas-check-folder-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(check_folder(&dir, "config.json", "run", false).unwrap(), dir.join("config.json"));
+        let e = check_folder(&dir, "config.json", "run", true).unwrap_err().to_string();
+        assert!(e.ends_with(": no run to resume (no config.json); leave out --resume to start one there"), "{e}");
+        std::fs::write(dir.join(FILE), b"").unwrap();
+        std::fs::write(dir.join("search_config.json"), b"{}").unwrap();
+        let e = check_folder(&dir, "config.json", "run", false).unwrap_err().to_string();
+        assert!(
+            e.ends_with(" already holds another kind of run (a checkpoint, no config.json); choose another --out"),
+            "{e}"
+        );
+        let e = check_folder(&dir, "search_config.json", "search", false).unwrap_err().to_string();
+        assert!(e.ends_with(" already holds a search; pass --resume to continue it or choose another --out"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
