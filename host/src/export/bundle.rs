@@ -186,7 +186,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("bnas-export-not-run-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let out = dir.join("model");
-        let err = |run: &Path| export(run, &out).err().expect("refused").to_string();
+        let err = |run: &Path| export(run, &out).expect_err("refused").to_string();
         let e = err(&dir.join("missing"));
         assert!(e.ends_with("missing: no such folder (a training run folder: the --out of `bnas train`)"), "{e}");
         std::fs::create_dir_all(&dir).unwrap();
