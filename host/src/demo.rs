@@ -95,6 +95,16 @@ fn check_fits_firmware(genotype: &Path, layers: usize, channels: usize) -> Resul
 pub fn demo<B: Backend>(b: &B, a: &DemoArgs) -> Result<()> {
     let start = Instant::now();
     let search_dir = a.out.join("search");
+    let scfg = SearchConfig {
+        layers: a.search_layers,
+        channels: a.search_channels,
+        batch_size: 32,
+        epochs: a.search_epochs,
+        train_subset: Some(a.search_images),
+        val_subset: Some(1000),
+        seed: a.seed,
+        ..Default::default()
+    };
     let tcfg = TrainConfig {
         genotype: search_dir.join("genotype.json").display().to_string(),
         layers: a.layers,
@@ -106,16 +116,6 @@ pub fn demo<B: Backend>(b: &B, a: &DemoArgs) -> Result<()> {
         warmup_epochs: 0.3,
         train_subset: (a.train_images > 0).then_some(a.train_images),
         eval_subset: Some(2000),
-        seed: a.seed,
-        ..Default::default()
-    };
-    let scfg = SearchConfig {
-        layers: a.search_layers,
-        channels: a.search_channels,
-        batch_size: 32,
-        epochs: a.search_epochs,
-        train_subset: Some(a.search_images),
-        val_subset: Some(1000),
         seed: a.seed,
         ..Default::default()
     };
