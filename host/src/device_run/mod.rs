@@ -429,15 +429,21 @@ mod tests {
     use super::*;
     use bnas_device::sample::{random_net, NetSpec, Rng};
 
+    /// `random_net(spec)` written to `<temp>/bnas-<name>-<pid>/<name>.bnas`: (folder, file).
+    fn sample_model(spec: NetSpec, name: &str) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("bnas-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(format!("{name}.bnas"));
+        std::fs::write(&path, random_net(spec)).unwrap();
+        (dir, path)
+    }
+
     /// Builds the firmware around a small random T_B network, runs 3 images under QEMU, and
     /// requires bit-identical logits. Fails (does not skip) without qemu-system-arm.
     #[test]
     fn firmware_in_qemu_matches_the_host_bit_for_bit() {
         let spec = NetSpec { in_c: 3, hw: 8, c: 32, cells: 3, nodes: 4, classes: 10, seed: 7 };
-        let dir = std::env::temp_dir().join(format!("bnas-device-run-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("sample.bnas");
-        std::fs::write(&path, random_net(spec)).unwrap();
+        let (dir, path) = sample_model(spec, "device-run");
         let mut r = Rng(3);
         let images: Vec<Vec<u8>> = (0..3).map(|_| (0..3 * 8 * 8).map(|_| r.below(256) as u8).collect()).collect();
         let s = run_images(&path, &images, &DeviceRunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
@@ -467,10 +473,7 @@ mod tests {
     #[test]
     fn wrong_image_size_names_the_model_and_its_shape() {
         let spec = NetSpec { in_c: 1, hw: 8, c: 8, cells: 1, nodes: 2, classes: 3, seed: 1 };
-        let dir = std::env::temp_dir().join(format!("bnas-device-size-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("m.bnas");
-        std::fs::write(&path, random_net(spec)).unwrap();
+        let (dir, path) = sample_model(spec, "device-size");
         let images = vec![vec![0u8; 64], vec![0u8; 3 * 64]];
         let opts = DeviceRunOptions { qemu: "/nonexistent/qemu".into(), ..DeviceRunOptions::default() };
         let e = run_images(&path, &images, &opts).err().map(|e| e.to_string());
