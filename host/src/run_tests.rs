@@ -100,5 +100,17 @@ fn bad_hyperparameters_and_resumes_are_refused_before_the_run_folder_exists() {
     assert!(err.contains("no run to resume"), "{err}");
     let err = search(&cpu, &SearchConfig::default(), &out, true).unwrap_err().to_string();
     assert!(err.contains("no search to resume"), "{err}");
+    // Too few images for one batch: found once the data has loaded, still before the folder.
+    let err = train(&cpu, &TrainConfig { train_subset: Some(20), ..tiny_train(1) }, &out, false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "fashion-mnist: 20 training images are fewer than one batch of 32; use a smaller --batch-size"
+    );
+    let few = SearchConfig { train_subset: Some(40), batch_size: 32, ..Default::default() };
+    let err = search(&cpu, &few, &out, false).unwrap_err().to_string();
+    assert!(
+        err.ends_with("40 search images are too few for a batch of 32 in each half; use a smaller --batch-size"),
+        "{err}"
+    );
     assert!(!out.exists(), "{} was created", out.display());
 }

@@ -281,13 +281,25 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
     let config_path = checkpoint::check_folder(out, "search_config.json", "search", resume)?;
     let cfg = if resume { SearchConfig { epochs: cfg.epochs, ..read_json(&config_path)? } } else { cfg.clone() };
     cfg.check()?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
     let mut ds = load_dataset(&cfg.dataset, cfg.data.as_deref(), Split::Train)?;
     if let Some(n) = cfg.train_subset {
         ds = ds.subset(n);
     }
     let norm = Normalization::of(&ds);
     let net_cfg = net_config(&ds, cfg.layers, cfg.channels, cfg.template)?;
+    let (train_idx, val_idx) = data::split_half(ds.len(), cfg.seed);
+    let steps = data::batches_per_epoch(train_idx.len().min(val_idx.len()), cfg.batch_size, true);
+    if steps == 0 {
+        bail!(
+            "{}: {} search images are too few for a batch of {} in each half; use a smaller --batch-size",
+            ds.name,
+            ds.len(),
+            cfg.batch_size
+        );
+    }
+    // The run folder is made once the settings and the data have loaded, so a failed start
+    // leaves none.
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
     if !resume {
         write_json(&config_path, &cfg)?;
     }
@@ -304,7 +316,6 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
         s.adam.t = state.step as u32;
         println!("resuming search {} at epoch {}", out.display(), state.epoch + 1);
     }
-    let (train_idx, val_idx) = data::split_half(ds.len(), cfg.seed);
     println!(
         "search on {} ({} search-train / {} search-val images) with {}: {} cells, {} channels, {} ops per edge, lambda {}, tau {}",
         ds.name,
@@ -318,10 +329,6 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
         cfg.tau
     );
     let ds = Arc::new(ds);
-    let steps = data::batches_per_epoch(train_idx.len().min(val_idx.len()), cfg.batch_size, true);
-    if steps == 0 {
-        bail!("{} search images are too few for batches of {} on each half", ds.len(), cfg.batch_size);
-    }
     let val_eval: Vec<usize> = val_idx.iter().copied().take(cfg.val_subset.unwrap_or(usize::MAX)).collect();
     let mut progress = Progress::new("search", cfg.epochs);
     while state.epoch < cfg.epochs {

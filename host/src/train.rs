@@ -327,7 +327,6 @@ pub fn train_session<B: Backend>(
     // A resumed run keeps its saved configuration; only the epoch count may grow.
     let cfg = if resume { TrainConfig { epochs: cfg.epochs, ..read_json(&config_path)? } } else { cfg.clone() };
     cfg.check()?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
     let genotype = if resume { Genotype::load(&out.join("genotype.json"))? } else { Genotype::resolve(&cfg.genotype)? };
     let root = cfg.data.as_deref();
     let mut train_ds = load_dataset(&cfg.dataset, root, Split::Train)?;
@@ -337,6 +336,18 @@ pub fn train_session<B: Backend>(
     let test_ds = load_dataset(&cfg.dataset, root, Split::Test)?;
     let norm = Normalization::of(&train_ds);
     let net_cfg = net_config(&train_ds, cfg.layers, cfg.channels, cfg.template)?;
+    let steps_per_epoch = data::batches_per_epoch(train_ds.len(), cfg.batch_size, true);
+    if steps_per_epoch == 0 {
+        bail!(
+            "{}: {} training images are fewer than one batch of {}; use a smaller --batch-size",
+            train_ds.name,
+            train_ds.len(),
+            cfg.batch_size
+        );
+    }
+    // The run folder is made once the settings, the genotype and the data have loaded, so a
+    // failed start leaves none.
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
     if !resume {
         write_json(&config_path, &cfg)?;
         std::fs::write(out.join("genotype.json"), genotype.to_json())?;
@@ -385,10 +396,6 @@ pub fn train_session<B: Backend>(
     );
     let train_ds = Arc::new(train_ds);
     let train_idx: Vec<usize> = (0..train_ds.len()).collect();
-    let steps_per_epoch = data::batches_per_epoch(train_idx.len(), cfg.batch_size, true);
-    if steps_per_epoch == 0 {
-        bail!("{} training images are fewer than one batch of {}", train_idx.len(), cfg.batch_size);
-    }
     let total_steps = steps_per_epoch * cfg.epochs;
     let eval_idx =
         |limit: Option<usize>| (0..limit.map_or(test_ds.len(), |l| l.min(test_ds.len()))).collect::<Vec<_>>();
