@@ -227,8 +227,13 @@ pub fn verify<B: Backend>(b: &B, model_dir: &Path, dataset: &str, opts: &VerifyO
     Ok(rows)
 }
 
+/// A backend's description up to its first comma, with the parentheses it opened closed:
+/// `cpu (2 threads, AVX-512 ...)` -> `cpu (2 threads)`, `gpu: llvmpipe (LLVM 15.0.6, 256 bits)
+/// (Vulkan)` -> `gpu: llvmpipe (LLVM 15.0.6)`.
 fn short(s: &str) -> String {
-    s.chars().take(24).collect()
+    let Some((head, _)) = s.split_once(", ") else { return s.to_string() };
+    let open = head.matches('(').count().saturating_sub(head.matches(')').count());
+    format!("{head}{}", ")".repeat(open))
 }
 
 /// Logits of the device crate's kernels on the host, one image per task.
@@ -282,6 +287,14 @@ fn write_predictions(path: &Path, results: &[RuntimeResult], labels: &[u16], cla
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runtime_names_keep_the_backend_up_to_its_first_comma() {
+        let cpu = "cpu (2 threads, AVX-512 VPOPCNTW flat XNOR where it pays (stride 1), else AVX-512 VPOPCNTQ)";
+        assert_eq!(short(cpu), "cpu (2 threads)");
+        assert_eq!(short("gpu: llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)"), "gpu: llvmpipe (LLVM 15.0.6)");
+        assert_eq!(short("gpu: NVIDIA H200 (Vulkan)"), "gpu: NVIDIA H200 (Vulkan)");
+    }
 
     /// The shipped model: tract, the device crate and the packed WGSL kernel give equal logits on
     /// a subset of the Fashion-MNIST test set (all 10,000 images: `bnas verify --model
