@@ -73,22 +73,11 @@ fn check_fits_firmware(genotype: &Path, layers: usize, channels: usize) -> Resul
     let cfg = NetConfig { layers, channels, classes, input, template: Template::Bnas };
     let (_, net, mut params, bufs) = crate::info::cost(&g, &cfg)?;
     let (packed, arena) = crate::info::packed_size(&net, &mut params, &bufs)?;
-    let (flash, ram) = crate::device_run::firmware_budget()?;
-    if packed as u64 > flash || arena as u64 > ram {
-        let memory_x = crate::device_run::firmware_dir().join("memory.x");
-        let n = |v: usize| crate::info::group_digits(v as u64);
-        anyhow::bail!(
-            "--layers {layers} --channels {channels}: the network needs a packed model of {} bytes and an arena \
-             of {} bytes, and the firmware's memory map ({}) has {} bytes of flash and {} of RAM; `bnas scale \
-             --genotype {} --max-ram {ram}` lists the sizes that fit",
-            n(packed),
-            n(arena),
-            memory_x.canonicalize().unwrap_or(memory_x).display(),
-            n(flash as usize),
-            n(ram as usize),
-            genotype.display()
-        );
-    }
+    let what = format!("--layers {layers} --channels {channels}: the network");
+    crate::device_run::check_fits(&what, packed, arena).map_err(|e| {
+        let ram = crate::device_run::firmware_budget().map_or(0, |(_, ram)| ram);
+        anyhow::anyhow!("{e}; `bnas scale --genotype {} --max-ram {ram}` lists the sizes that fit", genotype.display())
+    })?;
     Ok(())
 }
 
@@ -192,8 +181,12 @@ mod tests {
         check_fits_firmware(&genotype, 5, 12).unwrap();
         let e = check_fits_firmware(&genotype, 5, 24).unwrap_err().to_string();
         println!("{e}");
-        assert!(e.starts_with("--layers 5 --channels 24: the network needs a packed model of 1,888,664 bytes"), "{e}");
-        assert!(e.contains("an arena of 833,984 bytes") && e.contains("655,360 of RAM"), "{e}");
+        let want = "--layers 5 --channels 24: the network needs 1,888,664 bytes of flash for its packed model and \
+                    833,984 bytes of RAM for its arena; the firmware's memory map (";
+        assert!(
+            e.starts_with(want) && e.contains(") has 2,097,152 bytes of flash and 655,360 of RAM; `bnas scale"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -162,6 +162,10 @@ pub fn verify<B: Backend>(b: &B, model_dir: &Path, dataset: &str, opts: &VerifyO
     let words = aligned(&packed);
     let model = parse(&words, packed.len(), &files.packed())?;
     let onnx = std::fs::read(files.onnx()).with_context(|| format!("cannot read {}", files.onnx().display()))?;
+    if opts.qemu.is_some() {
+        // Checked first: a model too big for the firmware must not end a run over the test set.
+        crate::device_run::check_fits(&files.packed().display().to_string(), packed.len(), model.arena_bytes())?;
+    }
     println!("verify {} on {} test images of {}", model_dir.display(), n, ds.name);
 
     let mut results = Vec::new();

@@ -5,6 +5,7 @@
 //! The firmware embeds the model at build time (`BNAS_MODEL`, read by firmware/build.rs); the ELF
 //! is cached per model hash under `<target>/bnas-firmware/<hash>/`. Protocol: `bnas_device::link`.
 
+use crate::info::group_digits;
 use bnas_device::link;
 use bnas_device::{Input, Model};
 use std::io::{Read, Write};
@@ -32,6 +33,12 @@ pub enum DeviceRunError {
     Qemu { qemu: String, source: std::io::Error },
     #[error("the firmware {0}")]
     Protocol(String),
+    #[error(
+        "{what} needs {} bytes of flash for its packed model and {} bytes of RAM for its arena; the firmware's \
+         memory map ({}) has {} bytes of flash and {} of RAM",
+        group_digits(*.model as u64), group_digits(*.arena as u64), .map.display(), group_digits(*.flash), group_digits(*.ram)
+    )]
+    DoesNotFit { what: String, model: usize, arena: usize, flash: u64, ram: u64, map: PathBuf },
     #[error("{path}: the model takes {c}x{h}x{w} images ({} bytes), image {index} has {got} bytes", .c * .h * .w)]
     ImageSize { path: PathBuf, index: usize, got: usize, c: usize, h: usize, w: usize },
 }
@@ -161,6 +168,19 @@ pub fn firmware_budget() -> Result<(u64, u64)> {
             path.display()
         ))),
     }
+}
+
+/// Whether `what`, a packed model of `model` bytes with an arena of `arena` bytes, fits the
+/// firmware's memory map: the model in the flash and the arena in the RAM. The link then checks
+/// the rest (the firmware's code, statics and stack); this check comes before anything is built.
+pub fn check_fits(what: &str, model: usize, arena: usize) -> Result<()> {
+    let (flash, ram) = firmware_budget()?;
+    if model as u64 <= flash && arena as u64 <= ram {
+        return Ok(());
+    }
+    let map = firmware_dir().join("memory.x");
+    let map = map.canonicalize().unwrap_or(map);
+    Err(DeviceRunError::DoesNotFit { what: what.into(), model, arena, flash, ram, map })
 }
 
 fn newest_source(dirs: &[PathBuf]) -> SystemTime {
@@ -341,6 +361,7 @@ pub fn run_images(model_path: &Path, images: &[Vec<u8>], opts: &DeviceRunOptions
     let model_bytes = &bytemuck::cast_slice::<u32, u8>(&model_words)[..len];
     let model =
         Model::parse(model_bytes).map_err(|source| DeviceRunError::Model { path: model_path.into(), source })?;
+    check_fits(&model_path.display().to_string(), len, model.arena_bytes())?;
     let (c, h, w) = model.input_shape();
     for (index, img) in images.iter().enumerate() {
         if img.len() != c * h * w {
@@ -479,6 +500,22 @@ mod tests {
         let e = run_images(&path, &images, &opts).err().map(|e| e.to_string());
         let want = format!("{}: the model takes 1x8x8 images (64 bytes), image 1 has 192 bytes", path.display());
         assert_eq!(e.as_deref(), Some(want.as_str()));
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// A model whose arena the firmware's RAM cannot hold is refused before the firmware is
+    /// built, with the sizes and the memory map.
+    #[test]
+    fn a_model_too_big_for_the_firmware_is_refused_before_the_build() {
+        let spec = NetSpec { in_c: 3, hw: 64, c: 32, cells: 1, nodes: 2, classes: 10, seed: 2 };
+        let (dir, path) = sample_model(spec, "device-big");
+        let opts = DeviceRunOptions { firmware: Some(dir.join("no.elf")), ..DeviceRunOptions::default() };
+        let e = run_images(&path, &[], &opts).err().map(|e| e.to_string()).unwrap_or_default();
+        println!("{e}");
+        let (flash, ram) = firmware_budget().unwrap();
+        assert!(e.starts_with(&format!("{} needs ", path.display())), "{e}");
+        let tail = format!(" has {} bytes of flash and {} of RAM", group_digits(flash), group_digits(ram));
+        assert!(e.contains(" bytes of RAM for its arena; the firmware's memory map (") && e.ends_with(&tail), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }
