@@ -25,6 +25,9 @@ pub fn device_run(
     n: usize,
     layers: bool,
 ) -> Result<DeviceRunSummary> {
+    if !model.exists() {
+        anyhow::bail!("{}: no such model folder or .bnas file", model.display());
+    }
     let packed = if model.is_dir() { ModelFiles::open(model)?.packed() } else { model.to_path_buf() };
     let ds = load_dataset(dataset, data, Split::Test)?;
     let images: Vec<Vec<u8>> = (0..n.min(ds.len())).map(|i| ds.image(i).to_vec()).collect();
