@@ -14,6 +14,7 @@ use crate::engine::{Backend, Buffers, ParamStore, Tape};
 use crate::export::bundle::{aligned, parse, ModelCard, ModelFiles};
 use crate::export::tract_run::TractModel;
 use crate::nn::{Genotype, NetConfig, Network};
+use crate::report::Counter;
 use crate::rng::Rng;
 use crate::train::{argmax, load_dataset, read_json};
 
@@ -49,7 +50,13 @@ pub struct VerifyOptions {
 }
 
 /// Runs the engine in evaluation mode on the model folder's weights.
-pub fn engine_logits<B: Backend>(b: &B, files: &ModelFiles, ds: &Dataset, indices: &[usize]) -> Result<Vec<f32>> {
+pub fn engine_logits<B: Backend>(
+    b: &B,
+    files: &ModelFiles,
+    ds: &Dataset,
+    indices: &[usize],
+    done: &dyn Fn(usize),
+) -> Result<Vec<f32>> {
     let dir = files.engine_dir();
     let genotype = Genotype::load(&dir.join("genotype.json"))?;
     let net_cfg: NetConfig = read_json(&dir.join("network.json"))?;
@@ -68,6 +75,7 @@ pub fn engine_logits<B: Backend>(b: &B, files: &ModelFiles, ds: &Dataset, indice
         let x = t.constant(b.upload(&batch.x), vec![batch.len(), c, h, w]);
         let logits = net.forward(&mut t, &mut bufs, Some(&cache), x, None)?;
         out.extend(t.to_vec(logits));
+        done(batch.len());
     }
     Ok(out)
 }
@@ -76,6 +84,12 @@ fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
     let start = Instant::now();
     let v = f()?;
     Ok((v, start.elapsed().as_secs_f64()))
+}
+
+/// [`timed`] with a progress bar over `n` images (removed when it returns).
+fn with_bar<T>(label: &str, n: usize, f: impl FnOnce(&Counter) -> Result<T>) -> Result<(T, f64)> {
+    let bar = Counter::new(label, n);
+    timed(|| f(&bar))
 }
 
 /// Compares runtimes with the first one (tract).
@@ -170,13 +184,14 @@ pub fn verify<B: Backend>(b: &B, model_dir: &Path, dataset: &str, opts: &VerifyO
 
     let mut results = Vec::new();
     let tract = TractModel::load(&onnx, 100, (c, h, w))?;
-    let (logits, s) = timed(|| tract.run_parallel(images, n))?;
+    let (logits, s) = with_bar("tract", n, |bar| tract.run_parallel(images, n, &|k| bar.inc(k)))?;
     results.push(RuntimeResult { name: "tract (ONNX)".into(), logits, seconds: s, images: n });
 
-    let (logits, s) = timed(|| device_host_logits(&model, images, n, classes))?;
+    let (logits, s) =
+        with_bar("device crate", n, |bar| device_host_logits(&model, images, n, classes, &|k| bar.inc(k)))?;
     results.push(RuntimeResult { name: "device crate (host, XNOR)".into(), logits, seconds: s, images: n });
 
-    let (logits, s) = timed(|| engine_logits(b, &files, &ds, &indices))?;
+    let (logits, s) = with_bar("engine", n, |bar| engine_logits(b, &files, &ds, &indices, &|k| bar.inc(k)))?;
     results.push(RuntimeResult {
         name: format!("engine eval ({})", short(&b.describe())),
         logits,
@@ -188,7 +203,16 @@ pub fn verify<B: Backend>(b: &B, model_dir: &Path, dataset: &str, opts: &VerifyO
         match crate::engine::gpu::Gpu::new(None) {
             Ok(gpu) => {
                 let runner = crate::engine::gpu::PackedGpuModel::new(&gpu, &model)?;
-                let (logits, s) = timed(|| Ok(runner.run(images, n)))?;
+                let per = images.len() / n;
+                let (logits, s) = with_bar("packed WGSL", n, |bar| {
+                    let mut logits = Vec::with_capacity(n * classes);
+                    // In pieces of 500 images, for the bar.
+                    for piece in images.chunks(500 * per) {
+                        logits.extend(runner.run(piece, piece.len() / per));
+                        bar.inc(piece.len() / per);
+                    }
+                    Ok(logits)
+                })?;
                 results.push(RuntimeResult {
                     name: format!("packed XNOR WGSL ({})", short(&gpu.describe())),
                     logits,
@@ -241,7 +265,14 @@ fn short(s: &str) -> String {
 }
 
 /// Logits of the device crate's kernels on the host, one image per task.
-pub fn device_host_logits(model: &bnas_device::Model<'_>, images: &[u8], n: usize, classes: usize) -> Result<Vec<f32>> {
+/// `done(1)` after each image.
+pub fn device_host_logits(
+    model: &bnas_device::Model<'_>,
+    images: &[u8],
+    n: usize,
+    classes: usize,
+    done: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<f32>> {
     let per = images.len() / n.max(1);
     if per == 0 {
         bail!("{} bytes of image data are too few for {n} images", images.len());
@@ -256,6 +287,7 @@ pub fn device_host_logits(model: &bnas_device::Model<'_>, images: &[u8], n: usiz
                 model
                     .infer(bnas_device::Input::U8(img), arena, &mut logits)
                     .map_err(|e| anyhow::anyhow!("device inference: {e}"))?;
+                done(1);
                 Ok(logits)
             },
         )
@@ -321,7 +353,7 @@ mod tests {
             RuntimeResult { name: "tract".into(), logits: tract.run(images, n).unwrap(), seconds: 1.0, images: n },
             RuntimeResult {
                 name: "device".into(),
-                logits: device_host_logits(&model, images, n, classes).unwrap(),
+                logits: device_host_logits(&model, images, n, classes, &|_| {}).unwrap(),
                 seconds: 1.0,
                 images: n,
             },

@@ -384,6 +384,7 @@ pub fn run_images(model_path: &Path, images: &[Vec<u8>], opts: &DeviceRunOptions
     let mut arena = vec![0u32; model.arena_words()];
     let mut host = vec![0f32; model.classes()];
     let mut per_image = Vec::with_capacity(images.len());
+    let bar = crate::report::Counter::new("firmware", images.len());
     for img in images {
         q.send(link::TAG_IMAGE, img)?;
         let body = q.recv(link::TAG_RESULT)?;
@@ -405,7 +406,9 @@ pub fn run_images(model_path: &Path, images: &[Vec<u8>], opts: &DeviceRunOptions
             max_abs_diff,
             logits: dev,
         });
+        bar.inc(1);
     }
+    drop(bar);
     let mut per_node = Vec::new();
     if opts.profile {
         if let Some(img) = images.first() {

@@ -46,14 +46,17 @@ impl TractModel {
         self.classes
     }
 
-    /// [`TractModel::run`] with the batches spread over the rayon pool (all cores), logits in order.
-    pub fn run_parallel(&self, images_u8: &[u8], n: usize) -> Result<Vec<f32>> {
+    /// [`TractModel::run`] with the batches spread over the rayon pool (all cores), logits in order;
+    /// `done(k)` after each batch of `k` images.
+    pub fn run_parallel(&self, images_u8: &[u8], n: usize, done: &(dyn Fn(usize) + Sync)) -> Result<Vec<f32>> {
         use rayon::prelude::*;
         let (c, h, w) = self.chw;
         let per = c * h * w;
         ensure!(images_u8.len() == n * per, "{} bytes of pixels for {n} images of {c}x{h}x{w}", images_u8.len());
-        let parts: Vec<Result<Vec<f32>>> =
-            images_u8.par_chunks(self.batch * per).map(|chunk| self.run(chunk, chunk.len() / per)).collect();
+        let parts: Vec<Result<Vec<f32>>> = images_u8
+            .par_chunks(self.batch * per)
+            .map(|chunk| self.run(chunk, chunk.len() / per).inspect(|_| done(chunk.len() / per)))
+            .collect();
         Ok(parts.into_iter().collect::<Result<Vec<_>>>()?.concat())
     }
 

@@ -17,7 +17,7 @@ pub use chart::{line_chart, Series};
 pub use csv::{read_csv, Cell, CsvLog};
 pub use diagram::{cell_diagram_png, cell_diagram_svg, CellDiagram};
 pub use heatmap::{colormap, confusion_matrix, heatmap};
-pub use progress::{Progress, StepStats};
+pub use progress::{Counter, Progress, StepStats};
 
 /// An 8-bit RGB colour.
 pub type Rgb = [u8; 3];
