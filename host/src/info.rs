@@ -125,8 +125,11 @@ pub fn scale(
     let g = Genotype::resolve(genotype)?;
     let (input, classes) = dataset_shape(dataset)?;
     let mut rows = Vec::new();
-    for layers in [3, 5, 8, 11, 14, 17, 20] {
-        for channels in [4, 8, 12, 16, 24, 32, 36, 48, 64] {
+    let (all_layers, all_channels) = ([3, 5, 8, 11, 14, 17, 20], [4, 8, 12, 16, 24, 32, 36, 48, 64]);
+    let bar = crate::report::Counter::new("scale", all_layers.len() * all_channels.len(), "sizes");
+    for layers in all_layers {
+        for channels in all_channels {
+            bar.inc(1);
             let cfg = NetConfig { layers, channels, classes, input, template: Template::Bnas };
             let (c, net, mut params, bufs) = cost(&g, &cfg)?;
             if max_flops.is_some_and(|f| c.flops() > f) || max_params.is_some_and(|p| c.parameters > p) {
@@ -140,6 +143,7 @@ pub fn scale(
             rows.push(ScaleRow { layers, channels, cost: c, packed_bytes: packed, arena_bytes: arena });
         }
     }
+    drop(bar);
     rows.sort_by(|a, b| a.cost.flops().total_cmp(&b.cost.flops()));
     println!("{genotype} on {dataset} {input:?}: (layers, channels) within the budget");
     println!(

@@ -88,7 +88,7 @@ fn timed<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, f64)> {
 
 /// [`timed`] with a progress bar over `n` images (removed when it returns).
 fn with_bar<T>(label: &str, n: usize, f: impl FnOnce(&Counter) -> Result<T>) -> Result<(T, f64)> {
-    let bar = Counter::new(label, n);
+    let bar = Counter::new(label, n, "images");
     timed(|| f(&bar))
 }
 

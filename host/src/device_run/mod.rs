@@ -384,7 +384,7 @@ pub fn run_images(model_path: &Path, images: &[Vec<u8>], opts: &DeviceRunOptions
     let mut arena = vec![0u32; model.arena_words()];
     let mut host = vec![0f32; model.classes()];
     let mut per_image = Vec::with_capacity(images.len());
-    let bar = crate::report::Counter::new("firmware", images.len());
+    let bar = crate::report::Counter::new("firmware", images.len(), "images");
     for img in images {
         q.send(link::TAG_IMAGE, img)?;
         let body = q.recv(link::TAG_RESULT)?;

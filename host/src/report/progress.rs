@@ -1,6 +1,6 @@
 //! Progress bars over `indicatif`: one bar per epoch with loss, accuracy, images/s and ETA, and
-//! a bar over the images of one stage of a long run ([`Counter`]: each runtime of `verify`, the
-//! firmware's images). Hidden when stdout is not a terminal or `BNAS_NO_PROGRESS` is set; one
+//! a bar over the items of one stage of a long run ([`Counter`]: each runtime of `verify`, the
+//! firmware's images, `bnas scale`'s sizes). Hidden when stdout is not a terminal or `BNAS_NO_PROGRESS` is set; one
 //! line per epoch is printed either way.
 
 use std::io::IsTerminal;
@@ -124,30 +124,28 @@ impl Drop for Progress {
     }
 }
 
-/// A bar over the `total` images of one stage (say, one runtime of `verify`), with their rate and
-/// ETA; drawn only when [`progress_enabled`], and removed when dropped. [`Counter::inc`] may be
-/// called from any thread.
+/// A bar over the `total` items (`unit`: "images", say) of one stage, e.g. one runtime of
+/// `verify`, with an ETA; drawn only when [`progress_enabled`], and removed when dropped.
+/// [`Counter::inc`] may be called from any thread.
 pub struct Counter {
     bar: ProgressBar,
 }
 
 impl Counter {
-    pub fn new(label: &str, total: usize) -> Counter {
+    pub fn new(label: &str, total: usize, unit: &str) -> Counter {
         let bar = if progress_enabled() {
             ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stdout())
         } else {
             ProgressBar::hidden()
         };
-        let style =
-            ProgressStyle::with_template("{prefix:>16.bold} [{bar:30.cyan/blue}] {pos:>5}/{len:<5} images  eta {eta}")
-                .expect("valid progress template")
-                .progress_chars("=> ");
+        let template = format!("{{prefix:>16.bold}} [{{bar:30.cyan/blue}}] {{pos:>5}}/{{len:<5}} {unit}  eta {{eta}}");
+        let style = ProgressStyle::with_template(&template).expect("valid progress template").progress_chars("=> ");
         bar.set_style(style);
         bar.set_prefix(label.to_string());
         Counter { bar }
     }
 
-    /// `n` more images done.
+    /// `n` more items done.
     pub fn inc(&self, n: usize) {
         self.bar.inc(n as u64);
     }
