@@ -214,6 +214,10 @@ pub fn build_firmware(model_path: &Path) -> Result<PathBuf> {
             return Ok(elf);
         }
     }
+    println!(
+        "building the firmware around {} (thumbv7em-none-eabihf, release; a minute the first time)",
+        model_path.display()
+    );
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(&fw)
         .args(["build", "--release", "--quiet"])
