@@ -264,8 +264,8 @@ fn short(s: &str) -> String {
     format!("{head}{}", ")".repeat(open))
 }
 
-/// Logits of the device crate's kernels on the host, one image per task.
-/// `done(1)` after each image.
+/// Logits of the device crate's kernels on the host, one image per task, calling `done(1)` after
+/// each image.
 pub fn device_host_logits(
     model: &bnas_device::Model<'_>,
     images: &[u8],

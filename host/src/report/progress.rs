@@ -1,7 +1,7 @@
 //! Progress bars over `indicatif`: one bar per epoch with loss, accuracy, images/s and ETA, and
 //! a bar over the items of one stage of a long run ([`Counter`]: each runtime of `verify`, the
-//! firmware's images, `bnas scale`'s sizes). Hidden when stdout is not a terminal or `BNAS_NO_PROGRESS` is set; one
-//! line per epoch is printed either way.
+//! firmware's images, `bnas scale`'s sizes). Hidden when stdout is not a terminal or
+//! `BNAS_NO_PROGRESS` is set; one line per epoch is printed either way.
 
 use std::io::IsTerminal;
 use std::time::Instant;
