@@ -159,7 +159,7 @@ pub fn firmware_budget() -> Result<(u64, u64)> {
             "M" | "m" => 1 << 20,
             _ => return None,
         };
-        digits.parse::<u64>().ok().map(|d| d * mult)
+        digits.parse::<u64>().ok()?.checked_mul(mult)
     };
     match (length("FLASH"), length("RAM")) {
         (Some(flash), Some(ram)) => Ok((flash, ram)),
