@@ -148,26 +148,30 @@ pub fn firmware_dir() -> PathBuf {
 pub fn firmware_budget() -> Result<(u64, u64)> {
     let path = firmware_dir().join("memory.x");
     let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-    let length = |region: &str| {
-        let line = text.lines().find(|l| l.trim_start().starts_with(region) && l.contains("LENGTH"))?;
-        let v = line.split("LENGTH").nth(1)?.trim_start_matches([' ', '=']).trim();
-        let v = v.trim_end_matches([',', ';', ' ']);
-        let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
-        let mult = match unit.trim() {
-            "" => 1,
-            "K" | "k" => 1 << 10,
-            "M" | "m" => 1 << 20,
-            _ => return None,
-        };
-        digits.parse::<u64>().ok()?.checked_mul(mult)
-    };
-    match (length("FLASH"), length("RAM")) {
+    match (region_length(&text, "FLASH"), region_length(&text, "RAM")) {
         (Some(flash), Some(ram)) => Ok((flash, ram)),
         _ => Err(DeviceRunError::Protocol(format!(
-            "memory map {} has no `FLASH` and `RAM` regions with a LENGTH in bytes, K or M",
+            "memory map {} has no `FLASH` and `RAM` regions with a LENGTH (decimal or 0x hex, with K or M)",
             path.display()
         ))),
     }
+}
+
+/// The `LENGTH` of `region` in a linker script's `MEMORY` block, in bytes: decimal or `0x` hex,
+/// with an optional `K` or `M`.
+fn region_length(script: &str, region: &str) -> Option<u64> {
+    let line = script.lines().find(|l| l.trim_start().starts_with(region) && l.contains("LENGTH"))?;
+    let v = line.split("LENGTH").nth(1)?.trim_start_matches([' ', '=']);
+    let v = v.split([',', ';', ' ', '}']).next()?;
+    let (v, mult) = match v.strip_suffix(['K', 'k']) {
+        Some(v) => (v, 1 << 10),
+        None => v.strip_suffix(['M', 'm']).map_or((v, 1), |v| (v, 1 << 20)),
+    };
+    let n = match v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok()?,
+        None => v.parse::<u64>().ok()?,
+    };
+    n.checked_mul(mult)
 }
 
 /// Whether `what`, a packed model of `model` bytes with an arena of `arena` bytes, fits the
@@ -524,5 +528,22 @@ mod tests {
         let tail = format!(" has {} bytes of flash and {} of RAM", group_digits(flash), group_digits(ram));
         assert!(e.contains(" bytes of RAM for its arena; the firmware's memory map (") && e.ends_with(&tail), "{e}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn memory_map_lengths_read_as_the_linker_reads_them() {
+        let map =
+            "MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 2048K\n  RAM   : ORIGIN = 0x20000000, LENGTH = 640K\n}";
+        assert_eq!((region_length(map, "FLASH"), region_length(map, "RAM")), (Some(2 << 20), Some(640 << 10)));
+        for (length, bytes) in
+            [("1M", Some(1 << 20)), ("0x30000", Some(0x30000)), ("196608", Some(196_608)), ("x", None)]
+        {
+            assert_eq!(
+                region_length(&format!("RAM : ORIGIN = 0x20000000, LENGTH = {length}"), "RAM"),
+                bytes,
+                "{length}"
+            );
+        }
+        assert_eq!(region_length("RAM : ORIGIN = 0, LENGTH = 99999999999999999999K", "RAM"), None);
     }
 }
