@@ -76,6 +76,14 @@ pub fn print_info(genotype: &str, layers: usize, channels: usize, dataset: &str)
         Ok((packed, arena)) => {
             println!("packed model bytes: {:>13}", group_digits(packed as u64));
             println!("inference arena bytes (batch 1): {}", group_digits(arena as u64));
+            match crate::device_run::check_fits("the network", packed, arena) {
+                Ok((flash, ram)) => println!(
+                    "Cortex-M4F firmware: fits its memory map ({} B flash, {} B RAM; the link adds code and stack)",
+                    group_digits(flash),
+                    group_digits(ram)
+                ),
+                Err(e) => println!("Cortex-M4F firmware: {e}"),
+            }
         }
         // A network the device format cannot hold still has its training costs above.
         Err(e) => println!("packed model: none ({e})"),

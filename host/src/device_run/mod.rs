@@ -177,10 +177,11 @@ fn region_length(script: &str, region: &str) -> Option<u64> {
 /// Whether `what`, a packed model of `model` bytes with an arena of `arena` bytes, fits the
 /// firmware's memory map: the model in the flash and the arena in the RAM. The link then checks
 /// the rest (the firmware's code, statics and stack); this check comes before anything is built.
-pub fn check_fits(what: &str, model: usize, arena: usize) -> Result<()> {
+/// Returns the budget: (flash bytes, RAM bytes).
+pub fn check_fits(what: &str, model: usize, arena: usize) -> Result<(u64, u64)> {
     let (flash, ram) = firmware_budget()?;
     if model as u64 <= flash && arena as u64 <= ram {
-        return Ok(());
+        return Ok((flash, ram));
     }
     let map = firmware_dir().join("memory.x");
     let map = map.canonicalize().unwrap_or(map);
