@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::DemoArgs;
 use crate::data::Split;
-use crate::device_run::{run_images, DeviceRunOptions, DeviceRunSummary};
+use crate::device_run::{run_images, DeviceRunError, DeviceRunOptions, DeviceRunSummary};
 use crate::engine::Backend;
 use crate::export::bundle::{export, ModelFiles};
 use crate::nn::{Genotype, NetConfig, Template};
@@ -67,9 +67,9 @@ pub fn device_run(
     Ok(s)
 }
 
-/// Whether the network of `genotype` at this size fits the firmware's memory map: its packed
-/// model in the flash and its arena in the RAM, from a real export with random weights (as `bnas
-/// scale` computes them). The firmware's link checks the rest (its code, statics and stack).
+/// Refuses the network of `genotype` at this size unless it fits the firmware's memory map: its
+/// packed model in the flash and its arena in the RAM, from a real export with random weights (as
+/// `bnas scale` computes them). The firmware's link checks the rest (its code, statics and stack).
 fn check_fits_firmware(genotype: &Path, layers: usize, channels: usize) -> Result<()> {
     let g = Genotype::load(genotype)?;
     let (input, classes) = crate::info::dataset_shape("fashion-mnist")?;
@@ -77,9 +77,14 @@ fn check_fits_firmware(genotype: &Path, layers: usize, channels: usize) -> Resul
     let (_, net, mut params, bufs) = crate::info::cost(&g, &cfg)?;
     let (packed, arena) = crate::info::packed_size(&net, &mut params, &bufs)?;
     let what = format!("--layers {layers} --channels {channels}: the network");
-    crate::device_run::check_fits(&what, packed, arena).map_err(|e| {
-        let ram = crate::device_run::firmware_budget().map_or(0, |(_, ram)| ram);
-        anyhow::anyhow!("{e}; `bnas scale --genotype {} --max-ram {ram}` lists the sizes that fit", genotype.display())
+    crate::device_run::check_fits(&what, packed, arena).map_err(|e| match e {
+        DeviceRunError::DoesNotFit { ram, .. } => {
+            anyhow::anyhow!(
+                "{e}; `bnas scale --genotype {} --max-ram {ram}` lists the sizes that fit",
+                genotype.display()
+            )
+        }
+        e => e.into(),
     })?;
     Ok(())
 }
