@@ -24,6 +24,16 @@ pub(super) fn load_cifar10(root: &Path, split: Split) -> Result<Dataset, DataErr
     let dirs = [root.to_path_buf(), root.join("cifar-10-batches-bin")];
     // The first folder that holds all of the split's batches.
     let Some(dir) = dirs.iter().find(|d| names.iter().all(|n| d.join(n).is_file())) else {
+        // A folder with some of the batches is named with the ones it lacks.
+        if let Some(dir) = dirs.iter().find(|d| names.iter().any(|n| d.join(n).is_file())) {
+            let missing = names.iter().filter(|n| !dir.join(n).is_file()).cloned().collect();
+            return Err(DataError::Incomplete {
+                dataset: "CIFAR-10".into(),
+                dir: dir.clone(),
+                missing,
+                hint: HINT.into(),
+            });
+        }
         let looked_for: Vec<PathBuf> = dirs.iter().map(|d| d.join(all_names)).collect();
         return Err(DataError::Missing { dataset: "CIFAR-10".into(), looked_for, hint: HINT.into() });
     };

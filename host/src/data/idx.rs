@@ -33,8 +33,20 @@ pub(super) fn load_fashion_mnist(root: &Path, split: Split) -> Result<Dataset, D
     let mut looked_for = Vec::new();
     let images_path = find(root, images_name, &mut looked_for);
     let labels_path = find(root, labels_name, &mut looked_for);
-    let (Some(images_path), Some(labels_path)) = (images_path, labels_path) else {
-        return Err(DataError::Missing { dataset: "Fashion-MNIST".into(), looked_for, hint: HINT.into() });
+    let (images_path, labels_path) = match (images_path, labels_path) {
+        (Some(images), Some(labels)) => (images, labels),
+        (None, None) => {
+            return Err(DataError::Missing { dataset: "Fashion-MNIST".into(), looked_for, hint: HINT.into() })
+        }
+        (found, _) => {
+            let missing = if found.is_some() { labels_name } else { images_name };
+            return Err(DataError::Incomplete {
+                dataset: "Fashion-MNIST".into(),
+                dir: root.to_path_buf(),
+                missing: vec![format!("{missing} (or {missing}.gz)")],
+                hint: HINT.into(),
+            });
+        }
     };
 
     let images = read_idx(&images_path, 3)?;

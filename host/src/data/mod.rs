@@ -188,6 +188,8 @@ pub enum DataError {
     NoPath(String),
     #[error("{dataset} not found: looked for {}; {hint}", list_paths(.looked_for))]
     Missing { dataset: String, looked_for: Vec<PathBuf>, hint: String },
+    #[error("{dataset} in {} is incomplete: it lacks {}; {hint}", .dir.display(), .missing.join(", "))]
+    Incomplete { dataset: String, dir: PathBuf, missing: Vec<String>, hint: String },
     #[error("cannot read {}: {source}", .path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error("{} is corrupt at byte offset {offset}: {problem}", .path.display())]

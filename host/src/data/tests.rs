@@ -95,6 +95,15 @@ fn missing_fashion_mnist_names_every_file_and_the_package() {
         assert!(err.contains(&tmp.0.join(name).display().to_string()), "{err}");
     }
     assert!(err.contains("apt-get install dataset-fashion-mnist") && err.contains("--data DIR"), "{err}");
+
+    // A folder with the images and not the labels names the one file it lacks.
+    write_fmnist(&tmp.0, Split::Train, 2, true);
+    std::fs::remove_file(tmp.0.join("train-labels-idx1-ubyte.gz")).unwrap();
+    let err = load_fm(&tmp.0, Split::Train).unwrap_err();
+    println!("{err}");
+    let text = err.to_string();
+    assert!(matches!(&err, DataError::Incomplete { missing, .. } if missing.len() == 1), "{err}");
+    assert!(text.contains("train-labels-idx1-ubyte") && !text.contains("train-images"), "{err}");
 }
 
 #[test]
@@ -202,6 +211,16 @@ fn cifar_errors_name_files_and_offsets() {
     let err = load(&DatasetKind::Cifar10, Some(&tmp.0), Split::Train).unwrap_err().to_string();
     println!("{err}");
     assert!(err.contains("data_batch_{1..5}.bin") && err.matches("data_batch").count() == 2, "{err}");
+
+    // A folder with some of the batches names the ones it lacks.
+    write_cifar(&tmp.0, 1);
+    for b in [2, 5] {
+        std::fs::remove_file(tmp.0.join(format!("data_batch_{b}.bin"))).unwrap();
+    }
+    let err = load(&DatasetKind::Cifar10, Some(&tmp.0), Split::Train).unwrap_err();
+    println!("{err}");
+    let want = vec!["data_batch_2.bin".to_string(), "data_batch_5.bin".to_string()];
+    assert!(matches!(&err, DataError::Incomplete { dir, missing, .. } if *dir == tmp.0 && *missing == want), "{err}");
 
     write_cifar(&tmp.0, 2);
     let path = tmp.0.join("data_batch_4.bin");
