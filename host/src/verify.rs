@@ -183,7 +183,7 @@ pub fn verify<B: Backend>(b: &B, model_dir: &Path, dataset: &str, opts: &VerifyO
     println!("verify {} on {} test images of {}", model_dir.display(), n, ds.name);
 
     let mut results = Vec::new();
-    let tract = TractModel::load(&onnx, 100, (c, h, w))?;
+    let tract = TractModel::load(&onnx, 100, (c, h, w)).with_context(|| files.onnx().display().to_string())?;
     let (logits, s) = with_bar("tract", n, |bar| tract.run_parallel(images, n, &|k| bar.inc(k)))?;
     results.push(RuntimeResult { name: "tract (ONNX)".into(), logits, seconds: s, images: n });
 
@@ -330,6 +330,25 @@ mod tests {
         assert_eq!(short(cpu), "cpu (2 threads)");
         assert_eq!(short("gpu: llvmpipe (LLVM 15.0.6, 256 bits) (Vulkan)"), "gpu: llvmpipe (LLVM 15.0.6)");
         assert_eq!(short("gpu: NVIDIA H200 (Vulkan)"), "gpu: NVIDIA H200 (Vulkan)");
+    }
+
+    /// A model folder whose ONNX file tract cannot read is named in the error.
+    #[test]
+    fn an_unreadable_onnx_file_is_named() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/fmnist-demo");
+        let dir = std::env::temp_dir().join(format!("bnas-verify-onnx-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["card.json", "fmnist-demo.bnas"] {
+            std::fs::copy(src.join(name), dir.join(name)).unwrap();
+        }
+        let onnx = std::fs::read(src.join("fmnist-demo.onnx")).unwrap();
+        std::fs::write(dir.join("fmnist-demo.onnx"), &onnx[..100]).unwrap();
+        let cpu = crate::engine::cpu::Cpu::new(Some(1)).unwrap();
+        let opts = VerifyOptions { n: Some(2), qemu: None, predictions: None, data: None, gpu: false };
+        let err = format!("{:#}", verify(&cpu, &dir, "fashion-mnist", &opts).unwrap_err());
+        println!("{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(err.contains("fmnist-demo.onnx: tract could not read the ONNX model"), "{err}");
     }
 
     /// The shipped model: tract, the device crate and the packed WGSL kernel give equal logits on
