@@ -1,5 +1,5 @@
 //! An ImageNet-style image folder: `ROOT/train/CLASS/*.{jpg,jpeg,png}` and
-//! `ROOT/val/CLASS/*`. Classes are the sorted subfolder names of `train/`; every image is
+//! `ROOT/val/CLASS/*` (or `ROOT/test/CLASS/*` where there is no `val/`). Classes are the sorted subfolder names of `train/`; every image is
 //! center-cropped to the target aspect ratio and resized (bilinear) to a fixed H x W, RGB.
 
 use std::path::{Path, PathBuf};
@@ -10,11 +10,14 @@ use rayon::prelude::*;
 use super::{DataError, Dataset, Split};
 
 const EXTENSIONS: [&str; 3] = ["jpg", "jpeg", "png"];
+const HINT: &str =
+    "an image folder needs train/ and val/ (or test/), each with one subfolder of JPEG/PNG files per class";
 
-fn split_dir(root: &Path, split: Split) -> PathBuf {
+/// The folders a split may sit in, in the order they are looked for.
+fn split_dirs(root: &Path, split: Split) -> Vec<PathBuf> {
     match split {
-        Split::Train => root.join("train"),
-        Split::Test => root.join("val"),
+        Split::Train => vec![root.join("train")],
+        Split::Test => vec![root.join("val"), root.join("test")],
     }
 }
 
@@ -49,13 +52,9 @@ fn file_name(path: &Path) -> String {
 
 /// The class names: sorted subfolders of `train/` (the same for both splits).
 fn class_names(root: &Path) -> Result<Vec<String>, DataError> {
-    let train = split_dir(root, Split::Train);
+    let train = root.join("train");
     if !train.is_dir() {
-        return Err(DataError::Missing {
-            dataset: "image folder".into(),
-            looked_for: vec![train, split_dir(root, Split::Test)],
-            hint: "an image folder needs train/ and val/, each with one subfolder of JPEG/PNG files per class".into(),
-        });
+        return Err(DataError::Missing { dataset: "image folder".into(), looked_for: vec![train], hint: HINT.into() });
     }
     let classes: Vec<String> = sorted_entries(&train, Path::is_dir)?.iter().map(|p| file_name(p)).collect();
     if classes.is_empty() {
@@ -66,14 +65,10 @@ fn class_names(root: &Path) -> Result<Vec<String>, DataError> {
 
 /// Every image file of a split with its label, in class then file-name order.
 fn list_files(root: &Path, split: Split, classes: &[String]) -> Result<Vec<(PathBuf, u16)>, DataError> {
-    let dir = split_dir(root, split);
-    if !dir.is_dir() {
-        return Err(DataError::Missing {
-            dataset: "image folder split".into(),
-            looked_for: vec![dir],
-            hint: "an image folder needs train/ and val/, each with one subfolder of JPEG/PNG files per class".into(),
-        });
-    }
+    let dirs = split_dirs(root, split);
+    let Some(dir) = dirs.iter().find(|d| d.is_dir()).cloned() else {
+        return Err(DataError::Missing { dataset: "image folder split".into(), looked_for: dirs, hint: HINT.into() });
+    };
     for sub in sorted_entries(&dir, Path::is_dir)? {
         if !classes.contains(&file_name(&sub)) {
             return Err(DataError::BadFolder {

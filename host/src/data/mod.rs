@@ -97,7 +97,7 @@ impl Dataset {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Split {
     Train,
-    /// The test split (`val/` for an image folder).
+    /// The test split (`val/` or `test/` for an image folder).
     Test,
 }
 
@@ -106,7 +106,7 @@ pub enum Split {
 pub enum DatasetKind {
     FashionMnist,
     Cifar10,
-    /// An ImageNet-style folder: `train/` and `val/`, one subfolder per class. `size` is
+    /// An ImageNet-style folder: `train/` and `val/` (or `test/`), one subfolder per class. `size` is
     /// `(H, W)` to resize to; `None` takes the size of the first training image.
     Folder {
         path: Option<PathBuf>,
