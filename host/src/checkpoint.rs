@@ -53,6 +53,50 @@ pub fn check_folder(out: &Path, config: &str, what: &str, resume: bool) -> Resul
     Ok(config_path)
 }
 
+/// `--resume` continues a run with the settings saved in its `config` file; only `--epochs` may
+/// change. A flag in `given` (the ids of the flags typed on the command line) whose setting in
+/// `flags` differs from the saved one is refused, not silently dropped. A missing or unreadable
+/// `config` is left to the resume itself to report.
+pub fn check_resumed_settings<C: serde::Serialize>(
+    out: &Path,
+    config: &str,
+    flags: &C,
+    given: &[String],
+) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(out.join(config)) else { return Ok(()) };
+    let Ok(serde_json::Value::Object(saved)) = serde_json::from_str::<serde_json::Value>(&text) else { return Ok(()) };
+    // Through text, as the saved file was written: an f32 setting then reads back as saved.
+    let serde_json::Value::Object(asked) = serde_json::from_str(&serde_json::to_string(flags)?)? else {
+        return Ok(());
+    };
+    let mut differ = Vec::new();
+    for id in given {
+        // The flags that name a setting the other way round.
+        let key = match id.as_str() {
+            "no_augment" => "augment",
+            "no_zeroise" => "zeroise",
+            "with_sep_conv" => "sep_conv",
+            "epochs" => continue,
+            key => key,
+        };
+        if let (Some(a), Some(s)) = (asked.get(key), saved.get(key)) {
+            if a != s {
+                differ.push(format!("--{} ({key} {a}; the run has {s})", id.replace('_', "-")));
+            }
+        }
+    }
+    if !differ.is_empty() {
+        bail!(
+            "{}: --resume continues the run with its saved settings ({config}), and only --epochs may change; \
+             {} would change them: leave {} out, or start a new run with another --out",
+            out.display(),
+            differ.join(", "),
+            if differ.len() == 1 { "it" } else { "them" }
+        );
+    }
+    Ok(())
+}
+
 /// Saves tensors and the JSON `state` to `dir/checkpoint.safetensors` (and `dir/state.json`).
 pub fn save(dir: &Path, tensors: &[HostTensor], state: &serde_json::Value) -> Result<PathBuf> {
     let bytes: Vec<Vec<u8>> = tensors.iter().map(|t| t.data.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();

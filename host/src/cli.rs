@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::nn::Template;
 use crate::select::{select, BackendChoice};
@@ -19,6 +20,35 @@ use crate::with_backend;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Parses the process's arguments (exiting with clap's message on bad ones), noting which
+    /// flags of `train` and `search` were typed, so that `--resume` can refuse settings that
+    /// differ from the run's saved ones instead of dropping them.
+    pub fn parse_noting_given() -> Cli {
+        Cli::noting_given(&Cli::command().get_matches()).unwrap_or_else(|e| e.exit())
+    }
+
+    fn noting_given(matches: &ArgMatches) -> Result<Cli, clap::Error> {
+        let mut cli = Cli::from_arg_matches(matches)?;
+        if let Some((_, sub)) = matches.subcommand() {
+            match &mut cli.command {
+                Command::Train(a) => a.given = given_ids(sub),
+                Command::Search(a) => a.given = given_ids(sub),
+                _ => {}
+            }
+        }
+        Ok(cli)
+    }
+}
+
+/// The ids of the arguments typed on the command line (not defaults or environment variables).
+fn given_ids(m: &ArgMatches) -> Vec<String> {
+    m.ids()
+        .filter(|id| m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.to_string())
+        .collect()
 }
 
 /// Backend options shared by every command that computes.
@@ -148,6 +178,9 @@ pub struct SearchArgs {
     pub resume: bool,
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// The ids of the flags typed on the command line (`Cli::parse_noting_given`).
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
 impl SearchArgs {
@@ -334,6 +367,9 @@ pub struct TrainArgs {
     pub resume: bool,
     #[command(flatten)]
     pub backend: BackendArgs,
+    /// The ids of the flags typed on the command line (`Cli::parse_noting_given`).
+    #[arg(skip)]
+    pub given: Vec<String>,
 }
 
 impl TrainArgs {
@@ -440,6 +476,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => {
             let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
             let cfg = a.config();
+            if a.resume {
+                crate::checkpoint::check_resumed_settings(&a.out, "config.json", &cfg, &a.given)?;
+            }
             with_backend!(sel, |b| crate::train::train(b, &cfg, &a.out, a.resume))?;
             Ok(())
         }
@@ -459,6 +498,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Search(a) => {
             let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
             let cfg = a.config();
+            if a.resume {
+                crate::checkpoint::check_resumed_settings(&a.out, "search_config.json", &cfg, &a.given)?;
+            }
             with_backend!(sel, |b| crate::search::search(b, &cfg, &a.out, a.resume))?;
             Ok(())
         }
@@ -537,6 +579,58 @@ mod tests {
             assert!(err.contains("--max-flops") && err.contains("must be a positive number"), "{err}");
         }
         assert!(Cli::try_parse_from(["bnas", "scale", "--genotype", "bnas-a", "--max-flops", "5e6"]).is_ok());
+    }
+
+    /// `--resume` with a flag typed at another value than the run saved is refused, naming it;
+    /// defaults, `--epochs`, the backend flags and flags typed at the saved value pass.
+    #[test]
+    fn resume_refuses_typed_settings_that_differ_from_the_saved_ones() {
+        let dir = std::env::temp_dir().join(format!("bnas-cli-resume-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.to_str().unwrap();
+        let check = |args: &[&str]| {
+            let matches = Cli::command().try_get_matches_from(args).unwrap();
+            match Cli::noting_given(&matches).unwrap().command {
+                Command::Train(a) => {
+                    crate::checkpoint::check_resumed_settings(&a.out, "config.json", &a.config(), &a.given)
+                }
+                Command::Search(a) => {
+                    crate::checkpoint::check_resumed_settings(&a.out, "search_config.json", &a.config(), &a.given)
+                }
+                _ => unreachable!(),
+            }
+        };
+        // The saved settings: a run started with --layers 2 --lr 0.07.
+        let saved = ["bnas", "train", "--out", out, "--layers", "2", "--lr", "0.07"];
+        let Command::Train(a) = Cli::try_parse_from(saved).unwrap().command else { unreachable!() };
+        crate::train::write_json(&dir.join("config.json"), &a.config()).unwrap();
+        for ok in [
+            &["bnas", "train", "--out", out, "--resume", "--epochs", "30", "--threads", "1"][..],
+            &["bnas", "train", "--out", out, "--resume", "--lr", "0.07", "--layers", "2"],
+        ] {
+            check(ok).unwrap();
+        }
+        let err = check(&["bnas", "train", "--out", out, "--resume", "--lr", "0.1", "--no-augment", "--epochs", "9"])
+            .unwrap_err()
+            .to_string();
+        println!("{err}");
+        assert!(
+            err.contains("--lr (lr 0.1; the run has 0.07), --no-augment (augment false; the run has true)"),
+            "{err}"
+        );
+        assert!(!err.contains("--epochs (") && !err.contains("--layers"), "{err}");
+
+        let Command::Search(a) = Cli::try_parse_from(["bnas", "search", "--out", out]).unwrap().command else {
+            unreachable!()
+        };
+        crate::train::write_json(&dir.join("search_config.json"), &a.config()).unwrap();
+        check(&["bnas", "search", "--out", out, "--resume", "--epochs", "80", "--lambda", "1"]).unwrap();
+        let err = check(&["bnas", "search", "--out", out, "--resume", "--no-zeroise", "--seed", "3"]).unwrap_err();
+        println!("{err}");
+        assert!(err
+            .to_string()
+            .contains("--no-zeroise (zeroise false; the run has true), --seed (seed 3; the run has 0)"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    match bnas::cli::run(bnas::cli::Cli::parse()) {
+    match bnas::cli::run(bnas::cli::Cli::parse_noting_given()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {}", bnas::cli::error_line(&e));
