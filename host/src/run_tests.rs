@@ -56,6 +56,60 @@ fn a_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one() {
     assert_eq!(numbers(&a.state), numbers(&b.state), "per-epoch metrics differ");
 }
 
+/// `recalibrate_bn` leaves the weights alone and sets every running statistic to the equal-weight
+/// average of its batches' statistics (each batch's taken alone, with momentum 1).
+#[test]
+fn bn_recalibration_averages_the_batch_statistics() {
+    use crate::engine::{Backend, Buffers, ParamStore, Tape};
+    use crate::train::{load_dataset, recal_indices, recalibrate_bn};
+    let cpu = Cpu::new(Some(2)).unwrap();
+    let ds = load_dataset("fashion-mnist", None, crate::data::Split::Train).unwrap().subset(200);
+    let norm = crate::data::Normalization::of(&ds);
+    let genotype = crate::nn::Genotype::resolve("bnas-imagenet").unwrap();
+    let cfg = crate::train::net_config(&ds, 3, 4, crate::nn::Template::Bnas).unwrap();
+    let (mut params, mut bufs) = (ParamStore::default(), Buffers::default());
+    let net = crate::nn::Network::new(&cpu, &genotype, &cfg, &mut params, &mut bufs, &mut crate::rng::Rng::new(1));
+    let pool: Vec<usize> = (0..200).collect();
+    let (order, batch) = recal_indices(&pool, 48, 7);
+    assert_eq!((order.len(), batch), (192, 48), "whole batches only");
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 192, "distinct images of the pool");
+    assert_eq!(recal_indices(&pool[..30], 48, 7).0.len(), 30, "a pool smaller than a batch is one batch");
+
+    // Expected: each batch alone, with momentum 1, gives its statistics; average them.
+    let download = |bufs: &Buffers<Cpu>| bufs.list.iter().map(|x| cpu.download(&x.value)).collect::<Vec<_>>();
+    let mut sum: Vec<Vec<f64>> = bufs.list.iter().map(|x| vec![0.0; cpu.len(&x.value)]).collect();
+    params.refresh_binary(&cpu, false);
+    for chunk in order.chunks(batch) {
+        for b in crate::data::eval_batches(&ds, &norm, chunk.to_vec(), batch) {
+            let mut t = Tape::new(&cpu, &params, false, true);
+            t.bn_momentum = 1.0;
+            let x = t.constant(cpu.upload(&b.x), vec![b.len(), 1, 28, 28]);
+            net.forward(&mut t, &mut bufs, None, x, None).unwrap();
+        }
+        for (s, v) in sum.iter_mut().zip(download(&bufs)) {
+            s.iter_mut().zip(v).for_each(|(s, v)| *s += v as f64);
+        }
+    }
+    let weights = params.params.iter().map(|p| cpu.download(&p.value)).collect::<Vec<_>>();
+    recalibrate_bn(&cpu, &mut params, &mut bufs, &ds, &norm, &pool, 48, 7, |t, bufs, x| {
+        net.forward(t, bufs, None, x, None)
+    })
+    .unwrap();
+    let mut worst = 0f64;
+    for (s, v) in sum.iter().zip(download(&bufs)) {
+        for (s, v) in s.iter().zip(v) {
+            let want = s / 4.0;
+            worst = worst.max((v as f64 - want).abs() / want.abs().max(1e-3));
+        }
+    }
+    println!("{} statistics; largest relative difference from the batch average {worst:e}", sum.len());
+    assert!(worst < 1e-5, "{worst}");
+    assert!(params.params.iter().zip(&weights).all(|(p, w)| cpu.download(&p.value) == *w), "weights changed");
+}
+
 #[test]
 fn the_diversity_regularizer_keeps_edge_entropy_higher() {
     let cpu = Cpu::new(Some(2)).unwrap();

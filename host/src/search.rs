@@ -365,6 +365,18 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
                 },
             );
         }
+        let Searcher { net, params, bufs, .. } = &mut s;
+        crate::train::recalibrate_bn(
+            b,
+            params,
+            bufs,
+            &ds,
+            &norm,
+            &train_idx,
+            cfg.batch_size,
+            cfg.seed,
+            |t, bufs, x| net.forward(t, bufs, None, x),
+        )?;
         let (val_loss, val_acc) = s.validate(b, &ds, &norm, val_eval.clone())?;
         let (wn, wr) = s.net.alpha_weights(b, &s.params);
         let genotype = derive_genotype(&wn, &wr, &s.net.space, cfg.zeroise_gamma);

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{self, HostTensor};
 use crate::data::{self, BatchLoader, Dataset, DatasetKind, LoaderOptions, Normalization, Split};
 use crate::engine::optim::{clip_factor, grad_norm, Sgd};
-use crate::engine::{Backend, Buffers, Group, ParamId, ParamStore, Tape};
+use crate::engine::{Backend, Buffers, Group, ParamId, ParamStore, ShapeError, Tape, Var};
 use crate::nn::{Genotype, NetConfig, Network, Template};
 use crate::report::csv::Cell;
 use crate::report::progress::{Progress, StepStats};
@@ -250,6 +250,52 @@ pub fn evaluate<B: Backend>(
     })
 }
 
+/// Training images whose batch statistics `recalibrate_bn` averages.
+pub const BN_RECAL_IMAGES: usize = 10_000;
+
+/// Re-estimates every batch norm's running statistics for the current weights: `forward` in
+/// training mode (batch statistics; no gradients, augmentation or drop-path) over up to
+/// [`BN_RECAL_IMAGES`] images of `pool` in a fixed shuffle, in batches of `batch_size`, each
+/// batch's statistics weighted equally (momentum `1 / (k + 1)`). The weights do not change.
+/// Training's running statistics are a moving average over its last ~20 batches, taken while
+/// the weights still moved; a binary network's evaluation is very sensitive to them
+/// (`docs/method-notes.md`), and this average is what evaluation mode stands for.
+#[allow(clippy::too_many_arguments)]
+pub fn recalibrate_bn<B: Backend>(
+    b: &B,
+    params: &mut ParamStore<B>,
+    bufs: &mut Buffers<B>,
+    ds: &Dataset,
+    norm: &Normalization,
+    pool: &[usize],
+    batch_size: usize,
+    seed: u64,
+    mut forward: impl FnMut(&mut Tape<'_, B>, &mut Buffers<B>, Var) -> Result<Var, ShapeError>,
+) -> Result<()> {
+    let (indices, batch_size) = recal_indices(pool, batch_size, seed);
+    params.refresh_binary(b, false);
+    for (k, batch) in data::eval_batches(ds, norm, indices, batch_size).enumerate() {
+        let mut t = Tape::new(b, params, false, true);
+        t.bn_momentum = 1.0 / (k + 1) as f32;
+        let [c, h, w] = batch.chw;
+        let x = t.constant(b.upload(&batch.x), vec![batch.len(), c, h, w]);
+        forward(&mut t, bufs, x)?;
+    }
+    Ok(())
+}
+
+const BN_RECAL_STREAM: u64 = 0xB4EC;
+
+/// The images `recalibrate_bn` averages over, in order, and its batch size: whole batches only,
+/// as in training, and at least one (all of `pool` if it is smaller than a batch).
+pub(crate) fn recal_indices(pool: &[usize], batch_size: usize, seed: u64) -> (Vec<usize>, usize) {
+    let mut indices = pool.to_vec();
+    Rng::derive(seed, BN_RECAL_STREAM).shuffle(&mut indices);
+    let batch_size = batch_size.clamp(1, indices.len().max(1));
+    indices.truncate((BN_RECAL_IMAGES.min(indices.len()) / batch_size).max(1) * batch_size);
+    (indices, batch_size)
+}
+
 pub fn argmax(row: &[f32]) -> usize {
     row.iter().enumerate().fold(0, |best, (i, &v)| if v > row[best] { i } else { best })
 }
@@ -476,6 +522,17 @@ pub fn train_session<B: Backend>(
                 save_train_checkpoint(b, out, &params, &bufs, &sgd, &state)?;
             }
         }
+        recalibrate_bn(
+            b,
+            &mut params,
+            &mut bufs,
+            &train_ds,
+            &norm,
+            &train_idx,
+            cfg.batch_size,
+            cfg.seed,
+            |t, bufs, x| net.forward(t, bufs, None, x, None),
+        )?;
         let ev = evaluate(b, &net, &mut params, &mut bufs, &test_ds, &norm, eval_idx(cfg.eval_subset), 256)?;
         let p = state.partial;
         let m = EpochMetrics {

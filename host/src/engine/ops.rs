@@ -139,7 +139,7 @@ impl<'p, B: Backend> Tape<'p, B> {
                 for id in [gamma, beta].into_iter().flatten() {
                     self.check_param(op, id, &[g.c_in])?;
                 }
-                let mode = BnMode::Train { running_mean: mean, running_var: var, momentum: BN_MOMENTUM };
+                let mode = BnMode::Train { running_mean: mean, running_var: var, momentum: self.bn_momentum };
                 let bn = b.batch_norm(
                     self.value(x),
                     gamma.map(|id| self.param_value(id)),
@@ -217,7 +217,7 @@ impl<'p, B: Backend> Tape<'p, B> {
         let train = matches!(stats, BnStats::Train { .. });
         let mode = match stats {
             BnStats::Train { mean, var } => {
-                BnMode::Train { running_mean: mean, running_var: var, momentum: BN_MOMENTUM }
+                BnMode::Train { running_mean: mean, running_var: var, momentum: self.bn_momentum }
             }
             BnStats::Eval { mean, var } => BnMode::Eval { running_mean: mean, running_var: var },
         };

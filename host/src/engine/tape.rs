@@ -58,6 +58,10 @@ pub struct Tape<'p, B: Backend> {
     /// When set, only parameters of this group receive gradients (the search's alpha step
     /// skips the weight gradients it would discard).
     pub grad_group: Option<Group>,
+    /// The weight of a batch in the running statistics' update in training mode: `running =
+    /// (1 - m) running + m batch`. `BN_MOMENTUM` (PyTorch's 0.1) while training;
+    /// `train::recalibrate_bn` sets `1 / (k + 1)` for batch `k`, an exact average.
+    pub bn_momentum: f32,
     scope: Option<Rc<str>>,
 }
 
@@ -75,7 +79,16 @@ impl<B: Backend> Grads<B> {
 impl<'p, B: Backend> Tape<'p, B> {
     /// A tape recording gradients when `grad`, running the network in training mode when `train`.
     pub fn new(backend: &'p B, params: &'p ParamStore<B>, grad: bool, train: bool) -> Self {
-        Self { backend, params, nodes: Vec::new(), grad, train, grad_group: None, scope: None }
+        Self {
+            backend,
+            params,
+            nodes: Vec::new(),
+            grad,
+            train,
+            grad_group: None,
+            bn_momentum: super::ops::BN_MOMENTUM,
+            scope: None,
+        }
     }
 
     pub fn value(&self, v: Var) -> &B::Buf {
