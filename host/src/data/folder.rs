@@ -1,6 +1,7 @@
 //! An ImageNet-style image folder: `ROOT/train/CLASS/*.{jpg,jpeg,png}` and
-//! `ROOT/val/CLASS/*` (or `ROOT/test/CLASS/*` where there is no `val/`). Classes are the sorted subfolder names of `train/`; every image is
-//! center-cropped to the target aspect ratio and resized (bilinear) to a fixed H x W, RGB.
+//! `ROOT/val/CLASS/*` (or `ROOT/test/CLASS/*` where there is no `val/`). Classes are the sorted
+//! subfolder names of `train/`; every image is center-cropped to the target aspect ratio and
+//! resized (bilinear) to a fixed H x W, RGB.
 
 use std::path::{Path, PathBuf};
 
