@@ -585,8 +585,8 @@ mod tests {
     /// defaults, `--epochs`, the backend flags and flags typed at the saved value pass.
     #[test]
     fn resume_refuses_typed_settings_that_differ_from_the_saved_ones() {
-        let dir = std::env::temp_dir().join(format!("bnas-cli-resume-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = crate::test_dirs::TempDir::new("cli-resume");
+        let dir = &tmp.0;
         let out = dir.to_str().unwrap();
         let check = |args: &[&str]| {
             let matches = Cli::command().try_get_matches_from(args).unwrap();
@@ -630,7 +630,6 @@ mod tests {
         assert!(err
             .to_string()
             .contains("--no-zeroise (zeroise false; the run has true), --seed (seed 3; the run has 0)"));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

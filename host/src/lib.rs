@@ -20,3 +20,5 @@ pub mod verify;
 
 #[cfg(test)]
 mod run_tests;
+#[cfg(test)]
+mod test_dirs;

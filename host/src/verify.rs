@@ -336,8 +336,8 @@ mod tests {
     #[test]
     fn an_unreadable_onnx_file_is_named() {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/fmnist-demo");
-        let dir = std::env::temp_dir().join(format!("bnas-verify-onnx-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = crate::test_dirs::TempDir::new("verify-onnx");
+        let dir = &tmp.0;
         for name in ["card.json", "fmnist-demo.bnas"] {
             std::fs::copy(src.join(name), dir.join(name)).unwrap();
         }
@@ -345,9 +345,8 @@ mod tests {
         std::fs::write(dir.join("fmnist-demo.onnx"), &onnx[..100]).unwrap();
         let cpu = crate::engine::cpu::Cpu::new(Some(1)).unwrap();
         let opts = VerifyOptions { n: Some(2), qemu: None, predictions: None, data: None, gpu: false };
-        let err = format!("{:#}", verify(&cpu, &dir, "fashion-mnist", &opts).unwrap_err());
+        let err = format!("{:#}", verify(&cpu, dir, "fashion-mnist", &opts).unwrap_err());
         println!("{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
         assert!(err.contains("fmnist-demo.onnx: tract could not read the ONNX model"), "{err}");
     }
 
