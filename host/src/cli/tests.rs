@@ -1,0 +1,87 @@
+//! Argument parsing: bounds refused naming the flag, `--resume` against the saved settings,
+//! the error line.
+
+use super::*;
+
+#[test]
+fn zero_counts_and_bad_budgets_are_refused_naming_the_flag() {
+    for args in [
+        &["bnas", "train", "--out", "o", "--batch-size", "0"][..],
+        &["bnas", "search", "--out", "o", "--epochs", "0"],
+        &["bnas", "verify", "--model", "m", "--n", "0"],
+        &["bnas", "device", "run", "--model", "m", "--n", "0"],
+    ] {
+        let flag = args[args.len() - 2];
+        let err = Cli::try_parse_from(args).err().expect("refused").to_string();
+        assert!(err.contains(flag) && err.contains("must be 1 or more"), "{err}");
+    }
+    assert!(Cli::try_parse_from(["bnas", "train", "--out", "o", "--batch-size", "2"]).is_ok());
+    for bad in ["nan", "0", "-5", "-inf"] {
+        let flag = format!("--max-flops={bad}");
+        let err = Cli::try_parse_from(["bnas", "scale", "--genotype", "bnas-a", &flag]).err().expect("refused");
+        let err = err.to_string();
+        assert!(err.contains("--max-flops") && err.contains("must be a positive number"), "{err}");
+    }
+    assert!(Cli::try_parse_from(["bnas", "scale", "--genotype", "bnas-a", "--max-flops", "5e6"]).is_ok());
+}
+
+/// `--resume` with a flag typed at another value than the run saved is refused, naming it;
+/// defaults, `--epochs`, the backend flags and flags typed at the saved value pass.
+#[test]
+fn resume_refuses_typed_settings_that_differ_from_the_saved_ones() {
+    let tmp = crate::test_dirs::TempDir::new("cli-resume");
+    let dir = &tmp.0;
+    let out = dir.to_str().unwrap();
+    let check = |args: &[&str]| {
+        let matches = Cli::command().try_get_matches_from(args).unwrap();
+        match Cli::noting_given(&matches).unwrap().command {
+            Command::Train(a) => {
+                crate::checkpoint::check_resumed_settings(&a.out, "config.json", &a.config(), &a.given)
+            }
+            Command::Search(a) => {
+                crate::checkpoint::check_resumed_settings(&a.out, "search_config.json", &a.config(), &a.given)
+            }
+            _ => unreachable!(),
+        }
+    };
+    // The saved settings: a run started with --layers 2 --lr 0.07.
+    let saved = ["bnas", "train", "--out", out, "--layers", "2", "--lr", "0.07"];
+    let Command::Train(a) = Cli::try_parse_from(saved).unwrap().command else { unreachable!() };
+    crate::train::write_json(&dir.join("config.json"), &a.config()).unwrap();
+    for ok in [
+        &["bnas", "train", "--out", out, "--resume", "--epochs", "30", "--threads", "1"][..],
+        &["bnas", "train", "--out", out, "--resume", "--lr", "0.07", "--layers", "2"],
+    ] {
+        check(ok).unwrap();
+    }
+    let err = check(&["bnas", "train", "--out", out, "--resume", "--lr", "0.1", "--no-augment", "--epochs", "9"])
+        .unwrap_err()
+        .to_string();
+    println!("{err}");
+    assert!(err.contains("--lr (lr 0.1; the run has 0.07), --no-augment (augment false; the run has true)"), "{err}");
+    assert!(!err.contains("--epochs (") && !err.contains("--layers"), "{err}");
+
+    let Command::Search(a) = Cli::try_parse_from(["bnas", "search", "--out", out]).unwrap().command else {
+        unreachable!()
+    };
+    crate::train::write_json(&dir.join("search_config.json"), &a.config()).unwrap();
+    check(&["bnas", "search", "--out", out, "--resume", "--epochs", "80", "--lambda", "1"]).unwrap();
+    let err = check(&["bnas", "search", "--out", out, "--resume", "--no-zeroise", "--seed", "3"]).unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("--no-zeroise (zeroise false; the run has true), --seed (seed 3; the run has 0)"));
+}
+
+#[test]
+fn error_line_says_each_cause_once() {
+    let missing = || std::fs::read("/nonexistent/model.bnas").unwrap_err();
+    let os = missing().to_string();
+    // A message that prints its source: the source is not repeated.
+    let e = anyhow::Error::new(crate::device_run::DeviceRunError::Io {
+        path: "/nonexistent/model.bnas".into(),
+        source: missing(),
+    });
+    assert_eq!(error_line(&e), format!("/nonexistent/model.bnas: {os}"));
+    // A context that does not: the source follows it.
+    let e = Err::<(), _>(missing()).context("cannot read /nonexistent/model.bnas").unwrap_err();
+    assert_eq!(error_line(&e), format!("cannot read /nonexistent/model.bnas: {os}"));
+}
