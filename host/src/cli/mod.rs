@@ -95,13 +95,16 @@ pub struct RandomGenotypeArgs {
     /// Match the FLOPs of this genotype (built-in name or JSON file).
     #[arg(long)]
     pub like: String,
+    /// Cells in the network (a reduction cell at 1/3 and 2/3 of them).
     #[arg(long, default_value_t = 8)]
     pub layers: usize,
+    /// Channels of the first cell's nodes (doubled at each reduction cell).
     #[arg(long, default_value_t = 16)]
     pub channels: usize,
     /// fashion-mnist, cifar10, imagenet (shapes only).
     #[arg(long, default_value = "fashion-mnist")]
     pub dataset: String,
+    /// Seed of the random draw.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Where to write the genotype JSON.
@@ -111,6 +114,7 @@ pub struct RandomGenotypeArgs {
 
 #[derive(Args)]
 pub struct ScaleArgs {
+    /// A built-in genotype (bnas-a, bnas-imagenet) or a genotype JSON file.
     #[arg(long)]
     pub genotype: String,
     /// fashion-mnist, cifar10, imagenet (shapes only).
@@ -119,6 +123,7 @@ pub struct ScaleArgs {
     /// Largest FLOPs (BOPs/64 + FLOPs) per image, e.g. 5e6.
     #[arg(long, value_parser = positive)]
     pub max_flops: Option<f64>,
+    /// Most parameters.
     #[arg(long, value_parser = at_least_one)]
     pub max_params: Option<usize>,
     /// Largest inference arena (peak activation bytes, batch 1), e.g. 655360 for 640 KiB.
@@ -128,16 +133,22 @@ pub struct ScaleArgs {
 
 #[derive(Args)]
 pub struct SearchArgs {
+    /// fashion-mnist, cifar10, or folder:PATH (class subfolders).
     #[arg(long, default_value = "fashion-mnist")]
     pub dataset: String,
+    /// Dataset folder (default: the dataset's standard place).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Cells in the network (a reduction cell at 1/3 and 2/3 of them).
     #[arg(long, default_value_t = 8)]
     pub layers: usize,
+    /// Channels of the first cell's nodes (doubled at each reduction cell).
     #[arg(long, default_value_t = 16)]
     pub channels: usize,
+    /// Images per step.
     #[arg(long, default_value_t = 64, value_parser = at_least_one)]
     pub batch_size: usize,
+    /// Epochs to run (with --resume: the new total).
     #[arg(long, default_value_t = 50, value_parser = at_least_one)]
     pub epochs: usize,
     /// Diversity regularizer strength lambda (0: the plain DARTS objective).
@@ -146,10 +157,13 @@ pub struct SearchArgs {
     /// Decay time constant tau of the regularizer weight, in epochs.
     #[arg(long, default_value_t = crate::search::TAU)]
     pub tau: f32,
+    /// Learning rate of the weight step (cosine down to --lr-min).
     #[arg(long, default_value_t = 0.025)]
     pub lr: f32,
+    /// Learning rate at the end of the cosine schedule.
     #[arg(long, default_value_t = 0.001)]
     pub lr_min: f32,
+    /// Adam learning rate of the architecture weights (alpha).
     #[arg(long, default_value_t = 3e-4)]
     pub alpha_lr: f32,
     /// Search without zeroise (the paper's Table 2 ablation).
@@ -164,6 +178,7 @@ pub struct SearchArgs {
     /// Divide the zeroise weight by this before deriving (3: the paper's transfer trick).
     #[arg(long, default_value_t = 1.0)]
     pub zeroise_gamma: f32,
+    /// Seed of the initial weights, the data order and the augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Search on at most this many training images (split 50/50 into search-train and search-val).
@@ -172,8 +187,10 @@ pub struct SearchArgs {
     /// Measure validation accuracy on at most this many search-val images per epoch.
     #[arg(long, default_value_t = 2000, value_parser = at_least_one)]
     pub val_subset: usize,
+    /// The run folder to write.
     #[arg(long)]
     pub out: PathBuf,
+    /// Continue the run in --out from its last checkpoint, with its saved settings.
     #[arg(long)]
     pub resume: bool,
     #[command(flatten)]
@@ -224,8 +241,10 @@ pub struct VerifyArgs {
     /// A model folder written by `bnas export`.
     #[arg(long)]
     pub model: PathBuf,
+    /// fashion-mnist, cifar10, or folder:PATH (class subfolders).
     #[arg(long, default_value = "fashion-mnist")]
     pub dataset: String,
+    /// Dataset folder (default: the dataset's standard place).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Use the first N test images (default: all).
@@ -257,10 +276,13 @@ pub enum DeviceCommand {
         /// A packed model (`.bnas`) or a model folder.
         #[arg(long)]
         model: PathBuf,
+        /// fashion-mnist, cifar10, or folder:PATH (class subfolders).
         #[arg(long, default_value = "fashion-mnist")]
         dataset: String,
+        /// Dataset folder (default: the dataset's standard place).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Test images to stream (the first N).
         #[arg(long, default_value_t = 100, value_parser = at_least_one)]
         n: usize,
         /// Print the profile node by node instead of summed by op.
@@ -271,19 +293,25 @@ pub enum DeviceCommand {
 
 #[derive(Args)]
 pub struct DemoArgs {
+    /// Folder for the run's `search`, `train` and `model` folders (cleared at the start).
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
+    /// Search epochs.
     #[arg(long, default_value_t = 2, value_parser = at_least_one)]
     pub search_epochs: usize,
     /// Search on this many training images (half search-train, half search-val).
     #[arg(long, default_value_t = 2000, value_parser = at_least_one)]
     pub search_images: usize,
+    /// Cells of the search supernet.
     #[arg(long, default_value_t = 3)]
     pub search_layers: usize,
+    /// Channels of the search supernet's first cell.
     #[arg(long, default_value_t = 8)]
     pub search_channels: usize,
+    /// Training epochs of the searched genotype.
     #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     pub train_epochs: usize,
+    /// Cells in the network (a reduction cell at 1/3 and 2/3 of them).
     #[arg(long, default_value_t = 5)]
     pub layers: usize,
     /// Channels of the trained network (its f32 activations must fit the firmware's 640 KiB RAM).
@@ -295,6 +323,7 @@ pub struct DemoArgs {
     /// Test images streamed to the firmware under QEMU.
     #[arg(long, default_value_t = 50, value_parser = at_least_one)]
     pub qemu_images: usize,
+    /// Seed of the initial weights, the data order and the augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     #[command(flatten)]
@@ -312,31 +341,40 @@ pub struct TrainArgs {
     /// Dataset folder (default: the dataset's standard place).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Cells in the network (a reduction cell at 1/3 and 2/3 of them).
     #[arg(long, default_value_t = 8)]
     pub layers: usize,
+    /// Channels of the first cell's nodes (doubled at each reduction cell).
     #[arg(long, default_value_t = 16)]
     pub channels: usize,
     /// Cell template: bnas (inter-cell skip) or darts (no skip; the ablation).
     #[arg(long, value_enum, default_value = "bnas")]
     pub template: Template,
+    /// Epochs to run (with --resume: the new total).
     #[arg(long, default_value_t = 10, value_parser = at_least_one)]
     pub epochs: usize,
+    /// Images per step.
     #[arg(long, default_value_t = 64, value_parser = at_least_one)]
     pub batch_size: usize,
     /// Peak learning rate.
     #[arg(long, default_value_t = 0.05)]
     pub lr: f32,
+    /// Learning rate at the end of the cosine schedule.
     #[arg(long, default_value_t = 0.0)]
     pub lr_min: f32,
+    /// Learning-rate schedule.
     #[arg(long, value_enum, default_value = "cosine")]
     pub schedule: Schedule,
     /// Linear warm-up length for the cosine schedule, in epochs.
     #[arg(long, default_value_t = 1.0)]
     pub warmup_epochs: f32,
+    /// SGD momentum.
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f32,
+    /// SGD weight decay.
     #[arg(long, default_value_t = 3e-6)]
     pub weight_decay: f32,
+    /// Label smoothing of the cross-entropy (0: none).
     #[arg(long, default_value_t = 0.0)]
     pub label_smoothing: f32,
     /// Drop-path probability reached at the last epoch (ramped linearly from 0).
@@ -348,6 +386,7 @@ pub struct TrainArgs {
     /// Disable random crop and flip.
     #[arg(long)]
     pub no_augment: bool,
+    /// Seed of the initial weights, the data order and the augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Train on at most this many images.
@@ -403,10 +442,13 @@ impl TrainArgs {
 
 #[derive(Args)]
 pub struct InfoArgs {
+    /// A built-in genotype (bnas-a, bnas-imagenet) or a genotype JSON file.
     #[arg(long, default_value = "bnas-a")]
     pub genotype: String,
+    /// Cells in the network (a reduction cell at 1/3 and 2/3 of them).
     #[arg(long, default_value_t = 20)]
     pub layers: usize,
+    /// Channels of the first cell's nodes (doubled at each reduction cell).
     #[arg(long, default_value_t = 36)]
     pub channels: usize,
     /// fashion-mnist, cifar10, imagenet (shapes only; no data is read).

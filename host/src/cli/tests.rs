@@ -85,3 +85,24 @@ fn error_line_says_each_cause_once() {
     let e = Err::<(), _>(missing()).context("cannot read /nonexistent/model.bnas").unwrap_err();
     assert_eq!(error_line(&e), format!("cannot read /nonexistent/model.bnas: {os}"));
 }
+
+/// `--help` explains every flag of every command: none is listed bare.
+#[test]
+fn every_flag_has_help() {
+    fn bare(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+        let path = format!("{path} {}", cmd.get_name());
+        for arg in cmd.get_arguments() {
+            if arg.get_long().is_some() && arg.get_help().is_none() {
+                out.push(format!("{path} --{}", arg.get_long().unwrap_or_default()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            bare(sub, &path, out);
+        }
+    }
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let mut missing = Vec::new();
+    bare(&cmd, "", &mut missing);
+    assert!(missing.is_empty(), "flags without help: {missing:?}");
+}
