@@ -460,13 +460,13 @@ pub fn run_images(model_path: &Path, images: &[Vec<u8>], opts: &DeviceRunOptions
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_dirs::TempDir;
     use bnas_device::sample::{random_net, NetSpec, Rng};
 
-    /// `random_net(spec)` written to `<temp>/bnas-<name>-<pid>/<name>.bnas`: (folder, file).
-    fn sample_model(spec: NetSpec, name: &str) -> (PathBuf, PathBuf) {
-        let dir = std::env::temp_dir().join(format!("bnas-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join(format!("{name}.bnas"));
+    /// `random_net(spec)` written to `<name>.bnas` in a fresh temp folder: (folder, file).
+    fn sample_model(spec: NetSpec, name: &str) -> (TempDir, PathBuf) {
+        let dir = TempDir::new(name);
+        let path = dir.0.join(format!("{name}.bnas"));
         std::fs::write(&path, random_net(spec)).unwrap();
         (dir, path)
     }
@@ -476,7 +476,7 @@ mod tests {
     #[test]
     fn firmware_in_qemu_matches_the_host_bit_for_bit() {
         let spec = NetSpec { in_c: 3, hw: 8, c: 32, cells: 3, nodes: 4, classes: 10, seed: 7 };
-        let (dir, path) = sample_model(spec, "device-run");
+        let (_dir, path) = sample_model(spec, "device-run");
         let mut r = Rng(3);
         let images: Vec<Vec<u8>> = (0..3).map(|_| (0..3 * 8 * 8).map(|_| r.below(256) as u8).collect()).collect();
         let s = run_images(&path, &images, &DeviceRunOptions::default()).unwrap_or_else(|e| panic!("{e}"));
@@ -498,7 +498,6 @@ mod tests {
         println!("{}", s.profile_table(false, 8));
         println!("nodes {nodes} of the first image's {image} instructions");
         assert!(nodes * 10 >= image * 9 && nodes <= image * 11 / 10, "nodes {nodes}, image {image}");
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     /// An image of the wrong size is refused before the firmware is built or QEMU started, in a
@@ -506,13 +505,12 @@ mod tests {
     #[test]
     fn wrong_image_size_names_the_model_and_its_shape() {
         let spec = NetSpec { in_c: 1, hw: 8, c: 8, cells: 1, nodes: 2, classes: 3, seed: 1 };
-        let (dir, path) = sample_model(spec, "device-size");
+        let (_dir, path) = sample_model(spec, "device-size");
         let images = vec![vec![0u8; 64], vec![0u8; 3 * 64]];
         let opts = DeviceRunOptions { qemu: "/nonexistent/qemu".into(), ..DeviceRunOptions::default() };
         let e = run_images(&path, &images, &opts).err().map(|e| e.to_string());
         let want = format!("{}: the model takes 1x8x8 images (64 bytes), image 1 has 192 bytes", path.display());
         assert_eq!(e.as_deref(), Some(want.as_str()));
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     /// A model whose arena the firmware's RAM cannot hold is refused before the firmware is
@@ -521,14 +519,13 @@ mod tests {
     fn a_model_too_big_for_the_firmware_is_refused_before_the_build() {
         let spec = NetSpec { in_c: 3, hw: 64, c: 32, cells: 1, nodes: 2, classes: 10, seed: 2 };
         let (dir, path) = sample_model(spec, "device-big");
-        let opts = DeviceRunOptions { firmware: Some(dir.join("no.elf")), ..DeviceRunOptions::default() };
+        let opts = DeviceRunOptions { firmware: Some(dir.0.join("no.elf")), ..DeviceRunOptions::default() };
         let e = run_images(&path, &[], &opts).err().map(|e| e.to_string()).unwrap_or_default();
         println!("{e}");
         let (flash, ram) = firmware_budget().unwrap();
         assert!(e.starts_with(&format!("{} needs ", path.display())), "{e}");
         let tail = format!(" has {} bytes of flash and {} of RAM", group_digits(flash), group_digits(ram));
         assert!(e.contains(" bytes of RAM for its arena; the firmware's memory map (") && e.ends_with(&tail), "{e}");
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

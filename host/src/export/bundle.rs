@@ -158,33 +158,32 @@ pub fn export(run: &Path, out: &Path) -> Result<ModelCard> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_dirs::TempDir;
 
     #[test]
     fn a_copied_model_folder_opens_under_its_new_name() {
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/fmnist-demo");
         assert_eq!(ModelFiles::open(&shipped).unwrap().name, "fmnist-demo");
-        let dir = std::env::temp_dir().join(format!("bnas-model-copy-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let err = ModelFiles::open(&dir).err().expect("an empty folder").to_string();
+        let tmp = TempDir::new("model-copy");
+        let dir = &tmp.0;
+        let err = ModelFiles::open(dir).err().expect("an empty folder").to_string();
         assert!(err.contains("no .bnas model"), "{err}");
         for f in ["fmnist-demo.bnas", "fmnist-demo.onnx", "card.json"] {
             std::fs::copy(shipped.join(f), dir.join(f)).unwrap();
         }
-        let files = ModelFiles::open(&dir).unwrap();
+        let files = ModelFiles::open(dir).unwrap();
         assert_eq!((files.packed(), files.onnx()), (dir.join("fmnist-demo.bnas"), dir.join("fmnist-demo.onnx")));
         std::fs::copy(shipped.join("fmnist-demo.bnas"), dir.join("other.bnas")).unwrap();
-        let err = ModelFiles::open(&dir).err().expect("two models").to_string();
+        let err = ModelFiles::open(dir).err().expect("two models").to_string();
         assert!(err.contains("2 .bnas models") && err.contains("fmnist-demo, other"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// Export names what the folder it was given is, when it is not a training run, and makes
     /// no model folder.
     #[test]
     fn export_of_a_folder_that_is_not_a_training_run_says_what_it_is() {
-        let dir = std::env::temp_dir().join(format!("bnas-export-not-run-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let tmp = TempDir::new("export-not-run");
+        let dir = tmp.0.join("run");
         let out = dir.join("model");
         let err = |run: &Path| export(run, &out).expect_err("refused").to_string();
         let e = err(&dir.join("missing"));
@@ -196,6 +195,5 @@ mod tests {
         let e = err(&dir);
         assert!(e.contains(": a search run, not a training run; train its genotype (`bnas train --genotype "), "{e}");
         assert!(!out.exists());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
