@@ -53,6 +53,50 @@ pub fn check_folder(out: &Path, config: &str, what: &str, resume: bool) -> Resul
     Ok(config_path)
 }
 
+/// The file in a run folder that a running search, training run or demo holds locked.
+pub const LOCK_FILE: &str = ".bnas-lock";
+
+/// A run folder held by this process (see [`lock_folder`]); released when dropped.
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: std::fs::File,
+}
+
+/// Locks the run folder `out` (which must exist) for a `what` ("search", "training run"), so that a
+/// second `bnas` process in the same folder (another `--resume`, say) is refused instead of
+/// writing the same checkpoint. The operating system releases the lock when the process ends,
+/// however it ends, so a killed run leaves no stale lock.
+pub fn lock_folder(out: &Path, what: &str) -> Result<FolderLock> {
+    use std::io::{Read, Seek, Write};
+    let path = out.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {
+            // The holder's process id, for the message a second process prints.
+            let id = std::process::id().to_string();
+            file.set_len(0).and_then(|_| file.rewind()).and_then(|_| file.write_all(id.as_bytes())).ok();
+            Ok(FolderLock { _file: file })
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            file.read_to_string(&mut holder).ok();
+            let holder = holder.trim();
+            let holder = if holder.is_empty() { String::new() } else { format!(" (process {holder})") };
+            bail!(
+                "{}: another bnas process{holder} is running a {what} in this folder; wait for it to end or choose another --out",
+                out.display()
+            )
+        }
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+    }
+}
+
 /// `--resume` continues a run with the settings saved in its `config` file; only `--epochs` may
 /// change. A flag in `given` (the ids of the flags typed on the command line) whose setting in
 /// `flags` differs from the saved one is refused, not silently dropped. A missing or unreadable
@@ -251,45 +295,65 @@ pub fn restore_adam<B: Backend>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_dirs::TempDir;
 
     #[test]
     fn write_atomic_leaves_only_the_file_and_names_it_on_error() {
-        let dir = std::env::temp_dir().join(format!("bnas-atomic-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let tmp = TempDir::new("atomic");
+        let dir = &tmp.0;
         for (name, bytes) in [("m.bnas", &b"packed"[..]), ("m.onnx", b"graph")] {
             write_atomic(&dir.join(name), bytes).unwrap();
         }
         let mut names: Vec<String> =
-            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
         assert_eq!(names, ["m.bnas", "m.onnx"]);
         assert_eq!(std::fs::read(dir.join("m.bnas")).unwrap(), b"packed");
         let missing = dir.join("no/such/p.csv");
         let err = write_atomic(&missing, b"x").unwrap_err().to_string();
         assert_eq!(err, format!("cannot write {}", missing.display()));
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     /// A fresh start in a folder holding a run, of this kind or another, and a resume of nothing:
     /// each refused in a sentence that says which.
     #[test]
     fn check_folder_says_what_the_folder_holds() {
-        let dir = std::env::temp_dir().join(format!("bnas-check-folder-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        assert_eq!(check_folder(&dir, "config.json", "run", false).unwrap(), dir.join("config.json"));
-        let e = check_folder(&dir, "config.json", "run", true).unwrap_err().to_string();
+        let tmp = TempDir::new("check-folder");
+        let dir = &tmp.0;
+        assert_eq!(check_folder(dir, "config.json", "run", false).unwrap(), dir.join("config.json"));
+        let e = check_folder(dir, "config.json", "run", true).unwrap_err().to_string();
         assert!(e.ends_with(": no run to resume (no config.json); leave out --resume to start one there"), "{e}");
         std::fs::write(dir.join(FILE), b"").unwrap();
         std::fs::write(dir.join("search_config.json"), b"{}").unwrap();
-        let e = check_folder(&dir, "config.json", "run", false).unwrap_err().to_string();
+        let e = check_folder(dir, "config.json", "run", false).unwrap_err().to_string();
         assert!(
             e.ends_with(" already holds another kind of run (a checkpoint, no config.json); choose another --out"),
             "{e}"
         );
-        let e = check_folder(&dir, "search_config.json", "search", false).unwrap_err().to_string();
+        let e = check_folder(dir, "search_config.json", "search", false).unwrap_err().to_string();
         assert!(e.ends_with(" already holds a search; pass --resume to continue it or choose another --out"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A second lock on a held folder (as a second process would take it) is refused, naming
+    /// the holder; once the holder is gone the folder can be locked again.
+    #[test]
+    fn a_locked_run_folder_refuses_a_second_run() {
+        let tmp = TempDir::new("lock");
+        let held = lock_folder(&tmp.0, "run").unwrap();
+        let e = lock_folder(&tmp.0, "search").unwrap_err().to_string();
+        let id = std::process::id();
+        assert_eq!(
+            e,
+            format!(
+                "{}: another bnas process (process {id}) is running a search in this folder; wait for it to end or choose another --out",
+                tmp.0.display()
+            )
+        );
+        drop(held);
+        let again = lock_folder(&tmp.0, "run").unwrap();
+        assert_eq!(std::fs::read_to_string(tmp.0.join(LOCK_FILE)).unwrap(), id.to_string());
+        drop(again);
+        let e = lock_folder(&tmp.0.join("none"), "run").unwrap_err().to_string();
+        assert!(e.starts_with("cannot open ") && e.ends_with(LOCK_FILE), "{e}");
     }
 }

@@ -124,6 +124,7 @@ pub fn demo<B: Backend>(b: &B, a: &DemoArgs) -> Result<()> {
     crate::train::check_net_size(a.layers, a.channels)?;
     tcfg.check()?;
     std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
+    let _lock = crate::checkpoint::lock_folder(&a.out, "demo")?;
     let train_dir = a.out.join("train");
     let model_dir = a.out.join("model");
     for d in [&search_dir, &train_dir, &model_dir] {
@@ -181,9 +182,8 @@ mod tests {
     #[test]
     fn networks_too_big_for_the_firmware_are_refused_before_training() {
         assert_eq!(crate::device_run::firmware_budget().unwrap(), (2 << 20, 640 << 10));
-        let dir = std::env::temp_dir().join(format!("bnas-demo-fit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let genotype = dir.join("genotype.json");
+        let dir = crate::test_dirs::TempDir::new("demo-fit");
+        let genotype = dir.0.join("genotype.json");
         std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/fmnist-demo/genotype.json"), &genotype)
             .unwrap();
         check_fits_firmware(&genotype, 5, 12).unwrap();
@@ -195,6 +195,5 @@ mod tests {
             e.starts_with(want) && e.contains(") has 2,097,152 bytes of flash and 655,360 of RAM; `bnas scale"),
             "{e}"
         );
-        std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -10,6 +10,7 @@ pub mod device_run;
 pub mod engine;
 pub mod export;
 pub mod info;
+pub mod interrupt;
 pub mod nn;
 pub mod report;
 pub mod rng;

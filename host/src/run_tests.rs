@@ -7,12 +7,14 @@ use std::path::PathBuf;
 use crate::checkpoint;
 use crate::engine::cpu::Cpu;
 use crate::search::{search, SearchConfig};
+use crate::test_dirs::TempDir;
 use crate::train::{train, train_session, TrainConfig};
 
-fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("bnas-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A run folder `run` not made yet, in a fresh temp folder removed with the `TempDir`.
+fn tmp(name: &str) -> (TempDir, PathBuf) {
+    let dir = TempDir::new(name);
+    let run = dir.0.join("run");
+    (dir, run)
 }
 
 fn tiny_train(epochs: usize) -> TrainConfig {
@@ -30,30 +32,44 @@ fn tiny_train(epochs: usize) -> TrainConfig {
     }
 }
 
+/// A run stopped right after an epoch's checkpoint, or by Ctrl-C in the middle of an epoch,
+/// and then resumed, reaches the same weights and figures as one run straight through.
 #[test]
 fn a_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one() {
     let cpu = Cpu::new(Some(2)).unwrap();
-    let (whole, split) = (tmp("whole"), tmp("split"));
+    let ((_w, whole), (_s, split), (_c, ctrl_c)) = (tmp("whole"), tmp("split"), tmp("ctrl-c"));
     train(&cpu, &tiny_train(2), &whole, false).unwrap();
     // "Killed" right after the first epoch's checkpoint, then resumed.
-    assert!(train_session(&cpu, &tiny_train(2), &split, false, Some(1)).unwrap().is_none());
+    assert!(train_session(&cpu, &tiny_train(2), &split, false, Some(1), &|| false).unwrap().is_none());
     train(&cpu, &tiny_train(2), &split, true).unwrap();
+    // Ctrl-C during step 11: the second epoch's third of 8 steps.
+    let steps = std::cell::Cell::new(0);
+    let pressed = || {
+        steps.set(steps.get() + 1);
+        steps.get() == 11
+    };
+    assert!(train_session(&cpu, &tiny_train(2), &ctrl_c, false, None, &pressed).unwrap().is_none());
+    let state = checkpoint::load(&ctrl_c.join(checkpoint::FILE)).unwrap().state;
+    assert_eq!((&state["step"], &state["epoch"], &state["batch"]), (&11.into(), &1.into(), &3.into()));
+    train(&cpu, &tiny_train(2), &ctrl_c, true).unwrap();
     let a = checkpoint::load(&whole.join(checkpoint::FILE)).unwrap();
-    let b = checkpoint::load(&split.join(checkpoint::FILE)).unwrap();
-    assert_eq!(a.tensors.len(), b.tensors.len());
-    let mut worst = 0f32;
-    for (name, t) in &a.tensors {
-        let u = &b.tensors[name];
-        worst = t.data.iter().zip(&u.data).fold(worst, |m, (x, y)| m.max((x - y).abs()));
-    }
-    println!("{} tensors compared; largest difference {worst:e}", a.tensors.len());
-    assert_eq!(worst, 0.0, "resumed weights differ");
     // Every figure but the wall-clock ones (seconds, images/s) must be identical.
     let numbers = |s: &serde_json::Value| -> Vec<Vec<serde_json::Value>> {
         let keys = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"];
         s["history"].as_array().unwrap().iter().map(|e| keys.iter().map(|k| e[k].clone()).collect()).collect()
     };
-    assert_eq!(numbers(&a.state), numbers(&b.state), "per-epoch metrics differ");
+    for resumed in [&split, &ctrl_c] {
+        let b = checkpoint::load(&resumed.join(checkpoint::FILE)).unwrap();
+        assert_eq!(a.tensors.len(), b.tensors.len());
+        let mut worst = 0f32;
+        for (name, t) in &a.tensors {
+            let u = &b.tensors[name];
+            worst = t.data.iter().zip(&u.data).fold(worst, |m, (x, y)| m.max((x - y).abs()));
+        }
+        println!("{}: {} tensors compared; largest difference {worst:e}", resumed.display(), a.tensors.len());
+        assert_eq!(worst, 0.0, "resumed weights differ");
+        assert_eq!(numbers(&a.state), numbers(&b.state), "per-epoch metrics differ");
+    }
 }
 
 /// `recalibrate_bn` leaves the weights alone and sets every running statistic to the equal-weight
@@ -61,7 +77,7 @@ fn a_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one() {
 #[test]
 fn bn_recalibration_averages_the_batch_statistics() {
     use crate::engine::{Backend, Buffers, ParamStore, Tape};
-    use crate::train::{load_dataset, recal_indices, recalibrate_bn};
+    use crate::train::{load_dataset, recal_indices, recal_len, recalibrate_bn};
     let cpu = Cpu::new(Some(2)).unwrap();
     let ds = load_dataset("fashion-mnist", None, crate::data::Split::Train).unwrap().subset(200);
     let norm = crate::data::Normalization::of(&ds);
@@ -72,6 +88,7 @@ fn bn_recalibration_averages_the_batch_statistics() {
     let pool: Vec<usize> = (0..200).collect();
     let (order, batch) = recal_indices(&pool, 48, 7);
     assert_eq!((order.len(), batch), (192, 48), "whole batches only");
+    assert_eq!(recal_len(pool.len(), 48), 192);
     let mut sorted = order.clone();
     sorted.sort_unstable();
     sorted.dedup();
@@ -94,10 +111,21 @@ fn bn_recalibration_averages_the_batch_statistics() {
         }
     }
     let weights = params.params.iter().map(|p| cpu.download(&p.value)).collect::<Vec<_>>();
-    recalibrate_bn(&cpu, &mut params, &mut bufs, &ds, &norm, &pool, 48, 7, |t, bufs, x| {
-        net.forward(t, bufs, None, x, None)
-    })
+    let mut reported = 0;
+    recalibrate_bn(
+        &cpu,
+        &mut params,
+        &mut bufs,
+        &ds,
+        &norm,
+        &pool,
+        48,
+        7,
+        |t, bufs, x| net.forward(t, bufs, None, x, None),
+        |n| reported += n,
+    )
     .unwrap();
+    assert_eq!(reported, recal_len(pool.len(), 48), "the progress bar's length is the images it goes through");
     let mut worst = 0f64;
     for (s, v) in sum.iter().zip(download(&bufs)) {
         for (s, v) in s.iter().zip(v) {
@@ -126,7 +154,7 @@ fn the_diversity_regularizer_keeps_edge_entropy_higher() {
             seed: 5,
             ..Default::default()
         };
-        let out = tmp(name);
+        let (_dir, out) = tmp(name);
         search(&cpu, &cfg, &out, false).unwrap();
         let state = checkpoint::load(&out.join(checkpoint::FILE)).unwrap().state;
         state["history"][0]["entropy"].as_f64().unwrap()
@@ -143,7 +171,7 @@ fn the_diversity_regularizer_keeps_edge_entropy_higher() {
 #[test]
 fn bad_hyperparameters_and_resumes_are_refused_before_the_run_folder_exists() {
     let cpu = Cpu::new(Some(1)).unwrap();
-    let out = tmp("refused");
+    let (_dir, out) = tmp("refused");
     let err = train(&cpu, &TrainConfig { lr: -1.0, ..tiny_train(1) }, &out, false).unwrap_err().to_string();
     assert_eq!(err, "--lr -1: must be a positive number");
     let err = train(&cpu, &TrainConfig { drop_path: 1.0, ..tiny_train(1) }, &out, false).unwrap_err().to_string();
@@ -167,4 +195,23 @@ fn bad_hyperparameters_and_resumes_are_refused_before_the_run_folder_exists() {
         "{err}"
     );
     assert!(!out.exists(), "{} was created", out.display());
+}
+
+/// A second process's run in a folder whose run is still going is refused (here the lock is
+/// held as that run holds it), and writes nothing there.
+#[test]
+fn a_run_in_a_folder_another_run_holds_is_refused() {
+    let cpu = Cpu::new(Some(1)).unwrap();
+    let (_dir, out) = tmp("locked");
+    std::fs::create_dir_all(&out).unwrap();
+    let held = checkpoint::lock_folder(&out, "training run").unwrap();
+    let want = format!(
+        "{}: another bnas process (process {}) is running a training run in this folder; wait for it to end or choose another --out",
+        out.display(),
+        std::process::id()
+    );
+    assert_eq!(train(&cpu, &tiny_train(1), &out, false).unwrap_err().to_string(), want);
+    let names: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, [checkpoint::LOCK_FILE], "nothing written beside the lock");
+    drop(held);
 }

@@ -218,7 +218,14 @@ impl<B: Backend> Searcher<B> {
     }
 
     /// Validation loss and accuracy in evaluation mode.
-    pub fn validate(&mut self, b: &B, ds: &Dataset, norm: &Normalization, indices: Vec<usize>) -> Result<(f64, f64)> {
+    pub fn validate(
+        &mut self,
+        b: &B,
+        ds: &Dataset,
+        norm: &Normalization,
+        indices: Vec<usize>,
+        mut done: impl FnMut(usize),
+    ) -> Result<(f64, f64)> {
         self.params.refresh_binary(b, false);
         let cache = self.net.eval_cache(b, &self.params, &self.bufs);
         let (mut loss, mut correct, mut n) = (0f64, 0usize, 0usize);
@@ -233,6 +240,7 @@ impl<B: Backend> Searcher<B> {
             let classes = self.net.cfg.classes;
             correct += t.to_vec(logits).chunks(classes).zip(&batch.y).filter(|(r, &y)| argmax(r) == y as usize).count();
             n += batch.len();
+            done(batch.len());
         }
         Ok((loss / n.max(1) as f64, correct as f64 / n.max(1) as f64))
     }
@@ -300,6 +308,9 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
     // The run folder is made once the settings and the data have loaded, so a failed start
     // leaves none.
     std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
+    let _lock = checkpoint::lock_folder(out, "search")?;
+    // Again under the lock: another process may have started here since the first check.
+    checkpoint::check_folder(out, "search_config.json", "search", resume)?;
     if !resume {
         write_json(&config_path, &cfg)?;
     }
@@ -366,6 +377,7 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
             );
         }
         let Searcher { net, params, bufs, .. } = &mut s;
+        progress.phase("bn stats", crate::train::recal_len(train_idx.len(), cfg.batch_size));
         crate::train::recalibrate_bn(
             b,
             params,
@@ -376,8 +388,10 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
             cfg.batch_size,
             cfg.seed,
             |t, bufs, x| net.forward(t, bufs, None, x),
+            |n| progress.advance(n),
         )?;
-        let (val_loss, val_acc) = s.validate(b, &ds, &norm, val_eval.clone())?;
+        progress.phase("val", val_eval.len());
+        let (val_loss, val_acc) = s.validate(b, &ds, &norm, val_eval.clone(), |n| progress.advance(n))?;
         let (wn, wr) = s.net.alpha_weights(b, &s.params);
         let genotype = derive_genotype(&wn, &wr, &s.net.space, cfg.zeroise_gamma);
         let e = SearchEpoch {

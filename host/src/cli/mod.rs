@@ -521,8 +521,17 @@ pub fn run(cli: Cli) -> Result<()> {
             if a.resume {
                 crate::checkpoint::check_resumed_settings(&a.out, "config.json", &cfg, &a.given)?;
             }
-            with_backend!(sel, |b| crate::train::train(b, &cfg, &a.out, a.resume))?;
-            Ok(())
+            let _ctrl_c = crate::interrupt::catch();
+            let stop = &crate::interrupt::requested;
+            let done = with_backend!(sel, |b| crate::train::train_session(b, &cfg, &a.out, a.resume, None, stop))?;
+            match done {
+                Some(_) => Ok(()),
+                None => anyhow::bail!(
+                    "{}: stopped by Ctrl-C; `bnas train --out {} --resume` continues the run from that step",
+                    a.out.display(),
+                    a.out.display()
+                ),
+            }
         }
         Command::Info(a) => crate::info::print_info(&a.genotype, a.layers, a.channels, &a.dataset),
         Command::Bench(a) => match &a.tract_model {

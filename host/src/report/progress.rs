@@ -1,4 +1,5 @@
-//! Progress bars over `indicatif`: one bar per epoch with loss, accuracy, images/s and ETA, and
+//! Progress bars over `indicatif`: one bar per epoch with loss, accuracy, images/s and ETA (then
+//! over the epoch's batch-norm re-estimation and evaluation, [`Progress::phase`]), and
 //! a bar over the items of one stage of a long run ([`Counter`]: each runtime of `verify`, the
 //! firmware's images, `bnas scale`'s sizes). Hidden when stdout is not a terminal or
 //! `BNAS_NO_PROGRESS` is set; one line per epoch is printed either way.
@@ -95,6 +96,20 @@ impl Progress {
     pub fn step(&self, pos: u64, stats: &StepStats) {
         self.bar.set_position(pos);
         self.bar.set_message(stats.message());
+    }
+
+    /// Turns the epoch's bar, once its steps are done, into a bar over the `len` items of one
+    /// more stage of the epoch (`name`: "bn stats", "test"), moved on by [`Progress::advance`].
+    pub fn phase(&self, name: &str, len: usize) {
+        self.bar.reset();
+        self.bar.set_length(len as u64);
+        self.bar.set_prefix(format!("{} {}/{} {name}", self.label, self.epoch + 1, self.epochs));
+        self.bar.set_message("");
+    }
+
+    /// `n` more items of the current [`Progress::phase`] done.
+    pub fn advance(&self, n: usize) {
+        self.bar.inc(n as u64);
     }
 
     /// Prints a line above the bar (plainly when hidden).

@@ -18,7 +18,8 @@ pub struct EvalResult {
     pub images_per_s: f64,
 }
 
-/// Evaluates `net` (evaluation mode: running statistics, BN + sign thresholds) on `indices`.
+/// Evaluates `net` (evaluation mode: running statistics, BN + sign thresholds) on `indices`,
+/// calling `done(n)` after each batch of `n` images (a progress bar).
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate<B: Backend>(
     b: &B,
@@ -29,6 +30,7 @@ pub fn evaluate<B: Backend>(
     norm: &Normalization,
     indices: Vec<usize>,
     batch_size: usize,
+    mut done: impl FnMut(usize),
 ) -> Result<EvalResult> {
     params.refresh_binary(b, false);
     let cache = net.eval_cache(b, params, bufs);
@@ -48,6 +50,7 @@ pub fn evaluate<B: Backend>(
             confusion[y as usize][argmax(row)] += 1;
         }
         n += batch.len();
+        done(batch.len());
     }
     let correct: u64 = (0..classes).map(|i| confusion[i][i]).sum();
     Ok(EvalResult {
@@ -64,7 +67,8 @@ pub const BN_RECAL_IMAGES: usize = 10_000;
 /// Re-estimates every batch norm's running statistics for the current weights: `forward` in
 /// training mode (batch statistics; no gradients, augmentation or drop-path) over up to
 /// [`BN_RECAL_IMAGES`] images of `pool` in a fixed shuffle, in batches of `batch_size`, each
-/// batch's statistics weighted equally (momentum `1 / (k + 1)`). The weights do not change.
+/// batch's statistics weighted equally (momentum `1 / (k + 1)`), calling `done(n)` after each
+/// batch of `n` images. The weights do not change.
 /// Training's running statistics are a moving average over its last ~20 batches, taken while
 /// the weights still moved; a binary network's evaluation is very sensitive to them
 /// (`docs/method-notes.md`), and this average is what evaluation mode stands for.
@@ -79,6 +83,7 @@ pub fn recalibrate_bn<B: Backend>(
     batch_size: usize,
     seed: u64,
     mut forward: impl FnMut(&mut Tape<'_, B>, &mut Buffers<B>, Var) -> Result<Var, ShapeError>,
+    mut done: impl FnMut(usize),
 ) -> Result<()> {
     let (indices, batch_size) = recal_indices(pool, batch_size, seed);
     params.refresh_binary(b, false);
@@ -88,6 +93,7 @@ pub fn recalibrate_bn<B: Backend>(
         let [c, h, w] = batch.chw;
         let x = t.constant(b.upload(&batch.x), vec![batch.len(), c, h, w]);
         forward(&mut t, bufs, x)?;
+        done(batch.len());
     }
     Ok(())
 }
@@ -99,9 +105,14 @@ const BN_RECAL_STREAM: u64 = 0xB4EC;
 pub(crate) fn recal_indices(pool: &[usize], batch_size: usize, seed: u64) -> (Vec<usize>, usize) {
     let mut indices = pool.to_vec();
     Rng::derive(seed, BN_RECAL_STREAM).shuffle(&mut indices);
-    let batch_size = batch_size.clamp(1, indices.len().max(1));
-    indices.truncate((BN_RECAL_IMAGES.min(indices.len()) / batch_size).max(1) * batch_size);
-    (indices, batch_size)
+    indices.truncate(recal_len(pool.len(), batch_size));
+    (indices, batch_size.clamp(1, pool.len().max(1)))
+}
+
+/// How many of a pool of `pool_len` images `recalibrate_bn` goes through.
+pub fn recal_len(pool_len: usize, batch_size: usize) -> usize {
+    let batch_size = batch_size.clamp(1, pool_len.max(1));
+    (BN_RECAL_IMAGES.min(pool_len) / batch_size).max(1) * batch_size
 }
 
 pub fn argmax(row: &[f32]) -> usize {

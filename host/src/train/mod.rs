@@ -15,14 +15,14 @@ use crate::engine::optim::{clip_factor, grad_norm, Sgd};
 use crate::engine::{Backend, Buffers, Group, ParamId, ParamStore, Tape};
 use crate::nn::{Genotype, NetConfig, Network, Template};
 use crate::report::csv::Cell;
-use crate::report::progress::{Progress, StepStats};
+use crate::report::progress::{Counter, Progress, StepStats};
 use crate::report::{self, chart::Series};
 use crate::rng::Rng;
 
 mod eval;
 #[cfg(test)]
 pub(crate) use eval::recal_indices;
-pub use eval::{argmax, evaluate, recalibrate_bn, EvalResult, BN_RECAL_IMAGES};
+pub use eval::{argmax, evaluate, recal_len, recalibrate_bn, EvalResult, BN_RECAL_IMAGES};
 
 /// Learning-rate schedule over the whole run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -263,17 +263,20 @@ pub struct TrainResult {
 
 /// Trains (or resumes with `resume`) a run in `out`. Returns the final test evaluation.
 pub fn train<B: Backend>(b: &B, cfg: &TrainConfig, out: &Path, resume: bool) -> Result<TrainResult> {
-    Ok(train_session(b, cfg, out, resume, None)?.expect("a session without a stop runs to the end"))
+    Ok(train_session(b, cfg, out, resume, None, &|| false)?.expect("a session without a stop runs to the end"))
 }
 
 /// Like `train`, but stops after `stop_after` epochs of this session (as if killed right
-/// after a checkpoint), returning `None` when the run is not finished.
+/// after a checkpoint), or after the first step at which `interrupted()` is true (Ctrl-C:
+/// `crate::interrupt`), with a checkpoint at that step; returns `None` when the run is not
+/// finished.
 pub fn train_session<B: Backend>(
     b: &B,
     cfg: &TrainConfig,
     out: &Path,
     resume: bool,
     stop_after: Option<usize>,
+    interrupted: &dyn Fn() -> bool,
 ) -> Result<Option<TrainResult>> {
     let config_path = checkpoint::check_folder(out, "config.json", "run", resume)?;
     // A resumed run keeps its saved configuration; only the epoch count may grow.
@@ -300,6 +303,9 @@ pub fn train_session<B: Backend>(
     // The run folder is made once the settings, the genotype and the data have loaded, so a
     // failed start leaves none.
     std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
+    let _lock = checkpoint::lock_folder(out, "training run")?;
+    // Again under the lock: another process may have started here since the first check.
+    checkpoint::check_folder(out, "config.json", "run", resume)?;
     if !resume {
         write_json(&config_path, &cfg)?;
         std::fs::write(out.join("genotype.json"), genotype.to_json())?;
@@ -354,6 +360,7 @@ pub fn train_session<B: Backend>(
     let mut progress = Progress::new("train", cfg.epochs);
     let classes = train_ds.classes;
     let first_epoch = state.epoch;
+    let mut last_eval = None;
     while state.epoch < cfg.epochs {
         if stop_after.is_some_and(|k| state.epoch - first_epoch >= k) {
             progress.finish();
@@ -427,7 +434,20 @@ pub fn train_session<B: Backend>(
             if cfg.checkpoint_every.is_some_and(|k| state.step.is_multiple_of(k)) {
                 save_train_checkpoint(b, out, &params, &bufs, &sgd, &state)?;
             }
+            if interrupted() {
+                save_train_checkpoint(b, out, &params, &bufs, &sgd, &state)?;
+                progress.finish();
+                println!(
+                    "stopped at epoch {}/{}, step {}/{steps_per_epoch}; checkpoint saved in {}",
+                    epoch + 1,
+                    cfg.epochs,
+                    state.batch,
+                    out.display()
+                );
+                return Ok(None);
+            }
         }
+        progress.phase("bn stats", recal_len(train_idx.len(), cfg.batch_size));
         recalibrate_bn(
             b,
             &mut params,
@@ -438,8 +458,12 @@ pub fn train_session<B: Backend>(
             cfg.batch_size,
             cfg.seed,
             |t, bufs, x| net.forward(t, bufs, None, x, None),
+            |n| progress.advance(n),
         )?;
-        let ev = evaluate(b, &net, &mut params, &mut bufs, &test_ds, &norm, eval_idx(cfg.eval_subset), 256)?;
+        let test_idx = eval_idx(cfg.eval_subset);
+        progress.phase("test", test_idx.len());
+        let full_test = test_idx.len() == test_ds.len();
+        let ev = evaluate(b, &net, &mut params, &mut bufs, &test_ds, &norm, test_idx, 256, |n| progress.advance(n))?;
         let p = state.partial;
         let m = EpochMetrics {
             epoch: epoch + 1,
@@ -459,6 +483,7 @@ pub fn train_session<B: Backend>(
             m.images_per_s
         ));
         state.history.push(m);
+        last_eval = full_test.then_some(ev);
         state.epoch += 1;
         state.batch = 0;
         state.partial = (0.0, 0, 0, 0.0);
@@ -466,7 +491,15 @@ pub fn train_session<B: Backend>(
         write_metrics(out, &state.history)?;
     }
     progress.finish();
-    let ev = evaluate(b, &net, &mut params, &mut bufs, &test_ds, &norm, eval_idx(None), 256)?;
+    // The last epoch's evaluation, where it covered the whole test set (the weights and
+    // statistics have not changed since); a resumed, finished run evaluates again.
+    let ev = match last_eval {
+        Some(ev) => ev,
+        None => {
+            let bar = Counter::new("test", test_ds.len(), "images");
+            evaluate(b, &net, &mut params, &mut bufs, &test_ds, &norm, eval_idx(None), 256, |n| bar.inc(n))?
+        }
+    };
     report::heatmap::confusion_matrix(
         &out.join("confusion.png"),
         &format!("{} on {} test: {:.2}%", cfg.genotype, test_ds.name, 100.0 * ev.accuracy),
