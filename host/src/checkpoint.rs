@@ -97,6 +97,20 @@ pub fn lock_folder(out: &Path, what: &str) -> Result<FolderLock> {
     }
 }
 
+/// The epoch count a resumed run goes on to: `--epochs` where it was typed (`given`), else the
+/// run's own, saved in its `config` file (not the flag's default, which would cut the run
+/// short or lengthen it). `typed` where the file cannot be read: the resume reports that.
+pub fn resumed_epochs(out: &Path, config: &str, given: &[String], typed: usize) -> usize {
+    if given.iter().any(|g| g == "epochs") {
+        return typed;
+    }
+    let saved = std::fs::read_to_string(out.join(config))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .and_then(|v| v.get("epochs")?.as_u64());
+    saved.map_or(typed, |e| e as usize)
+}
+
 /// `--resume` continues a run with the settings saved in its `config` file; only `--epochs` may
 /// change. A flag in `given` (the ids of the flags typed on the command line) whose setting in
 /// `flags` differs from the saved one is refused, not silently dropped. A missing or unreadable

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::checkpoint;
 use crate::engine::cpu::Cpu;
-use crate::search::{search, SearchConfig};
+use crate::search::{search, search_session, SearchConfig};
 use crate::test_dirs::TempDir;
 use crate::train::{train, train_session, TrainConfig};
 
@@ -166,6 +166,54 @@ fn the_diversity_regularizer_keeps_edge_entropy_higher() {
         7f64.ln()
     );
     assert!(with > without, "entropy with the regularizer ({with}) is not above without ({without})");
+}
+
+/// A search stopped by Ctrl-C in the middle of an epoch and resumed reaches the same weights,
+/// alphas, figures and genotype as one run straight through.
+#[test]
+fn a_search_stopped_by_ctrl_c_resumes_to_the_same_result() {
+    let cpu = Cpu::new(Some(2)).unwrap();
+    let cfg = SearchConfig {
+        layers: 3,
+        channels: 4,
+        batch_size: 16,
+        epochs: 2,
+        train_subset: Some(320),
+        val_subset: Some(32),
+        seed: 2,
+        ..Default::default()
+    };
+    let ((_w, whole), (_c, ctrl_c)) = (tmp("search-whole"), tmp("search-ctrl-c"));
+    let a = search(&cpu, &cfg, &whole, false).unwrap();
+    // Ctrl-C during step 13: the second epoch's third of 10 (160 images a half, 16 a batch).
+    let steps = std::cell::Cell::new(0);
+    let pressed = || {
+        steps.set(steps.get() + 1);
+        steps.get() == 13
+    };
+    assert!(search_session(&cpu, &cfg, &ctrl_c, false, &pressed).unwrap().is_none());
+    let state = checkpoint::load(&ctrl_c.join(checkpoint::FILE)).unwrap().state;
+    assert_eq!((&state["step"], &state["epoch"], &state["batch"]), (&13.into(), &1.into(), &3.into()));
+    let b = search(&cpu, &cfg, &ctrl_c, true).unwrap();
+    assert_eq!((a.genotype, a.best_epoch, a.best_val_acc), (b.genotype, b.best_epoch, b.best_val_acc));
+    let (x, y) = (
+        checkpoint::load(&whole.join(checkpoint::FILE)).unwrap(),
+        checkpoint::load(&ctrl_c.join(checkpoint::FILE)).unwrap(),
+    );
+    assert_eq!(x.tensors.len(), y.tensors.len());
+    let mut worst = 0f32;
+    for (name, t) in &x.tensors {
+        worst = t.data.iter().zip(&y.tensors[name].data).fold(worst, |m, (p, q)| m.max((p - q).abs()));
+    }
+    println!("{} tensors compared (weights, alphas, optimizer states); largest difference {worst:e}", x.tensors.len());
+    assert_eq!(worst, 0.0, "resumed search differs");
+    let numbers = |s: &serde_json::Value| -> Vec<Vec<serde_json::Value>> {
+        let keys = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "entropy", "genotype"];
+        s["history"].as_array().unwrap().iter().map(|e| keys.iter().map(|k| e[k].clone()).collect()).collect()
+    };
+    assert_eq!(numbers(&x.state), numbers(&y.state), "per-epoch figures differ");
+    let alphas = |dir: &PathBuf| std::fs::read_to_string(dir.join("alphas.csv")).unwrap();
+    assert_eq!(alphas(&whole), alphas(&ctrl_c));
 }
 
 #[test]

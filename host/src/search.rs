@@ -114,6 +114,12 @@ pub struct SearchState {
     pub epoch: usize,
     pub step: usize,
     pub history: Vec<SearchEpoch>,
+    /// Next step within `epoch` (a search stopped by Ctrl-C resumes there).
+    #[serde(default)]
+    pub batch: usize,
+    /// Running sums of the current (partial) epoch: loss, correct, images, seconds.
+    #[serde(default)]
+    pub partial: (f64, u64, u64, f64),
 }
 
 /// A supernet with its parameters and optimizers.
@@ -286,6 +292,19 @@ impl SearchConfig {
 
 /// Runs (or resumes) a search in `out`.
 pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -> Result<SearchResult> {
+    Ok(search_session(b, cfg, out, resume, &|| false)?.expect("a session without a stop runs to the end"))
+}
+
+/// Like `search`, but stops after the first step at which `interrupted()` is true (Ctrl-C:
+/// `crate::interrupt`), with a checkpoint at that step; returns `None` when the search is not
+/// finished.
+pub fn search_session<B: Backend>(
+    b: &B,
+    cfg: &SearchConfig,
+    out: &Path,
+    resume: bool,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<Option<SearchResult>> {
     let config_path = checkpoint::check_folder(out, "search_config.json", "search", resume)?;
     let cfg = if resume { SearchConfig { epochs: cfg.epochs, ..read_json(&config_path)? } } else { cfg.clone() };
     cfg.check()?;
@@ -315,7 +334,7 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
         write_json(&config_path, &cfg)?;
     }
     let mut s = Searcher::new(b, &cfg, &net_cfg);
-    let mut state = SearchState { epoch: 0, step: 0, history: vec![] };
+    let mut state = SearchState { epoch: 0, step: 0, history: vec![], batch: 0, partial: (0.0, 0, 0, 0.0) };
     if resume {
         let file = out.join(checkpoint::FILE);
         let mut loaded = checkpoint::load(&file)?;
@@ -325,7 +344,7 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
         state = serde_json::from_value(loaded.state)
             .with_context(|| format!("{}: malformed search state", file.display()))?;
         s.adam.t = state.step as u32;
-        println!("resuming search {} at epoch {}", out.display(), state.epoch + 1);
+        println!("resuming search {} at epoch {}, step {}", out.display(), state.epoch + 1, state.batch);
     }
     println!(
         "search on {} ({} search-train / {} search-val images) with {}: {} cells, {} channels, {} ops per edge, lambda {}, tau {}",
@@ -349,7 +368,7 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
             augment: None,
             drop_last: true,
             shuffle: true,
-            start_batch: 0,
+            start_batch: state.batch,
             prefetch: 3,
             seed,
         };
@@ -357,25 +376,39 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
         let val_loader = BatchLoader::new(ds.clone(), &norm, &val_idx, epoch as u64, &opts(cfg.seed ^ 0x005E_A7C4));
         let reg = diversity_weight(cfg.lambda, cfg.tau, epoch);
         let lr = weight_lr(&cfg, epoch);
-        progress.start_epoch(epoch, steps as u64, 0);
-        let (mut loss_sum, mut correct, mut n, mut seconds) = (0f64, 0usize, 0usize, 0f64);
-        for (k, (tb, vb)) in train_loader.zip(val_loader).take(steps).enumerate() {
+        progress.start_epoch(epoch, steps as u64, state.batch as u64);
+        for (tb, vb) in train_loader.zip(val_loader).take(steps.saturating_sub(state.batch)) {
             let tick = Instant::now();
             let o = s.step(b, &cfg, (&tb.x, &tb.y), (&vb.x, &vb.y), tb.chw, reg, lr)?;
             state.step += 1;
-            loss_sum += o.train_loss as f64 * tb.len() as f64;
-            correct += o.correct;
-            n += tb.len();
-            seconds += tick.elapsed().as_secs_f64();
+            state.batch += 1;
+            let p = &mut state.partial;
+            p.0 += o.train_loss as f64 * tb.len() as f64;
+            p.1 += o.correct as u64;
+            p.2 += tb.len() as u64;
+            p.3 += tick.elapsed().as_secs_f64();
             progress.step(
-                (k + 1) as u64,
+                state.batch as u64,
                 &StepStats {
-                    loss: Some(loss_sum / n as f64),
-                    accuracy: Some(correct as f64 / n as f64),
-                    images_per_s: Some(2.0 * n as f64 / seconds),
+                    loss: Some(p.0 / p.2 as f64),
+                    accuracy: Some(p.1 as f64 / p.2 as f64),
+                    images_per_s: Some(2.0 * p.2 as f64 / p.3),
                 },
             );
+            if interrupted() {
+                save_search_checkpoint(b, out, &s, &state)?;
+                progress.finish();
+                println!(
+                    "stopped at epoch {}/{}, step {}/{steps}; checkpoint saved in {}",
+                    epoch + 1,
+                    cfg.epochs,
+                    state.batch,
+                    out.display()
+                );
+                return Ok(None);
+            }
         }
+        let (loss_sum, correct, n, seconds) = state.partial;
         let Searcher { net, params, bufs, .. } = &mut s;
         progress.phase("bn stats", crate::train::recal_len(train_idx.len(), cfg.batch_size));
         crate::train::recalibrate_bn(
@@ -418,10 +451,9 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
         append_alphas(out, epoch + 1, &wn, &wr, &s.net.space)?;
         state.history.push(e);
         state.epoch += 1;
-        let mut tensors: Vec<HostTensor> = checkpoint::collect(b, &s.params, &s.bufs);
-        tensors.extend(checkpoint::collect_sgd(b, &s.params, &s.sgd));
-        tensors.extend(checkpoint::collect_adam(b, &s.params, &s.adam));
-        checkpoint::save(out, &tensors, &serde_json::to_value(&state)?)?;
+        state.batch = 0;
+        state.partial = (0.0, 0, 0, 0.0);
+        save_search_checkpoint(b, out, &s, &state)?;
         write_search_report(out, &state.history, &wn, &wr, &s.net.space)?;
     }
     progress.finish();
@@ -450,7 +482,16 @@ pub fn search<B: Backend>(b: &B, cfg: &SearchConfig, out: &Path, resume: bool) -
         result.genotype.summary()
     );
     println!("written: {}", out.join("genotype.json").display());
-    Ok(result)
+    Ok(Some(result))
+}
+
+/// The search's parameters, buffers, both optimizers' states and `state`, in `out`'s checkpoint.
+fn save_search_checkpoint<B: Backend>(b: &B, out: &Path, s: &Searcher<B>, state: &SearchState) -> Result<()> {
+    let mut tensors: Vec<HostTensor> = checkpoint::collect(b, &s.params, &s.bufs);
+    tensors.extend(checkpoint::collect_sgd(b, &s.params, &s.sgd));
+    tensors.extend(checkpoint::collect_adam(b, &s.params, &s.adam));
+    checkpoint::save(out, &tensors, &serde_json::to_value(state)?)?;
+    Ok(())
 }
 
 fn append_alphas(out: &Path, epoch: usize, wn: &[Vec<f32>], wr: &[Vec<f32>], space: &SearchSpace) -> Result<()> {

@@ -1,6 +1,6 @@
 //! The `bnas` command line: argument parsing and dispatch to the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::parser::ValueSource;
@@ -148,7 +148,7 @@ pub struct SearchArgs {
     /// Images per step.
     #[arg(long, default_value_t = 64, value_parser = at_least_one)]
     pub batch_size: usize,
-    /// Epochs to run (with --resume: the new total).
+    /// Epochs to run (with --resume: a new total; left out, the run keeps its own).
     #[arg(long, default_value_t = 50, value_parser = at_least_one)]
     pub epochs: usize,
     /// Diversity regularizer strength lambda (0: the plain DARTS objective).
@@ -350,7 +350,7 @@ pub struct TrainArgs {
     /// Cell template: bnas (inter-cell skip) or darts (no skip; the ablation).
     #[arg(long, value_enum, default_value = "bnas")]
     pub template: Template,
-    /// Epochs to run (with --resume: the new total).
+    /// Epochs to run (with --resume: a new total; left out, the run keeps its own).
     #[arg(long, default_value_t = 10, value_parser = at_least_one)]
     pub epochs: usize,
     /// Images per step.
@@ -513,25 +513,31 @@ pub fn error_line(e: &anyhow::Error) -> String {
     line
 }
 
+/// A training run or search that Ctrl-C stopped (`None`) is an error that says how to go on.
+fn finished_or_stopped<T>(done: Option<T>, command: &str, out: &Path) -> Result<()> {
+    match done {
+        Some(_) => Ok(()),
+        None => anyhow::bail!(
+            "{}: stopped by Ctrl-C; `bnas {command} --out {} --resume` continues it from that step",
+            out.display(),
+            out.display()
+        ),
+    }
+}
+
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => {
             let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
-            let cfg = a.config();
+            let mut cfg = a.config();
             if a.resume {
                 crate::checkpoint::check_resumed_settings(&a.out, "config.json", &cfg, &a.given)?;
+                cfg.epochs = crate::checkpoint::resumed_epochs(&a.out, "config.json", &a.given, cfg.epochs);
             }
             let _ctrl_c = crate::interrupt::catch();
             let stop = &crate::interrupt::requested;
             let done = with_backend!(sel, |b| crate::train::train_session(b, &cfg, &a.out, a.resume, None, stop))?;
-            match done {
-                Some(_) => Ok(()),
-                None => anyhow::bail!(
-                    "{}: stopped by Ctrl-C; `bnas train --out {} --resume` continues the run from that step",
-                    a.out.display(),
-                    a.out.display()
-                ),
-            }
+            finished_or_stopped(done, "train", &a.out)
         }
         Command::Info(a) => crate::info::print_info(&a.genotype, a.layers, a.channels, &a.dataset),
         Command::Bench(a) => match &a.tract_model {
@@ -548,12 +554,15 @@ pub fn run(cli: Cli) -> Result<()> {
         },
         Command::Search(a) => {
             let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
-            let cfg = a.config();
+            let mut cfg = a.config();
             if a.resume {
                 crate::checkpoint::check_resumed_settings(&a.out, "search_config.json", &cfg, &a.given)?;
+                cfg.epochs = crate::checkpoint::resumed_epochs(&a.out, "search_config.json", &a.given, cfg.epochs);
             }
-            with_backend!(sel, |b| crate::search::search(b, &cfg, &a.out, a.resume))?;
-            Ok(())
+            let _ctrl_c = crate::interrupt::catch();
+            let stop = &crate::interrupt::requested;
+            let done = with_backend!(sel, |b| crate::search::search_session(b, &cfg, &a.out, a.resume, stop))?;
+            finished_or_stopped(done, "search", &a.out)
         }
         Command::Export(a) => crate::export::bundle::export(&a.run, &a.out).map(|_| ()),
         Command::Verify(a) => {

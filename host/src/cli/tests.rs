@@ -71,6 +71,33 @@ fn resume_refuses_typed_settings_that_differ_from_the_saved_ones() {
     assert!(err.to_string().contains("--no-zeroise (zeroise false; the run has true), --seed (seed 3; the run has 0)"));
 }
 
+/// `--resume` without `--epochs` goes on to the run's own epoch count, not the flag's default.
+#[test]
+fn resume_keeps_the_saved_epoch_count_unless_epochs_is_typed() {
+    let tmp = crate::test_dirs::TempDir::new("cli-resume-epochs");
+    let out = tmp.0.to_str().unwrap();
+    let epochs = |args: &[&str]| {
+        let matches = Cli::command().try_get_matches_from(args).unwrap();
+        match Cli::noting_given(&matches).unwrap().command {
+            Command::Train(a) => crate::checkpoint::resumed_epochs(&a.out, "config.json", &a.given, a.epochs),
+            Command::Search(a) => crate::checkpoint::resumed_epochs(&a.out, "search_config.json", &a.given, a.epochs),
+            _ => unreachable!(),
+        }
+    };
+    assert_eq!(epochs(&["bnas", "train", "--out", out, "--resume"]), 10, "no saved run: the flag's default");
+    let saved = |args: &[&str], file: &str| match Cli::try_parse_from(args).unwrap().command {
+        Command::Train(a) => crate::train::write_json(&tmp.0.join(file), &a.config()).unwrap(),
+        Command::Search(a) => crate::train::write_json(&tmp.0.join(file), &a.config()).unwrap(),
+        _ => unreachable!(),
+    };
+    saved(&["bnas", "train", "--out", out, "--epochs", "3"], "config.json");
+    saved(&["bnas", "search", "--out", out, "--epochs", "2"], "search_config.json");
+    assert_eq!(epochs(&["bnas", "train", "--out", out, "--resume"]), 3);
+    assert_eq!(epochs(&["bnas", "train", "--out", out, "--resume", "--epochs", "10"]), 10);
+    assert_eq!(epochs(&["bnas", "search", "--out", out, "--resume"]), 2);
+    assert_eq!(epochs(&["bnas", "search", "--out", out, "--resume", "--epochs", "50"]), 50);
+}
+
 #[test]
 fn error_line_says_each_cause_once() {
     let missing = || std::fs::read("/nonexistent/model.bnas").unwrap_err();

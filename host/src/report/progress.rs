@@ -101,10 +101,11 @@ impl Progress {
     /// Turns the epoch's bar, once its steps are done, into a bar over the `len` items of one
     /// more stage of the epoch (`name`: "bn stats", "test"), moved on by [`Progress::advance`].
     pub fn phase(&self, name: &str, len: usize) {
-        self.bar.reset();
-        self.bar.set_length(len as u64);
-        self.bar.set_prefix(format!("{} {}/{} {name}", self.label, self.epoch + 1, self.epochs));
+        // The labels first: each setter may draw the bar.
         self.bar.set_message("");
+        self.bar.set_prefix(format!("{} {}/{} {name}", self.label, self.epoch + 1, self.epochs));
+        self.bar.set_length(len as u64);
+        self.bar.reset();
     }
 
     /// `n` more items of the current [`Progress::phase`] done.
