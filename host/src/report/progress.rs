@@ -49,6 +49,8 @@ impl StepStats {
 /// A progress display for a run of `epochs` epochs, a bar over each epoch's steps.
 pub struct Progress {
     bar: ProgressBar,
+    /// Drawn (from the first epoch's start on, so that no empty bar shows before it).
+    visible: bool,
     label: String,
     epochs: usize,
     epoch: usize,
@@ -64,32 +66,32 @@ impl Progress {
 
     /// As [`Progress::new`] with the visibility decided by the caller.
     pub fn with_visibility(label: &str, epochs: usize, visible: bool) -> Progress {
-        let bar = if visible {
-            ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stdout())
-        } else {
-            ProgressBar::hidden()
-        };
+        let bar = ProgressBar::hidden();
         let style =
             ProgressStyle::with_template("{prefix:>16.bold} [{bar:30.cyan/blue}] {pos:>5}/{len:<5} {msg}  eta {eta}")
                 .expect("valid progress template")
                 .progress_chars("=> ");
         bar.set_style(style);
-        Progress { bar, label: label.to_string(), epochs, epoch: 0, epoch_start: Instant::now() }
+        Progress { bar, visible, label: label.to_string(), epochs, epoch: 0, epoch_start: Instant::now() }
     }
 
     pub fn is_visible(&self) -> bool {
-        !self.bar.is_hidden()
+        self.visible
     }
 
     /// Starts epoch `epoch` (0-based) of `steps` steps, resumed at step `start`.
     pub fn start_epoch(&mut self, epoch: usize, steps: u64, start: u64) {
         self.epoch = epoch;
         self.epoch_start = Instant::now();
-        self.bar.reset();
-        self.bar.set_length(steps);
-        self.bar.set_position(start);
-        self.bar.set_prefix(format!("{} {}/{}", self.label, epoch + 1, self.epochs));
+        // The labels first: each setter may draw the bar.
         self.bar.set_message("");
+        self.bar.set_prefix(format!("{} {}/{}", self.label, epoch + 1, self.epochs));
+        self.bar.set_length(steps);
+        self.bar.reset();
+        self.bar.set_position(start);
+        if self.visible && self.bar.is_hidden() {
+            self.bar.set_draw_target(ProgressDrawTarget::stdout());
+        }
     }
 
     /// Moves the bar to step `pos` of the epoch and shows `stats`.
