@@ -62,10 +62,11 @@ pub struct FolderLock {
     _file: std::fs::File,
 }
 
-/// Locks the run folder `out` (which must exist) for a `what` ("search", "training run"), so that a
-/// second `bnas` process in the same folder (another `--resume`, say) is refused instead of
-/// writing the same checkpoint. The operating system releases the lock when the process ends,
-/// however it ends, so a killed run leaves no stale lock.
+/// Locks the run folder `out` (which must exist) for a `what` ("search", "training run"), so
+/// that a second `bnas` process in the same folder (another `--resume`, say) is refused instead
+/// of writing the same checkpoint. The operating system releases the lock when the process
+/// ends, however it ends, so a killed run leaves no stale lock. Where the file system has no
+/// locks, a note says so and the run goes on.
 pub fn lock_folder(out: &Path, what: &str) -> Result<FolderLock> {
     use std::io::{Read, Seek, Write};
     let path = out.join(LOCK_FILE);
@@ -93,7 +94,15 @@ pub fn lock_folder(out: &Path, what: &str) -> Result<FolderLock> {
                 out.display()
             )
         }
-        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", path.display())),
+        // A file system without locks (some network mounts): the run goes on, unguarded.
+        Err(std::fs::TryLockError::Error(e)) => {
+            eprintln!(
+                "note: cannot lock {} ({e}); going on without the lock, so run no other bnas process in {}",
+                path.display(),
+                out.display()
+            );
+            Ok(FolderLock { _file: file })
+        }
     }
 }
 
