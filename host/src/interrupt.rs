@@ -47,6 +47,12 @@ pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
 }
 
+/// What a run stopped by Ctrl-C prints: where it stopped (`epoch` 0-based, `step` steps of the
+/// epoch done) and where its checkpoint is.
+pub fn stopped_line(epoch: usize, epochs: usize, step: usize, steps: usize, out: &std::path::Path) -> String {
+    format!("stopped at epoch {}/{epochs}, step {step}/{steps}; checkpoint saved in {}", epoch + 1, out.display())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

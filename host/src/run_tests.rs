@@ -37,20 +37,29 @@ fn tiny_train(epochs: usize) -> TrainConfig {
 #[test]
 fn a_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one() {
     let cpu = Cpu::new(Some(2)).unwrap();
-    let ((_w, whole), (_s, split), (_c, ctrl_c)) = (tmp("whole"), tmp("split"), tmp("ctrl-c"));
+    let ((_w, whole), (_s, split), (_c, ctrl_c), (_b, between)) =
+        (tmp("whole"), tmp("split"), tmp("ctrl-c"), tmp("between"));
     train(&cpu, &tiny_train(2), &whole, false).unwrap();
     // "Killed" right after the first epoch's checkpoint, then resumed.
     assert!(train_session(&cpu, &tiny_train(2), &split, false, Some(1), &|| false).unwrap().is_none());
     train(&cpu, &tiny_train(2), &split, true).unwrap();
-    // Ctrl-C during step 11: the second epoch's third of 8 steps.
-    let steps = std::cell::Cell::new(0);
-    let pressed = || {
-        steps.set(steps.get() + 1);
-        steps.get() == 11
+    // Ctrl-C at the n-th check. The run checks after each step, and before each epoch after
+    // its first: check 9 falls between the epochs (Ctrl-C during the first epoch's evaluation),
+    // check 12 after step 11, the second epoch's third of 8 steps.
+    let ctrl_c_at = |n: usize, out: &PathBuf| {
+        let checks = std::cell::Cell::new(0);
+        let pressed = || {
+            checks.set(checks.get() + 1);
+            checks.get() == n
+        };
+        assert!(train_session(&cpu, &tiny_train(2), out, false, None, &pressed).unwrap().is_none());
+        checkpoint::load(&out.join(checkpoint::FILE)).unwrap().state
     };
-    assert!(train_session(&cpu, &tiny_train(2), &ctrl_c, false, None, &pressed).unwrap().is_none());
-    let state = checkpoint::load(&ctrl_c.join(checkpoint::FILE)).unwrap().state;
+    let state = ctrl_c_at(9, &between);
+    assert_eq!((&state["step"], &state["epoch"], &state["batch"]), (&8.into(), &1.into(), &0.into()));
+    let state = ctrl_c_at(12, &ctrl_c);
     assert_eq!((&state["step"], &state["epoch"], &state["batch"]), (&11.into(), &1.into(), &3.into()));
+    train(&cpu, &tiny_train(2), &between, true).unwrap();
     train(&cpu, &tiny_train(2), &ctrl_c, true).unwrap();
     let a = checkpoint::load(&whole.join(checkpoint::FILE)).unwrap();
     // Every figure but the wall-clock ones (seconds, images/s) must be identical.
@@ -58,7 +67,7 @@ fn a_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one() {
         let keys = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"];
         s["history"].as_array().unwrap().iter().map(|e| keys.iter().map(|k| e[k].clone()).collect()).collect()
     };
-    for resumed in [&split, &ctrl_c] {
+    for resumed in [&split, &between, &ctrl_c] {
         let b = checkpoint::load(&resumed.join(checkpoint::FILE)).unwrap();
         assert_eq!(a.tensors.len(), b.tensors.len());
         let mut worst = 0f32;
@@ -185,11 +194,12 @@ fn a_search_stopped_by_ctrl_c_resumes_to_the_same_result() {
     };
     let ((_w, whole), (_c, ctrl_c)) = (tmp("search-whole"), tmp("search-ctrl-c"));
     let a = search(&cpu, &cfg, &whole, false).unwrap();
-    // Ctrl-C during step 13: the second epoch's third of 10 (160 images a half, 16 a batch).
-    let steps = std::cell::Cell::new(0);
+    // Ctrl-C at the 14th check: after step 13, the second epoch's third of 10 (160 images a
+    // half, 16 a batch; check 11 comes between the epochs).
+    let checks = std::cell::Cell::new(0);
     let pressed = || {
-        steps.set(steps.get() + 1);
-        steps.get() == 13
+        checks.set(checks.get() + 1);
+        checks.get() == 14
     };
     assert!(search_session(&cpu, &cfg, &ctrl_c, false, &pressed).unwrap().is_none());
     let state = checkpoint::load(&ctrl_c.join(checkpoint::FILE)).unwrap().state;

@@ -12,6 +12,7 @@ use crate::checkpoint::{self, HostTensor};
 use crate::data::{self, BatchLoader, Dataset, LoaderOptions, Normalization, Split};
 use crate::engine::optim::{clip_factor, grad_norm, Adam, Sgd};
 use crate::engine::{Backend, Buffers, Group, ParamId, ParamStore, Tape};
+use crate::interrupt::stopped_line;
 use crate::nn::genotype::{Cell, Genotype, EDGES};
 use crate::nn::supernet::{derive_genotype, diversity_weight, SearchSpace, SuperNet};
 use crate::nn::{NetConfig, Template};
@@ -361,7 +362,14 @@ pub fn search_session<B: Backend>(
     let ds = Arc::new(ds);
     let val_eval: Vec<usize> = val_idx.iter().copied().take(cfg.val_subset.unwrap_or(usize::MAX)).collect();
     let mut progress = Progress::new("search", cfg.epochs);
+    let first_epoch = state.epoch;
     while state.epoch < cfg.epochs {
+        // Ctrl-C during the last epoch's validation: its checkpoint is written.
+        if state.epoch > first_epoch && interrupted() {
+            progress.finish();
+            println!("{}", stopped_line(state.epoch, cfg.epochs, 0, steps, out));
+            return Ok(None);
+        }
         let epoch = state.epoch;
         let opts = |seed: u64| LoaderOptions {
             batch_size: cfg.batch_size,
@@ -398,13 +406,7 @@ pub fn search_session<B: Backend>(
             if interrupted() {
                 save_search_checkpoint(b, out, &s, &state)?;
                 progress.finish();
-                println!(
-                    "stopped at epoch {}/{}, step {}/{steps}; checkpoint saved in {}",
-                    epoch + 1,
-                    cfg.epochs,
-                    state.batch,
-                    out.display()
-                );
+                println!("{}", stopped_line(epoch, cfg.epochs, state.batch, steps, out));
                 return Ok(None);
             }
         }

@@ -13,6 +13,7 @@ use crate::checkpoint::{self, HostTensor};
 use crate::data::{self, BatchLoader, Dataset, DatasetKind, LoaderOptions, Normalization, Split};
 use crate::engine::optim::{clip_factor, grad_norm, Sgd};
 use crate::engine::{Backend, Buffers, Group, ParamId, ParamStore, Tape};
+use crate::interrupt::stopped_line;
 use crate::nn::{Genotype, NetConfig, Network, Template};
 use crate::report::csv::Cell;
 use crate::report::progress::{Counter, Progress, StepStats};
@@ -366,6 +367,12 @@ pub fn train_session<B: Backend>(
             progress.finish();
             return Ok(None);
         }
+        // Ctrl-C during the last epoch's evaluation: its checkpoint is written.
+        if state.epoch > first_epoch && interrupted() {
+            progress.finish();
+            println!("{}", stopped_line(state.epoch, cfg.epochs, 0, steps_per_epoch, out));
+            return Ok(None);
+        }
         let epoch = state.epoch;
         let opts = LoaderOptions {
             batch_size: cfg.batch_size,
@@ -437,13 +444,7 @@ pub fn train_session<B: Backend>(
             if interrupted() {
                 save_train_checkpoint(b, out, &params, &bufs, &sgd, &state)?;
                 progress.finish();
-                println!(
-                    "stopped at epoch {}/{}, step {}/{steps_per_epoch}; checkpoint saved in {}",
-                    epoch + 1,
-                    cfg.epochs,
-                    state.batch,
-                    out.display()
-                );
+                println!("{}", stopped_line(epoch, cfg.epochs, state.batch, steps_per_epoch, out));
                 return Ok(None);
             }
         }
