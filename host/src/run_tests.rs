@@ -2,13 +2,30 @@
 //! resumes exactly, the diversity regularizer keeps the alphas' entropy higher, and settings out
 //! of range are refused before anything is written.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::checkpoint;
 use crate::engine::cpu::Cpu;
 use crate::search::{search, search_session, SearchConfig};
 use crate::test_dirs::TempDir;
 use crate::train::{train, train_session, TrainConfig};
+
+/// The largest difference between the tensors of the checkpoints in two run folders (which
+/// must hold the same tensors), and the listed figures of each epoch in their histories.
+fn compare_checkpoints(a: &Path, b: &Path, keys: &[&str]) -> (f32, [Vec<Vec<serde_json::Value>>; 2]) {
+    let (a, b) =
+        (checkpoint::load(&a.join(checkpoint::FILE)).unwrap(), checkpoint::load(&b.join(checkpoint::FILE)).unwrap());
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    let mut worst = 0f32;
+    for (name, t) in &a.tensors {
+        worst = t.data.iter().zip(&b.tensors[name].data).fold(worst, |m, (x, y)| m.max((x - y).abs()));
+    }
+    println!("{} tensors compared; largest difference {worst:e}", a.tensors.len());
+    let figures = |s: &serde_json::Value| -> Vec<Vec<serde_json::Value>> {
+        s["history"].as_array().unwrap().iter().map(|e| keys.iter().map(|k| e[*k].clone()).collect()).collect()
+    };
+    (worst, [figures(&a.state), figures(&b.state)])
+}
 
 /// A run folder `run` not made yet, in a fresh temp folder removed with the `TempDir`.
 fn tmp(name: &str) -> (TempDir, PathBuf) {
@@ -61,23 +78,12 @@ fn a_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one() {
     assert_eq!((&state["step"], &state["epoch"], &state["batch"]), (&11.into(), &1.into(), &3.into()));
     train(&cpu, &tiny_train(2), &between, true).unwrap();
     train(&cpu, &tiny_train(2), &ctrl_c, true).unwrap();
-    let a = checkpoint::load(&whole.join(checkpoint::FILE)).unwrap();
     // Every figure but the wall-clock ones (seconds, images/s) must be identical.
-    let numbers = |s: &serde_json::Value| -> Vec<Vec<serde_json::Value>> {
-        let keys = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"];
-        s["history"].as_array().unwrap().iter().map(|e| keys.iter().map(|k| e[k].clone()).collect()).collect()
-    };
+    let keys = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc"];
     for resumed in [&split, &between, &ctrl_c] {
-        let b = checkpoint::load(&resumed.join(checkpoint::FILE)).unwrap();
-        assert_eq!(a.tensors.len(), b.tensors.len());
-        let mut worst = 0f32;
-        for (name, t) in &a.tensors {
-            let u = &b.tensors[name];
-            worst = t.data.iter().zip(&u.data).fold(worst, |m, (x, y)| m.max((x - y).abs()));
-        }
-        println!("{}: {} tensors compared; largest difference {worst:e}", resumed.display(), a.tensors.len());
-        assert_eq!(worst, 0.0, "resumed weights differ");
-        assert_eq!(numbers(&a.state), numbers(&b.state), "per-epoch metrics differ");
+        let (worst, [a, b]) = compare_checkpoints(&whole, resumed, &keys);
+        assert_eq!(worst, 0.0, "{}: resumed weights differ", resumed.display());
+        assert_eq!(a, b, "{}: per-epoch metrics differ", resumed.display());
     }
 }
 
@@ -206,22 +212,10 @@ fn a_search_stopped_by_ctrl_c_resumes_to_the_same_result() {
     assert_eq!((&state["step"], &state["epoch"], &state["batch"]), (&13.into(), &1.into(), &3.into()));
     let b = search(&cpu, &cfg, &ctrl_c, true).unwrap();
     assert_eq!((a.genotype, a.best_epoch, a.best_val_acc), (b.genotype, b.best_epoch, b.best_val_acc));
-    let (x, y) = (
-        checkpoint::load(&whole.join(checkpoint::FILE)).unwrap(),
-        checkpoint::load(&ctrl_c.join(checkpoint::FILE)).unwrap(),
-    );
-    assert_eq!(x.tensors.len(), y.tensors.len());
-    let mut worst = 0f32;
-    for (name, t) in &x.tensors {
-        worst = t.data.iter().zip(&y.tensors[name].data).fold(worst, |m, (p, q)| m.max((p - q).abs()));
-    }
-    println!("{} tensors compared (weights, alphas, optimizer states); largest difference {worst:e}", x.tensors.len());
-    assert_eq!(worst, 0.0, "resumed search differs");
-    let numbers = |s: &serde_json::Value| -> Vec<Vec<serde_json::Value>> {
-        let keys = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "entropy", "genotype"];
-        s["history"].as_array().unwrap().iter().map(|e| keys.iter().map(|k| e[k].clone()).collect()).collect()
-    };
-    assert_eq!(numbers(&x.state), numbers(&y.state), "per-epoch figures differ");
+    let keys = ["epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "entropy", "genotype"];
+    let (worst, [x, y]) = compare_checkpoints(&whole, &ctrl_c, &keys);
+    assert_eq!(worst, 0.0, "resumed search differs (weights, alphas or optimizer states)");
+    assert_eq!(x, y, "per-epoch figures differ");
     let alphas = |dir: &PathBuf| std::fs::read_to_string(dir.join("alphas.csv")).unwrap();
     assert_eq!(alphas(&whole), alphas(&ctrl_c));
 }
