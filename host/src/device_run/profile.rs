@@ -10,9 +10,8 @@ fn one_layer(c: usize, c_out: usize, hw: usize, k: usize, dil: usize, stride: us
 }
 
 fn run(name: &str, bytes: Vec<u8>) -> Result<DeviceRunSummary> {
-    let dir = std::env::temp_dir().join(format!("bnas-device-profile-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.bnas"));
+    let dir = crate::test_dirs::TempDir::new("device-profile");
+    let path = dir.0.join(format!("{name}.bnas"));
     std::fs::write(&path, bytes).unwrap();
     let (words, len) = read_model(&path).unwrap();
     let n = {
