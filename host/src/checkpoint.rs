@@ -106,35 +106,28 @@ pub fn lock_folder(out: &Path, what: &str) -> Result<FolderLock> {
     }
 }
 
-/// The epoch count a resumed run goes on to: `--epochs` where it was typed (`given`), else the
-/// run's own, saved in its `config` file (not the flag's default, which would cut the run
-/// short or lengthen it). `typed` where the file cannot be read: the resume reports that.
-pub fn resumed_epochs(out: &Path, config: &str, given: &[String], typed: usize) -> usize {
-    if given.iter().any(|g| g == "epochs") {
-        return typed;
-    }
-    let saved = std::fs::read_to_string(out.join(config))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .and_then(|v| v.get("epochs")?.as_u64());
-    saved.map_or(typed, |e| e as usize)
-}
-
 /// `--resume` continues a run with the settings saved in its `config` file; only `--epochs` may
 /// change. A flag in `given` (the ids of the flags typed on the command line) whose setting in
-/// `flags` differs from the saved one is refused, not silently dropped. A missing or unreadable
-/// `config` is left to the resume itself to report.
+/// `flags` differs from the saved one is refused, not silently dropped.
+///
+/// Returns the epoch count the resumed run goes on to: `flags`' where `--epochs` was typed, else
+/// the run's own (not the flag's default, which would cut the run short or lengthen it). A
+/// missing or unreadable `config` is left to the resume itself to report (`flags`' count then).
 pub fn check_resumed_settings<C: serde::Serialize>(
     out: &Path,
     config: &str,
     flags: &C,
     given: &[String],
-) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(out.join(config)) else { return Ok(()) };
-    let Ok(serde_json::Value::Object(saved)) = serde_json::from_str::<serde_json::Value>(&text) else { return Ok(()) };
+) -> Result<usize> {
     // Through text, as the saved file was written: an f32 setting then reads back as saved.
     let serde_json::Value::Object(asked) = serde_json::from_str(&serde_json::to_string(flags)?)? else {
-        return Ok(());
+        bail!("the settings of a run are a JSON object");
+    };
+    let epochs = |settings: &serde_json::Map<String, serde_json::Value>| settings.get("epochs")?.as_u64();
+    let typed_epochs = epochs(&asked).context("the settings of a run have an epoch count")? as usize;
+    let Ok(text) = std::fs::read_to_string(out.join(config)) else { return Ok(typed_epochs) };
+    let Ok(serde_json::Value::Object(saved)) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Ok(typed_epochs);
     };
     let mut differ = Vec::new();
     for id in given {
@@ -161,7 +154,8 @@ pub fn check_resumed_settings<C: serde::Serialize>(
             if differ.len() == 1 { "it" } else { "them" }
         );
     }
-    Ok(())
+    let epochs_typed = given.iter().any(|g| g == "epochs");
+    Ok(if epochs_typed { typed_epochs } else { epochs(&saved).map_or(typed_epochs, |e| e as usize) })
 }
 
 /// Saves tensors and the JSON `state` to `dir/checkpoint.safetensors` (and `dir/state.json`).

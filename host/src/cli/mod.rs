@@ -531,8 +531,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
             let mut cfg = a.config();
             if a.resume {
-                crate::checkpoint::check_resumed_settings(&a.out, "config.json", &cfg, &a.given)?;
-                cfg.epochs = crate::checkpoint::resumed_epochs(&a.out, "config.json", &a.given, cfg.epochs);
+                cfg.epochs = crate::checkpoint::check_resumed_settings(&a.out, "config.json", &cfg, &a.given)?;
             }
             let _ctrl_c = crate::interrupt::catch();
             let stop = &crate::interrupt::requested;
@@ -556,8 +555,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
             let mut cfg = a.config();
             if a.resume {
-                crate::checkpoint::check_resumed_settings(&a.out, "search_config.json", &cfg, &a.given)?;
-                cfg.epochs = crate::checkpoint::resumed_epochs(&a.out, "search_config.json", &a.given, cfg.epochs);
+                cfg.epochs = crate::checkpoint::check_resumed_settings(&a.out, "search_config.json", &cfg, &a.given)?;
             }
             let _ctrl_c = crate::interrupt::catch();
             let stop = &crate::interrupt::requested;

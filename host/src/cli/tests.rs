@@ -25,6 +25,19 @@ fn zero_counts_and_bad_budgets_are_refused_naming_the_flag() {
     assert!(Cli::try_parse_from(["bnas", "scale", "--genotype", "bnas-a", "--max-flops", "5e6"]).is_ok());
 }
 
+/// `--resume`'s check of the command line `args` against the saved settings in its `--out`:
+/// the epoch count the run goes on to, or the refusal.
+fn check(args: &[&str]) -> anyhow::Result<usize> {
+    let matches = Cli::command().try_get_matches_from(args).unwrap();
+    match Cli::noting_given(&matches).unwrap().command {
+        Command::Train(a) => crate::checkpoint::check_resumed_settings(&a.out, "config.json", &a.config(), &a.given),
+        Command::Search(a) => {
+            crate::checkpoint::check_resumed_settings(&a.out, "search_config.json", &a.config(), &a.given)
+        }
+        _ => unreachable!(),
+    }
+}
+
 /// `--resume` with a flag typed at another value than the run saved is refused, naming it;
 /// defaults, `--epochs`, the backend flags and flags typed at the saved value pass.
 #[test]
@@ -32,18 +45,6 @@ fn resume_refuses_typed_settings_that_differ_from_the_saved_ones() {
     let tmp = crate::test_dirs::TempDir::new("cli-resume");
     let dir = &tmp.0;
     let out = dir.to_str().unwrap();
-    let check = |args: &[&str]| {
-        let matches = Cli::command().try_get_matches_from(args).unwrap();
-        match Cli::noting_given(&matches).unwrap().command {
-            Command::Train(a) => {
-                crate::checkpoint::check_resumed_settings(&a.out, "config.json", &a.config(), &a.given)
-            }
-            Command::Search(a) => {
-                crate::checkpoint::check_resumed_settings(&a.out, "search_config.json", &a.config(), &a.given)
-            }
-            _ => unreachable!(),
-        }
-    };
     // The saved settings: a run started with --layers 2 --lr 0.07.
     let saved = ["bnas", "train", "--out", out, "--layers", "2", "--lr", "0.07"];
     let Command::Train(a) = Cli::try_parse_from(saved).unwrap().command else { unreachable!() };
@@ -76,14 +77,7 @@ fn resume_refuses_typed_settings_that_differ_from_the_saved_ones() {
 fn resume_keeps_the_saved_epoch_count_unless_epochs_is_typed() {
     let tmp = crate::test_dirs::TempDir::new("cli-resume-epochs");
     let out = tmp.0.to_str().unwrap();
-    let epochs = |args: &[&str]| {
-        let matches = Cli::command().try_get_matches_from(args).unwrap();
-        match Cli::noting_given(&matches).unwrap().command {
-            Command::Train(a) => crate::checkpoint::resumed_epochs(&a.out, "config.json", &a.given, a.epochs),
-            Command::Search(a) => crate::checkpoint::resumed_epochs(&a.out, "search_config.json", &a.given, a.epochs),
-            _ => unreachable!(),
-        }
-    };
+    let epochs = |args: &[&str]| check(args).unwrap();
     assert_eq!(epochs(&["bnas", "train", "--out", out, "--resume"]), 10, "no saved run: the flag's default");
     let saved = |args: &[&str], file: &str| match Cli::try_parse_from(args).unwrap().command {
         Command::Train(a) => crate::train::write_json(&tmp.0.join(file), &a.config()).unwrap(),
