@@ -535,7 +535,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             let _ctrl_c = crate::interrupt::catch();
             let stop = &crate::interrupt::requested;
-            let done = with_backend!(sel, |b| crate::train::train_session(b, &cfg, &a.out, a.resume, None, stop))?;
+            let done = with_backend!(sel, |b| crate::train::train_session(b, &cfg, &a.out, a.resume, stop))?;
             finished_or_stopped(done, "train", &a.out)
         }
         Command::Info(a) => crate::info::print_info(&a.genotype, a.layers, a.channels, &a.dataset),

@@ -264,19 +264,18 @@ pub struct TrainResult {
 
 /// Trains (or resumes with `resume`) a run in `out`. Returns the final test evaluation.
 pub fn train<B: Backend>(b: &B, cfg: &TrainConfig, out: &Path, resume: bool) -> Result<TrainResult> {
-    Ok(train_session(b, cfg, out, resume, None, &|| false)?.expect("a session without a stop runs to the end"))
+    Ok(train_session(b, cfg, out, resume, &|| false)?.expect("a session without a stop runs to the end"))
 }
 
-/// Like `train`, but stops after `stop_after` epochs of this session (as if killed right
-/// after a checkpoint), or after the first step at which `interrupted()` is true (Ctrl-C:
-/// `crate::interrupt`), with a checkpoint at that step; returns `None` when the run is not
+/// Like `train`, but stops at the first check at which `interrupted()` is true (Ctrl-C:
+/// `crate::interrupt`): after each step, with a checkpoint at that step, and before each epoch
+/// after the session's first, whose checkpoint is written; returns `None` when the run is not
 /// finished.
 pub fn train_session<B: Backend>(
     b: &B,
     cfg: &TrainConfig,
     out: &Path,
     resume: bool,
-    stop_after: Option<usize>,
     interrupted: &dyn Fn() -> bool,
 ) -> Result<Option<TrainResult>> {
     let config_path = checkpoint::check_folder(out, "config.json", "run", resume)?;
@@ -363,10 +362,6 @@ pub fn train_session<B: Backend>(
     let first_epoch = state.epoch;
     let mut last_eval = None;
     while state.epoch < cfg.epochs {
-        if stop_after.is_some_and(|k| state.epoch - first_epoch >= k) {
-            progress.finish();
-            return Ok(None);
-        }
         // Ctrl-C during the last epoch's evaluation: its checkpoint is written.
         if state.epoch > first_epoch && interrupted() {
             progress.finish();
