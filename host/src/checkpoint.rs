@@ -53,6 +53,16 @@ pub fn check_folder(out: &Path, config: &str, what: &str, resume: bool) -> Resul
     Ok(config_path)
 }
 
+/// Makes the run folder `out` and claims it for this process: [`lock_folder`] (`holder`: what
+/// this process runs there, for a second one's refusal), then [`check_folder`] again under the
+/// lock, since another process may have started there since the first check.
+pub fn claim_folder(out: &Path, config: &str, what: &str, holder: &str, resume: bool) -> Result<FolderLock> {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
+    let lock = lock_folder(out, holder)?;
+    check_folder(out, config, what, resume)?;
+    Ok(lock)
+}
+
 /// The file in a run folder that a running search, training run or demo holds locked.
 pub const LOCK_FILE: &str = ".bnas-lock";
 

@@ -327,10 +327,7 @@ pub fn search_session<B: Backend>(
     }
     // The run folder is made once the settings and the data have loaded, so a failed start
     // leaves none.
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
-    let _lock = checkpoint::lock_folder(out, "search")?;
-    // Again under the lock: another process may have started here since the first check.
-    checkpoint::check_folder(out, "search_config.json", "search", resume)?;
+    let _lock = checkpoint::claim_folder(out, "search_config.json", "search", "search", resume)?;
     if !resume {
         write_json(&config_path, &cfg)?;
     }

@@ -302,10 +302,7 @@ pub fn train_session<B: Backend>(
     }
     // The run folder is made once the settings, the genotype and the data have loaded, so a
     // failed start leaves none.
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
-    let _lock = checkpoint::lock_folder(out, "training run")?;
-    // Again under the lock: another process may have started here since the first check.
-    checkpoint::check_folder(out, "config.json", "run", resume)?;
+    let _lock = checkpoint::claim_folder(out, "config.json", "run", "training run", resume)?;
     if !resume {
         write_json(&config_path, &cfg)?;
         std::fs::write(out.join("genotype.json"), genotype.to_json())?;
