@@ -27,6 +27,15 @@ fn compare_checkpoints(a: &Path, b: &Path, keys: &[&str]) -> (f32, [Vec<Vec<serd
     (worst, [figures(&a.state), figures(&b.state)])
 }
 
+/// A Ctrl-C that a run sees at its `n`-th check of `interrupted` (and every later one).
+fn ctrl_c_at_check(n: usize) -> impl Fn() -> bool {
+    let checks = std::cell::Cell::new(0);
+    move || {
+        checks.set(checks.get() + 1);
+        checks.get() >= n
+    }
+}
+
 /// A run folder `run` not made yet, in a fresh temp folder removed with the `TempDir`.
 fn tmp(name: &str) -> (TempDir, PathBuf) {
     let dir = TempDir::new(name);
@@ -61,12 +70,7 @@ fn a_resumed_run_reaches_the_same_weights_as_an_uninterrupted_one() {
     // the run stops right after that epoch's checkpoint), check 12 after step 11, the second
     // epoch's third of 8 steps.
     let ctrl_c_at = |n: usize, out: &PathBuf| {
-        let checks = std::cell::Cell::new(0);
-        let pressed = || {
-            checks.set(checks.get() + 1);
-            checks.get() == n
-        };
-        assert!(train_session(&cpu, &tiny_train(2), out, false, &pressed).unwrap().is_none());
+        assert!(train_session(&cpu, &tiny_train(2), out, false, &ctrl_c_at_check(n)).unwrap().is_none());
         checkpoint::load(&out.join(checkpoint::FILE)).unwrap().state
     };
     let state = ctrl_c_at(9, &between);
@@ -199,12 +203,7 @@ fn a_search_stopped_by_ctrl_c_resumes_to_the_same_result() {
     let a = search(&cpu, &cfg, &whole, false).unwrap();
     // Ctrl-C at the 14th check: after step 13, the second epoch's third of 10 (160 images a
     // half, 16 a batch; check 11 comes between the epochs).
-    let checks = std::cell::Cell::new(0);
-    let pressed = || {
-        checks.set(checks.get() + 1);
-        checks.get() == 14
-    };
-    assert!(search_session(&cpu, &cfg, &ctrl_c, false, &pressed).unwrap().is_none());
+    assert!(search_session(&cpu, &cfg, &ctrl_c, false, &ctrl_c_at_check(14)).unwrap().is_none());
     let state = checkpoint::load(&ctrl_c.join(checkpoint::FILE)).unwrap().state;
     assert_eq!((&state["step"], &state["epoch"], &state["batch"]), (&13.into(), &1.into(), &3.into()));
     let b = search(&cpu, &cfg, &ctrl_c, true).unwrap();
