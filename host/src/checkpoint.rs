@@ -117,8 +117,7 @@ pub fn lock_folder(out: &Path, what: &str) -> Result<FolderLock> {
 }
 
 /// `--resume` continues a run with the settings saved in its `config` file; only `--epochs` may
-/// change. A flag in `given` (the ids of the flags typed on the command line) whose setting in
-/// `flags` differs from the saved one is refused, not silently dropped.
+/// change (see [`refuse_changed_settings`]).
 ///
 /// Returns the epoch count the resumed run goes on to: `flags`' where `--epochs` was typed, else
 /// the run's own (not the flag's default, which would cut the run short or lengthen it). A
@@ -129,43 +128,67 @@ pub fn check_resumed_settings<C: serde::Serialize>(
     flags: &C,
     given: &[String],
 ) -> Result<usize> {
+    let (asked, saved) = refuse_changed_settings(out, config, flags, given, "epochs")?;
+    let epochs = |settings: &Settings| settings.get("epochs")?.as_u64();
+    let typed_epochs = epochs(&asked).context("the settings of a run have an epoch count")? as usize;
+    let epochs_typed = given.iter().any(|g| g == "epochs");
+    Ok(match saved {
+        Some(saved) if !epochs_typed => epochs(&saved).map_or(typed_epochs, |e| e as usize),
+        _ => typed_epochs,
+    })
+}
+
+/// A run's settings as JSON: each setting's name and value.
+pub type Settings = serde_json::Map<String, serde_json::Value>;
+
+/// `--resume` continues a run with the settings saved in `out`'s `config` file, and only the
+/// setting `free` may change: a flag in `given` (the ids of the flags typed on the command line)
+/// whose setting in `flags` differs from the saved one is refused, not silently dropped.
+///
+/// Returns the settings asked for and the saved ones (`None` where `config` is missing or
+/// unreadable, which is left to the resume itself to report).
+pub fn refuse_changed_settings<C: serde::Serialize>(
+    out: &Path,
+    config: &str,
+    flags: &C,
+    given: &[String],
+    free: &str,
+) -> Result<(Settings, Option<Settings>)> {
     // Through text, as the saved file was written: an f32 setting then reads back as saved.
     let serde_json::Value::Object(asked) = serde_json::from_str(&serde_json::to_string(flags)?)? else {
         bail!("the settings of a run are a JSON object");
     };
-    let epochs = |settings: &serde_json::Map<String, serde_json::Value>| settings.get("epochs")?.as_u64();
-    let typed_epochs = epochs(&asked).context("the settings of a run have an epoch count")? as usize;
-    let Ok(text) = std::fs::read_to_string(out.join(config)) else { return Ok(typed_epochs) };
+    let Ok(text) = std::fs::read_to_string(out.join(config)) else { return Ok((asked, None)) };
     let Ok(serde_json::Value::Object(saved)) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return Ok(typed_epochs);
+        return Ok((asked, None));
     };
+    let flag = |id: &str| format!("--{}", id.replace('_', "-"));
     let mut differ = Vec::new();
-    for id in given {
+    for id in given.iter().filter(|id| *id != free) {
         // The flags that name a setting the other way round.
         let key = match id.as_str() {
             "no_augment" => "augment",
             "no_zeroise" => "zeroise",
             "with_sep_conv" => "sep_conv",
-            "epochs" => continue,
             key => key,
         };
         if let (Some(a), Some(s)) = (asked.get(key), saved.get(key)) {
             if a != s {
-                differ.push(format!("--{} ({key} {a}; the run has {s})", id.replace('_', "-")));
+                differ.push(format!("{} ({key} {a}; the run has {s})", flag(id)));
             }
         }
     }
     if !differ.is_empty() {
         bail!(
-            "{}: --resume continues the run with its saved settings ({config}), and only --epochs may change; \
+            "{}: --resume continues the run with its saved settings ({config}), and only {} may change; \
              {} would change them: leave {} out, or start a new run with another --out",
             out.display(),
+            flag(free),
             differ.join(", "),
             if differ.len() == 1 { "it" } else { "them" }
         );
     }
-    let epochs_typed = given.iter().any(|g| g == "epochs");
-    Ok(if epochs_typed { typed_epochs } else { epochs(&saved).map_or(typed_epochs, |e| e as usize) })
+    Ok((asked, Some(saved)))
 }
 
 /// Saves tensors and the JSON `state` to `dir/checkpoint.safetensors` (and `dir/state.json`).

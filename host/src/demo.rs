@@ -6,14 +6,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 
-use crate::cli::DemoArgs;
+use crate::cli::{DemoArgs, DemoSettings};
 use crate::data::Split;
 use crate::device_run::{run_images, DeviceRunError, DeviceRunOptions, DeviceRunSummary};
 use crate::engine::Backend;
 use crate::export::bundle::{export, ModelFiles};
 use crate::nn::{Genotype, NetConfig, Template};
-use crate::search::{search, SearchConfig};
-use crate::train::{load_dataset, train, Schedule, TrainConfig};
+use crate::search::{search_session, SearchConfig, SearchResult};
+use crate::train::{load_dataset, read_json, train_session, Schedule, TrainConfig, TrainResult};
 use crate::verify::{verify, VerifyOptions};
 
 /// `bnas device run`: streams `n` test images to the firmware and compares with the host; prints
@@ -89,60 +89,128 @@ fn check_fits_firmware(genotype: &Path, layers: usize, channels: usize) -> Resul
     Ok(())
 }
 
-pub fn demo<B: Backend>(b: &B, a: &DemoArgs) -> Result<()> {
-    let start = Instant::now();
-    let search_dir = a.out.join("search");
+/// The file in the demo's folder that keeps its settings for `--resume`.
+pub const SETTINGS: &str = "demo.json";
+
+/// The settings a demo runs with: the typed ones, or with `--resume` the saved ones (a typed
+/// setting that differs is refused, except `--qemu-images`, which only the verification uses).
+pub fn settings(a: &DemoArgs) -> Result<DemoSettings> {
+    if !a.resume {
+        return Ok(a.settings.clone());
+    }
+    let path = a.out.join(SETTINGS);
+    if !path.exists() {
+        anyhow::bail!("{}: no demo to resume (no {SETTINGS}); leave out --resume to start one there", a.out.display());
+    }
+    crate::checkpoint::refuse_changed_settings(&a.out, SETTINGS, &a.settings, &a.given, "qemu_images")?;
+    let saved: DemoSettings = read_json(&path)?;
+    let qemu_typed = a.given.iter().any(|g| g == "qemu_images");
+    Ok(DemoSettings { qemu_images: if qemu_typed { a.settings.qemu_images } else { saved.qemu_images }, ..saved })
+}
+
+/// The search's and the training's configurations for the demo's settings `s` in the folder `out`.
+fn configs(s: &DemoSettings, out: &Path) -> (SearchConfig, TrainConfig) {
     let scfg = SearchConfig {
-        layers: a.search_layers,
-        channels: a.search_channels,
+        layers: s.search_layers,
+        channels: s.search_channels,
         batch_size: 32,
-        epochs: a.search_epochs,
-        train_subset: Some(a.search_images),
+        epochs: s.search_epochs,
+        train_subset: Some(s.search_images),
         val_subset: Some(1000),
-        seed: a.seed,
+        seed: s.seed,
         ..Default::default()
     };
     let tcfg = TrainConfig {
-        genotype: search_dir.join("genotype.json").display().to_string(),
-        layers: a.layers,
-        channels: a.channels,
-        epochs: a.train_epochs,
+        genotype: out.join("search").join("genotype.json").display().to_string(),
+        layers: s.layers,
+        channels: s.channels,
+        epochs: s.train_epochs,
         batch_size: 64,
         lr: 0.05,
         schedule: Schedule::Cosine,
         warmup_epochs: 0.3,
-        train_subset: (a.train_images > 0).then_some(a.train_images),
+        train_subset: (s.train_images > 0).then_some(s.train_images),
         eval_subset: Some(2000),
-        seed: a.seed,
+        seed: s.seed,
         ..Default::default()
     };
+    (scfg, tcfg)
+}
+
+/// `bnas demo`: search, train, export and verify in `out`. Ctrl-C during the search or the
+/// training stops it after the current step with a checkpoint there, which `resume` continues
+/// (returns `None` then); during export and verify, which a resume runs again whole, it ends
+/// the process at once.
+pub fn demo<B: Backend>(b: &B, s: &DemoSettings, out: &Path, resume: bool) -> Result<Option<()>> {
+    let ctrl_c = crate::interrupt::catch();
+    let trained = search_and_train(b, s, out, resume, &crate::interrupt::requested)?;
+    drop(ctrl_c);
+    match trained {
+        Some(t) => export_and_verify(b, s, out, t).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The demo's search and training, done: what its export and verification start from.
+pub struct Trained {
+    start: Instant,
+    _lock: crate::checkpoint::FolderLock,
+    pub search: SearchResult,
+    pub train: TrainResult,
+}
+
+/// The demo's first two stages, in `out/search` and `out/train`; `None` where `interrupted()`
+/// stopped one (see `search_session`, `train_session`). Without `resume`, the last run's
+/// folders are cleared first. With it, a stage with a checkpoint resumes from it (a finished one
+/// is kept as it is), one without starts afresh, and a stage that starts afresh clears the
+/// stages after it.
+pub fn search_and_train<B: Backend>(
+    b: &B,
+    s: &DemoSettings,
+    out: &Path,
+    resume: bool,
+    interrupted: &dyn Fn() -> bool,
+) -> Result<Option<Trained>> {
+    let start = Instant::now();
+    let (scfg, tcfg) = configs(s, out);
     // Every setting is checked before the last run's folders are cleared, and the trained
     // network's fit in the firmware right after the search, so that a bad one costs no search
     // or training run.
-    crate::train::check_net_flags(["--search-layers", "--search-channels"], a.search_layers, a.search_channels)?;
+    crate::train::check_net_flags(["--search-layers", "--search-channels"], s.search_layers, s.search_channels)?;
     scfg.check()?;
-    crate::train::check_net_size(a.layers, a.channels)?;
+    crate::train::check_net_size(s.layers, s.channels)?;
     tcfg.check()?;
-    std::fs::create_dir_all(&a.out).with_context(|| format!("cannot create {}", a.out.display()))?;
-    let _lock = crate::checkpoint::lock_folder(&a.out, "demo")?;
-    let train_dir = a.out.join("train");
-    let model_dir = a.out.join("model");
-    for d in [&search_dir, &train_dir, &model_dir] {
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let lock = crate::checkpoint::lock_folder(out, "demo")?;
+    let stages = ["search", "train", "model"].map(|d| out.join(d));
+    let resumes = |d: &Path| resume && d.join(crate::checkpoint::FILE).exists();
+    let search_resumes = resumes(&stages[0]);
+    let train_resumes = search_resumes && resumes(&stages[1]);
+    let kept = [search_resumes, train_resumes, false];
+    for d in stages.iter().zip(kept).skip_while(|(_, kept)| *kept).map(|(d, _)| d) {
         if d.exists() {
             std::fs::remove_dir_all(d).with_context(|| format!("cannot clear {}", d.display()))?;
         }
     }
+    crate::train::write_json(&out.join(SETTINGS), s)?;
     println!("== 1/4 search ==");
-    let s = search(b, &scfg, &search_dir, false)?;
+    let Some(search) = search_session(b, &scfg, &stages[0], search_resumes, interrupted)? else { return Ok(None) };
     println!("== 2/4 train ==");
-    check_fits_firmware(&search_dir.join("genotype.json"), a.layers, a.channels)?;
-    let t = train(b, &tcfg, &train_dir, false)?;
+    check_fits_firmware(&stages[0].join("genotype.json"), s.layers, s.channels)?;
+    let Some(train) = train_session(b, &tcfg, &stages[1], train_resumes, interrupted)? else { return Ok(None) };
+    Ok(Some(Trained { start, _lock: lock, search, train }))
+}
+
+/// The demo's last two stages: export the trained run to `out/model`, verify it on the test set
+/// (tract, the device crate, the engine, and the firmware under QEMU), and print the summary.
+pub fn export_and_verify<B: Backend>(b: &B, s: &DemoSettings, out: &Path, t: Trained) -> Result<()> {
+    let model_dir = out.join("model");
     println!("== 3/4 export ==");
-    let card = export(&train_dir, &model_dir)?;
+    let card = export(&out.join("train"), &model_dir)?;
     println!("== 4/4 verify ==");
     let opts = VerifyOptions {
         n: None,
-        qemu: Some(a.qemu_images),
+        qemu: Some(s.qemu_images),
         predictions: Some(model_dir.join("predictions.csv")),
         data: None,
         gpu: false,
@@ -150,11 +218,11 @@ pub fn demo<B: Backend>(b: &B, a: &DemoArgs) -> Result<()> {
     let rows = verify(b, &model_dir, "fashion-mnist", &opts)?;
     let device = rows.iter().find(|r| r.runtime.starts_with("device crate")).context("device row")?;
     let fw = rows.iter().find(|r| r.runtime.starts_with("firmware")).context("firmware row")?;
-    println!("\n== summary ({:.1} minutes) ==", start.elapsed().as_secs_f64() / 60.0);
-    println!("searched genotype (best val epoch {}):\n{}", s.best_epoch, s.genotype.summary());
+    println!("\n== summary ({:.1} minutes) ==", t.start.elapsed().as_secs_f64() / 60.0);
+    println!("searched genotype (best val epoch {}):\n{}", t.search.best_epoch, t.search.genotype.summary());
     println!(
         "test accuracy: {:.2}% (engine, end of training); device crate {:.2}% on {} images",
-        100.0 * t.test_accuracy,
+        100.0 * t.train.test_accuracy,
         100.0 * device.accuracy,
         device.images
     );

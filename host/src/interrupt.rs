@@ -53,6 +53,11 @@ pub fn stopped_line(epoch: usize, epochs: usize, step: usize, steps: usize, out:
     format!("stopped at epoch {}/{epochs}, step {step}/{steps}; checkpoint saved in {}", epoch + 1, out.display())
 }
 
+/// "1 epoch", "3 epochs".
+pub fn epochs_text(n: usize) -> String {
+    format!("{n} epoch{}", if n == 1 { "" } else { "s" })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -216,6 +216,50 @@ fn a_search_stopped_by_ctrl_c_resumes_to_the_same_result() {
     assert_eq!(alphas(&whole), alphas(&ctrl_c));
 }
 
+/// `bnas demo --resume` after a Ctrl-C in the search, and again after one in the training, ends
+/// with the same genotype, weights and test accuracy as a demo run straight through: the stopped
+/// stage resumes from its checkpoint, and the finished search is kept, not run again.
+#[test]
+fn a_demo_stopped_by_ctrl_c_resumes_where_it_stopped() {
+    use crate::demo::search_and_train;
+    let cpu = Cpu::new(Some(2)).unwrap();
+    let settings = crate::cli::DemoSettings {
+        search_epochs: 1,
+        search_images: 128,
+        search_layers: 3,
+        search_channels: 4,
+        train_epochs: 1,
+        layers: 3,
+        channels: 4,
+        train_images: 256,
+        qemu_images: 1,
+        seed: 5,
+    };
+    let ((_w, whole), (_c, ctrl_c)) = (tmp("demo-whole"), tmp("demo-ctrl-c"));
+    let a = search_and_train(&cpu, &settings, &whole, false, &|| false).unwrap().unwrap();
+    // The search has 2 steps (64 images a half, 32 a batch), the training 4 (256 images, 64 a
+    // batch): Ctrl-C after the search's first step, then after the training's second.
+    assert!(search_and_train(&cpu, &settings, &ctrl_c, false, &ctrl_c_at_check(1)).unwrap().is_none());
+    let state = |stage: &str| checkpoint::load(&ctrl_c.join(stage).join(checkpoint::FILE)).unwrap().state;
+    assert_eq!((&state("search")["step"], &state("search")["batch"]), (&1.into(), &1.into()));
+    assert!(!ctrl_c.join("train").exists());
+    assert!(search_and_train(&cpu, &settings, &ctrl_c, true, &ctrl_c_at_check(3)).unwrap().is_none());
+    assert_eq!((&state("search")["epoch"], &state("train")["step"]), (&1.into(), &2.into()));
+    let searched = std::fs::metadata(ctrl_c.join("search/checkpoint.safetensors")).unwrap().modified().unwrap();
+    let b = search_and_train(&cpu, &settings, &ctrl_c, true, &|| false).unwrap().unwrap();
+    let kept = std::fs::metadata(ctrl_c.join("search/checkpoint.safetensors")).unwrap().modified().unwrap();
+    assert_eq!(searched, kept, "the finished search is kept, not run again");
+    assert_eq!((&a.search.genotype, a.search.best_epoch), (&b.search.genotype, b.search.best_epoch));
+    assert_eq!(a.train.test_accuracy, b.train.test_accuracy);
+    for stage in ["search", "train"] {
+        let (worst, [x, y]) = compare_checkpoints(&whole.join(stage), &ctrl_c.join(stage), &["epoch", "train_loss"]);
+        assert_eq!(worst, 0.0, "{stage}: resumed weights differ");
+        assert_eq!(x, y, "{stage}: per-epoch figures differ");
+    }
+    let saved: crate::cli::DemoSettings = crate::train::read_json(&ctrl_c.join(crate::demo::SETTINGS)).unwrap();
+    assert_eq!(saved, settings);
+}
+
 #[test]
 fn bad_hyperparameters_and_resumes_are_refused_before_the_run_folder_exists() {
     let cpu = Cpu::new(Some(1)).unwrap();

@@ -225,9 +225,26 @@ pub enum DeviceCommand {
 
 #[derive(Args)]
 pub struct DemoArgs {
-    /// Folder for the run's `search`, `train` and `model` folders (cleared at the start).
+    /// Folder for the run's `search`, `train` and `model` folders (cleared at the start, unless --resume).
     #[arg(long, default_value = "runs/demo")]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub settings: DemoSettings,
+    /// Continue the demo in --out where it stopped, with its saved settings (`demo.json`; only
+    /// --qemu-images may change): a finished search or training is kept, a stopped one resumes
+    /// from its checkpoint, and export and verify run again.
+    #[arg(long)]
+    pub resume: bool,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+    /// The ids of the flags typed on the command line (`Cli::parse_noting_given`).
+    #[arg(skip)]
+    pub given: Vec<String>,
+}
+
+/// The settings of `bnas demo`, saved in its folder's `demo.json` for `--resume`.
+#[derive(Args, Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DemoSettings {
     /// Search epochs.
     #[arg(long, default_value_t = 2, value_parser = at_least_one)]
     pub search_epochs: usize,
@@ -258,8 +275,6 @@ pub struct DemoArgs {
     /// Seed of the initial weights, the data order and the augmentation.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    #[command(flatten)]
-    pub backend: BackendArgs,
 }
 
 #[derive(Args)]

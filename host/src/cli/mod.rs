@@ -25,7 +25,7 @@ pub struct Cli {
 
 impl Cli {
     /// Parses the process's arguments (exiting with clap's message on bad ones), noting which
-    /// flags of `train` and `search` were typed, so that `--resume` can refuse settings that
+    /// flags of `train`, `search` and `demo` were typed, so that `--resume` can refuse settings that
     /// differ from the run's saved ones instead of dropping them.
     pub fn parse_noting_given() -> Cli {
         Cli::noting_given(&Cli::command().get_matches()).unwrap_or_else(|e| e.exit())
@@ -37,6 +37,7 @@ impl Cli {
             match &mut cli.command {
                 Command::Train(a) => a.given = given_ids(sub),
                 Command::Search(a) => a.given = given_ids(sub),
+                Command::Demo(a) => a.given = given_ids(sub),
                 _ => {}
             }
         }
@@ -93,7 +94,7 @@ pub fn error_line(e: &anyhow::Error) -> String {
     line
 }
 
-/// A training run or search that Ctrl-C stopped (`None`) is an error that says how to go on.
+/// A training run, search or demo that Ctrl-C stopped (`None`) is an error that says how to go on.
 fn finished_or_stopped<T>(done: Option<T>, command: &str, out: &Path) -> Result<()> {
     match done {
         Some(_) => Ok(()),
@@ -188,7 +189,9 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo(a) => {
             let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
-            with_backend!(sel, |b| crate::demo::demo(b, &a))
+            let settings = crate::demo::settings(&a)?;
+            let done = with_backend!(sel, |b| crate::demo::demo(b, &settings, &a.out, a.resume))?;
+            finished_or_stopped(done, "demo", &a.out)
         }
     }
 }

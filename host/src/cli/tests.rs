@@ -92,6 +92,37 @@ fn resume_keeps_the_saved_epoch_count_unless_epochs_is_typed() {
     assert_eq!(epochs(&["bnas", "search", "--out", out, "--resume", "--epochs", "50"]), 50);
 }
 
+/// `bnas demo --resume` runs with the settings its folder saved: a typed setting that differs is
+/// refused, naming it, except `--qemu-images`, which only the verification uses; a folder with
+/// no saved demo is refused too.
+#[test]
+fn a_resumed_demo_keeps_its_saved_settings() {
+    let tmp = crate::test_dirs::TempDir::new("cli-demo-resume");
+    let out = tmp.0.to_str().unwrap();
+    let settings = |args: &[&str]| {
+        let matches = Cli::command().try_get_matches_from(args).unwrap();
+        let Command::Demo(a) = Cli::noting_given(&matches).unwrap().command else { unreachable!() };
+        crate::demo::settings(&a)
+    };
+    let err = settings(&["bnas", "demo", "--out", out, "--resume"]).unwrap_err().to_string();
+    assert_eq!(err, format!("{out}: no demo to resume (no demo.json); leave out --resume to start one there"));
+    let saved = settings(&["bnas", "demo", "--out", out, "--search-epochs", "3", "--channels", "8"]).unwrap();
+    crate::train::write_json(&tmp.0.join(crate::demo::SETTINGS), &saved).unwrap();
+    assert_eq!(settings(&["bnas", "demo", "--out", out, "--resume", "--threads", "1"]).unwrap(), saved);
+    let more_images = settings(&["bnas", "demo", "--out", out, "--resume", "--qemu-images", "200"]).unwrap();
+    assert_eq!(more_images, crate::cli::DemoSettings { qemu_images: 200, ..saved.clone() });
+    let err = settings(&["bnas", "demo", "--out", out, "--resume", "--channels", "8", "--seed", "4"]).unwrap_err();
+    println!("{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{out}: --resume continues the run with its saved settings (demo.json), and only --qemu-images may \
+             change; --seed (seed 4; the run has 0) would change them: leave it out, or start a new run with \
+             another --out"
+        )
+    );
+}
+
 #[test]
 fn error_line_says_each_cause_once() {
     let missing = || std::fs::read("/nonexistent/model.bnas").unwrap_err();

@@ -12,7 +12,7 @@ use crate::checkpoint::{self, HostTensor};
 use crate::data::{self, BatchLoader, Dataset, LoaderOptions, Normalization, Split};
 use crate::engine::optim::{clip_factor, grad_norm, Adam, Sgd};
 use crate::engine::{Backend, Buffers, Group, ParamId, ParamStore, Tape};
-use crate::interrupt::stopped_line;
+use crate::interrupt::{epochs_text, stopped_line};
 use crate::nn::genotype::{Genotype, EDGES};
 use crate::nn::supernet::{derive_genotype, diversity_weight, SearchSpace, SuperNet};
 use crate::nn::{NetConfig, Template};
@@ -343,7 +343,11 @@ pub fn search_session<B: Backend>(
         state = serde_json::from_value(loaded.state)
             .with_context(|| format!("{}: malformed search state", file.display()))?;
         s.adam.t = state.step as u32;
-        println!("resuming search {} at epoch {}, step {}", out.display(), state.epoch + 1, state.batch);
+        if state.epoch >= cfg.epochs {
+            println!("search {} is finished ({}): its result is kept", out.display(), epochs_text(state.epoch));
+        } else {
+            println!("resuming search {} at epoch {}, step {}", out.display(), state.epoch + 1, state.batch);
+        }
     }
     println!(
         "search on {} ({} search-train / {} search-val images) with {}: {} cells, {} channels, {} ops per edge, lambda {}, tau {}",

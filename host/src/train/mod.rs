@@ -13,7 +13,7 @@ use crate::checkpoint::{self, HostTensor};
 use crate::data::{self, BatchLoader, Dataset, DatasetKind, LoaderOptions, Normalization, Split};
 use crate::engine::optim::{clip_factor, grad_norm, Sgd};
 use crate::engine::{Backend, Buffers, Group, ParamId, ParamStore, Tape};
-use crate::interrupt::stopped_line;
+use crate::interrupt::{epochs_text, stopped_line};
 use crate::nn::{Genotype, NetConfig, Network, Template};
 use crate::report::csv::Cell;
 use crate::report::progress::{Counter, Progress, StepStats};
@@ -328,13 +328,17 @@ pub fn train_session<B: Backend>(
         checkpoint::restore_sgd(b, &mut loaded, &file, &params, &mut sgd)?;
         state = serde_json::from_value(loaded.state)
             .with_context(|| format!("{}: malformed training state", file.display()))?;
-        println!(
-            "resuming {} at epoch {}, batch {} (step {})",
-            out.display(),
-            state.epoch + 1,
-            state.batch,
-            state.step
-        );
+        if state.epoch >= cfg.epochs {
+            println!("{} is finished ({}): evaluating it again", out.display(), epochs_text(state.epoch));
+        } else {
+            println!(
+                "resuming {} at epoch {}, batch {} (step {})",
+                out.display(),
+                state.epoch + 1,
+                state.batch,
+                state.step
+            );
+        }
     }
     let n_params = params.count(Group::Weight);
     println!(
