@@ -154,6 +154,7 @@ pub fn demo<B: Backend>(b: &B, s: &DemoSettings, out: &Path, resume: bool) -> Re
 /// The demo's search and training, done: what its export and verification start from.
 pub struct Trained {
     start: Instant,
+    resumed: bool,
     _lock: crate::checkpoint::FolderLock,
     pub search: SearchResult,
     pub train: TrainResult,
@@ -198,7 +199,7 @@ pub fn search_and_train<B: Backend>(
     println!("== 2/4 train ==");
     check_fits_firmware(&stages[0].join("genotype.json"), s.layers, s.channels)?;
     let Some(train) = train_session(b, &tcfg, &stages[1], train_resumes, interrupted)? else { return Ok(None) };
-    Ok(Some(Trained { start, _lock: lock, search, train }))
+    Ok(Some(Trained { start, resumed: resume, _lock: lock, search, train }))
 }
 
 /// The demo's last two stages: export the trained run to `out/model`, verify it on the test set
@@ -218,7 +219,8 @@ pub fn export_and_verify<B: Backend>(b: &B, s: &DemoSettings, out: &Path, t: Tra
     let rows = verify(b, &model_dir, "fashion-mnist", &opts)?;
     let device = rows.iter().find(|r| r.runtime.starts_with("device crate")).context("device row")?;
     let fw = rows.iter().find(|r| r.runtime.starts_with("firmware")).context("firmware row")?;
-    println!("\n== summary ({:.1} minutes) ==", t.start.elapsed().as_secs_f64() / 60.0);
+    let since = if t.resumed { " since --resume" } else { "" };
+    println!("\n== summary ({:.1} minutes{since}) ==", t.start.elapsed().as_secs_f64() / 60.0);
     println!("searched genotype (best val epoch {}):\n{}", t.search.best_epoch, t.search.genotype.summary());
     println!(
         "test accuracy: {:.2}% (engine, end of training); device crate {:.2}% on {} images",
