@@ -202,9 +202,10 @@ pub(super) fn max_pool(cpu: &Cpu, x: &[f32], g: PoolGeom) -> Vec<f32> {
     pool(cpu, x, g, f32::max, |v, _| v)
 }
 
-/// Routes `dy` to the first maximum (row-major window order) of each window. Separable:
-/// the first maximum of each row's window, then of the (up to 3) rows in order, keeping the
-/// earlier on ties; selects instead of branches, which mispredict constantly on real data.
+/// The gradient of `max_pool`: each output's `dy` goes to the first maximum of its window in
+/// row-major order (a later value replaces the running maximum only if strictly greater, so a
+/// NaN never does). Separable: the first maximum of each row's window, then of the (up to 3)
+/// rows in order; selects instead of branches, which mispredict constantly on real data.
 pub(super) fn max_pool_bwd(cpu: &Cpu, x: &[f32], dy: &[f32], g: PoolGeom) -> Vec<f32> {
     let (oh, ow, hw) = (g.out_h(), g.out_w(), g.h * g.w);
     let mut dx = cpu.zeroed(g.in_len());
@@ -215,33 +216,67 @@ pub(super) fn max_pool_bwd(cpu: &Cpu, x: &[f32], dy: &[f32], g: PoolGeom) -> Vec
         let mut row_max = vec![0f32; g.h * ow];
         let mut row_arg = vec![0u32; g.h * ow];
         for iy in 0..g.h {
-            let base = iy * g.w;
-            for ox in 0..ow {
-                let (x0, x1) = window_range(ox, g.stride, g.w);
-                let (mut bv, mut bi) = (plane[base + x0], (base + x0) as u32);
-                for (i, &v) in plane.iter().enumerate().take(base + x1).skip(base + x0 + 1) {
-                    let greater = v > bv;
-                    bi = if greater { i as u32 } else { bi };
-                    bv = if greater { v } else { bv };
-                }
-                row_max[iy * ow + ox] = bv;
-                row_arg[iy * ow + ox] = bi;
-            }
+            let (bv, bi) = (&mut row_max[iy * ow..][..ow], &mut row_arg[iy * ow..][..ow]);
+            row_first_max(&plane[iy * g.w..][..g.w], (iy * g.w) as u32, g.stride, bv, bi);
         }
+        let (mut bv, mut bi) = (vec![0f32; ow], vec![0u32; ow]);
         for oy in 0..oh {
             let (y0, y1) = window_range(oy, g.stride, g.h);
-            for ox in 0..ow {
-                let (mut bv, mut bi) = (row_max[y0 * ow + ox], row_arg[y0 * ow + ox]);
-                for iy in y0 + 1..y1 {
-                    let greater = row_max[iy * ow + ox] > bv;
-                    bi = if greater { row_arg[iy * ow + ox] } else { bi };
-                    bv = if greater { row_max[iy * ow + ox] } else { bv };
+            bv.copy_from_slice(&row_max[y0 * ow..][..ow]);
+            bi.copy_from_slice(&row_arg[y0 * ow..][..ow]);
+            // Down the window's rows, all output columns at once (the loop vectorizes).
+            for iy in y0 + 1..y1 {
+                let (rv, ri) = (&row_max[iy * ow..][..ow], &row_arg[iy * ow..][..ow]);
+                for (((v, i), &r), &a) in bv.iter_mut().zip(bi.iter_mut()).zip(rv).zip(ri) {
+                    (*v, *i) = take_if_greater((*v, *i), (r, a));
                 }
-                dxp[bi as usize] += dyp[oy * ow + ox];
+            }
+            for (&i, &d) in bi.iter().zip(&dyp[oy * ow..][..ow]) {
+                dxp[i as usize] += d;
             }
         }
     });
     dx
+}
+
+/// Per output column of one input row: the first maximum of its window (`bv`) and its index,
+/// `base` plus its column (`bi`). At stride 1 the columns whose window lies inside the row take
+/// a loop that vectorizes.
+fn row_first_max(row: &[f32], base: u32, stride: usize, bv: &mut [f32], bi: &mut [u32]) {
+    let w = row.len();
+    let first_max = |ox: usize| {
+        let (x0, x1) = window_range(ox, stride, w);
+        let (mut v, mut i) = (row[x0], x0);
+        for (k, &r) in row.iter().enumerate().take(x1).skip(x0 + 1) {
+            let greater = r > v;
+            i = if greater { k } else { i };
+            v = if greater { r } else { v };
+        }
+        (v, base + i as u32)
+    };
+    if stride != 1 || w < 3 {
+        for (ox, (v, i)) in bv.iter_mut().zip(bi.iter_mut()).enumerate() {
+            (*v, *i) = first_max(ox);
+        }
+        return;
+    }
+    (bv[0], bi[0]) = first_max(0);
+    (bv[w - 1], bi[w - 1]) = first_max(w - 1);
+    let (a, b, c) = (&row[..w - 2], &row[1..w - 1], &row[2..]);
+    let outs = bv[1..w - 1].iter_mut().zip(&mut bi[1..w - 1]);
+    for (k, ((v, i), ((&a, &b), &c))) in outs.zip(a.iter().zip(b).zip(c)).enumerate() {
+        let k = base + k as u32;
+        (*v, *i) = take_if_greater(take_if_greater((a, k), (b, k + 1)), (c, k + 2));
+    }
+}
+
+/// `new` where its value is strictly greater than `best`'s, else `best`: selected with bit masks,
+/// which the compiler vectorizes (it turns the plain `if` into branches).
+#[inline(always)]
+fn take_if_greater(best: (f32, u32), new: (f32, u32)) -> (f32, u32) {
+    let keep = 0u32.wrapping_sub((new.0 > best.0) as u32);
+    let value = (new.0.to_bits() & keep) | (best.0.to_bits() & !keep);
+    (f32::from_bits(value), (new.1 & keep) | (best.1 & !keep))
 }
 
 pub(super) fn avg_pool(cpu: &Cpu, x: &[f32], g: PoolGeom) -> Vec<f32> {

@@ -164,6 +164,48 @@ fn pool_backward_matches_finite_differences() {
     check("global_avg_pool_bwd", &cpu.global_avg_pool_bwd(&r, g), &fd);
 }
 
+/// `max_pool_bwd` equals its definition bit for bit: each output's `dy` added to the first
+/// maximum of its window in row-major order, a later value taking over only if strictly
+/// greater. Values drawn from a few levels (ties everywhere), with -0, +0 and infinities. (Not
+/// NaN: a NaN first in a row of a window stands for that row, so the later values of the row
+/// are not seen, where a scan of the whole window would go on past it.)
+#[test]
+fn max_pool_backward_routes_to_the_first_maximum() {
+    let mut rng = Rng::new(23);
+    let cpu = cpu(2);
+    let levels = [-1.0, -0.0, 0.0, 0.5, 2.0, 3.0, f32::INFINITY, f32::NEG_INFINITY];
+    let mut checked = 0;
+    for (h, w) in [(1, 1), (1, 2), (2, 3), (3, 1), (4, 4), (5, 7), (7, 7), (8, 3), (14, 14), (28, 28)] {
+        for stride in [1, 2] {
+            let g = PoolGeom { n: 2, c: 3, h, w, stride };
+            let x: Vec<f32> = (0..g.in_len()).map(|_| levels[(rng.next_u64() % 8) as usize]).collect();
+            let dy = randn(&mut rng, g.out_len(), 1.0);
+            let (oh, ow) = (g.out_h(), g.out_w());
+            let mut want = vec![0f32; g.in_len()];
+            for p in 0..g.n * g.c {
+                for (oy, ox) in (0..oh).flat_map(|oy| (0..ow).map(move |ox| (oy, ox))) {
+                    let taps = |o: usize, len: usize| (o * stride).saturating_sub(1)..(o * stride + 2).min(len);
+                    let mut best: Option<(f32, usize)> = None;
+                    for iy in taps(oy, h) {
+                        for ix in taps(ox, w) {
+                            let (v, i) = (x[p * h * w + iy * w + ix], p * h * w + iy * w + ix);
+                            if best.is_none_or(|(b, _)| v > b) {
+                                best = Some((v, i));
+                            }
+                        }
+                    }
+                    want[best.unwrap().1] += dy[(p * oh + oy) * ow + ox];
+                }
+            }
+            let got = cpu.max_pool_bwd(&x, &dy, g);
+            let same = got.iter().zip(&want).all(|(a, b)| a.to_bits() == b.to_bits());
+            assert!(same, "{g:?}: max_pool_bwd differs from its definition");
+            checked += got.len();
+        }
+    }
+    println!("max_pool_bwd: {checked} input gradients bit for bit equal to the definition");
+}
+
 #[test]
 fn matmul_backward_for_all_transposes_matches_finite_differences() {
     // The tape differentiates `C = op(A) op(B)` with matmuls: these are the four cases.
