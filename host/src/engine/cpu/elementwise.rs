@@ -106,11 +106,6 @@ pub(super) fn sum(x: &[f32]) -> f64 {
     dot_with(x, x, |a, _| a)
 }
 
-/// `sum_i f(x[i])`, accumulated as in `sum`.
-pub(super) fn sum_by(x: &[f32], f: impl Fn(f32) -> f32) -> f64 {
-    dot_with(x, x, |a, _| f(a))
-}
-
 fn dot_with(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) -> f64 {
     const BLOCK: usize = 512;
     let mut total = 0f64;

@@ -2,7 +2,7 @@
 
 use rayon::prelude::*;
 
-use super::elementwise::{sum, sum_by};
+use super::elementwise::sum;
 use super::Cpu;
 use crate::engine::backend::BnMode;
 use crate::engine::geom::{ChanGeom, PoolGeom};
@@ -12,6 +12,33 @@ fn row(x: &[f32], g: ChanGeom, s: usize, c: usize) -> &[f32] {
     &x[(s * g.c + c) * g.hw..][..g.hw]
 }
 
+/// `[sum_i f(x_i, y_i)[k]]` over two rows of equal length: sixteen f32 lanes per sum (four
+/// independent vector adds on the x86-64-v2 baseline, where one running sum would wait on each
+/// add), then f64. Rows here are at most a few thousand values, so each lane sums few.
+#[inline(always)]
+fn lane_sums<const K: usize>(x: &[f32], y: &[f32], f: impl Fn(f32, f32) -> [f32; K]) -> [f64; K] {
+    const L: usize = 16;
+    debug_assert_eq!(x.len(), y.len());
+    let mut lanes = [[0f32; L]; K];
+    let ((x16, x_tail), (y16, y_tail)) = (x.as_chunks::<L>(), y.as_chunks::<L>());
+    for (x, y) in x16.iter().zip(y16) {
+        for l in 0..L {
+            let v = f(x[l], y[l]);
+            for k in 0..K {
+                lanes[k][l] += v[k];
+            }
+        }
+    }
+    let mut sums = lanes.map(|lanes| lanes.iter().map(|&v| v as f64).sum::<f64>());
+    for (&x, &y) in x_tail.iter().zip(y_tail) {
+        let v = f(x, y);
+        for k in 0..K {
+            sums[k] += v[k] as f64;
+        }
+    }
+    sums
+}
+
 /// Per channel `(mean, biased variance)` in f64, two passes.
 fn channel_stats(cpu: &Cpu, x: &[f32], g: ChanGeom) -> Vec<(f64, f64)> {
     let count = (g.n * g.hw).max(1) as f64;
@@ -19,9 +46,10 @@ fn channel_stats(cpu: &Cpu, x: &[f32], g: ChanGeom) -> Vec<(f64, f64)> {
         (0..g.c)
             .into_par_iter()
             .map(|c| {
-                let mean = (0..g.n).map(|s| sum(row(x, g, s, c))).sum::<f64>() / count;
+                let rows = || (0..g.n).map(|s| row(x, g, s, c));
+                let mean = rows().map(|r| lane_sums(r, r, |v, _| [v])[0]).sum::<f64>() / count;
                 let m = mean as f32;
-                let var = (0..g.n).map(|s| sum_by(row(x, g, s, c), |v| (v - m) * (v - m))).sum::<f64>() / count;
+                let var = rows().map(|r| lane_sums(r, r, |v, _| [(v - m) * (v - m)])[0]).sum::<f64>() / count;
                 (mean, var)
             })
             .collect()
@@ -86,12 +114,10 @@ pub(super) fn batch_norm_bwd(
             .into_par_iter()
             .map(|c| {
                 let (m, is) = (mean[c], inv_std[c]);
-                let mut sdy = 0f64;
-                let mut sdyx = 0f64;
+                let (mut sdy, mut sdyx) = (0f64, 0f64);
                 for s in 0..g.n {
-                    let (xr, dyr) = (row(x, g, s, c), row(dy, g, s, c));
-                    sdy += sum(dyr);
-                    sdyx += xr.iter().zip(dyr).map(|(&x, &d)| d * (x - m)).sum::<f32>() as f64;
+                    let [d, dx] = lane_sums(row(x, g, s, c), row(dy, g, s, c), |x, d| [d, d * (x - m)]);
+                    (sdy, sdyx) = (sdy + d, sdyx + dx);
                 }
                 (sdy as f32, (sdyx * is as f64) as f32)
             })
