@@ -1,7 +1,7 @@
-//! Ctrl-C during `bnas train` or `bnas search`: the first SIGINT asks the run to stop after
-//! its current step and save a checkpoint there, which `--resume` continues exactly; it also
-//! restores the default action, so a second Ctrl-C ends the process at once (the last
-//! checkpoint stays intact: they are written atomically).
+//! Ctrl-C during `bnas train`, `bnas search` or `bnas demo`'s search and training: the first
+//! SIGINT asks the run to stop after its current step and save a checkpoint there, which
+//! `--resume` continues exactly; it also restores the default action, so a second Ctrl-C ends
+//! the process at once (the last checkpoint stays intact: they are written atomically).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

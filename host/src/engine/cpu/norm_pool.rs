@@ -231,7 +231,8 @@ pub(super) fn max_pool(cpu: &Cpu, x: &[f32], g: PoolGeom) -> Vec<f32> {
 /// The gradient of `max_pool`: each output's `dy` goes to the first maximum of its window in
 /// row-major order (a later value replaces the running maximum only if strictly greater, so a
 /// NaN never does). Separable: the first maximum of each row's window, then of the (up to 3)
-/// rows in order; selects instead of branches, which mispredict constantly on real data.
+/// rows in order (so a NaN first in a row's window hides that row's later values); selects
+/// instead of branches, which mispredict constantly on real data.
 pub(super) fn max_pool_bwd(cpu: &Cpu, x: &[f32], dy: &[f32], g: PoolGeom) -> Vec<f32> {
     let (oh, ow, hw) = (g.out_h(), g.out_w(), g.h * g.w);
     let mut dx = cpu.zeroed(g.in_len());
