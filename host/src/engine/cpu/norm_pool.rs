@@ -273,13 +273,8 @@ fn row_first_max(row: &[f32], base: u32, stride: usize, bv: &mut [f32], bi: &mut
     let w = row.len();
     let first_max = |ox: usize| {
         let (x0, x1) = window_range(ox, stride, w);
-        let (mut v, mut i) = (row[x0], x0);
-        for (k, &r) in row.iter().enumerate().take(x1).skip(x0 + 1) {
-            let greater = r > v;
-            i = if greater { k } else { i };
-            v = if greater { r } else { v };
-        }
-        (v, base + i as u32)
+        let at = |k: usize| (row[k], base + k as u32);
+        (x0 + 1..x1).fold(at(x0), |best, k| take_if_greater(best, at(k)))
     };
     if stride != 1 || w < 3 {
         for (ox, (v, i)) in bv.iter_mut().zip(bi.iter_mut()).enumerate() {
