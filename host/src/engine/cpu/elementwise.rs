@@ -158,21 +158,20 @@ pub(super) fn weighted_sum(cpu: &Cpu, xs: &[&Vec<f32>], w: &[f32]) -> Vec<f32> {
     })
 }
 
-/// `[n, sum c_j, hw]` from `[n, c_j, hw]` tensors, one sample per task.
+/// `[n, sum c_j, hw]` from `[n, c_j, hw]` tensors.
 pub(super) fn concat_channels(cpu: &Cpu, xs: &[&Vec<f32>], chans: &[usize], n: usize, hw: usize) -> Vec<f32> {
     let total: usize = chans.iter().sum();
-    let mut y = cpu.zeroed(n * total * hw);
-    cpu.for_rows(&mut y, total * hw, |s, y| {
-        let mut at = 0;
-        for (x, &c) in xs.iter().zip(chans) {
-            y[at..at + c * hw].copy_from_slice(&x[s * c * hw..(s + 1) * c * hw]);
-            at += c * hw;
-        }
-    });
-    y
+    // Each sample's output plane `j` is plane `planes[j].2` of `planes[j].0`, which has
+    // `planes[j].1` channels.
+    let planes: Vec<(&[f32], usize, usize)> =
+        xs.iter().zip(chans).flat_map(|(x, &c)| (0..c).map(move |j| (x.as_slice(), c, j))).collect();
+    cpu.new_rows(n * total * hw, hw, |r| {
+        let (s, (x, c, j)) = (r / total, planes[r % total]);
+        x[(s * c + j) * hw..][..hw].iter().copied()
+    })
 }
 
-/// Channels `[offset, offset + c)` of `[n, c_total, hw]`, one sample per task.
+/// Channels `[offset, offset + c)` of `[n, c_total, hw]`.
 pub(super) fn slice_channels(
     cpu: &Cpu,
     x: &[f32],
@@ -182,9 +181,7 @@ pub(super) fn slice_channels(
     offset: usize,
     c: usize,
 ) -> Vec<f32> {
-    let mut y = cpu.zeroed(n * c * hw);
-    cpu.for_rows(&mut y, c * hw, |s, y| y.copy_from_slice(&x[(s * c_total + offset) * hw..][..c * hw]));
-    y
+    cpu.new_rows(n * c * hw, c * hw, |s| x[(s * c_total + offset) * hw..][..c * hw].iter().copied())
 }
 
 /// `acc[:, offset..offset + c] += x` (see `Backend::add_channels`).

@@ -12,31 +12,45 @@ fn row(x: &[f32], g: ChanGeom, s: usize, c: usize) -> &[f32] {
     &x[(s * g.c + c) * g.hw..][..g.hw]
 }
 
-/// `[sum_i f(x_i, y_i)[k]]` over two rows of equal length: sixteen f32 lanes per sum (four
-/// independent vector adds on the x86-64-v2 baseline, where one running sum would wait on each
-/// add), then f64. Rows here are at most a few thousand values, so each lane sums few.
+/// Lanes of [`lane_sum`].
+const L: usize = 16;
+
+/// `sum_i f(x, y)[i]` over two rows of equal length, `f` mapping sixteen values of each at a
+/// time: sixteen f32 lanes (four independent vector adds on the x86-64-v2 baseline, where one
+/// running sum would wait on each add), then f64. `f` works on whole blocks so that the compiler
+/// vectorizes it; a per-value `f`, or two sums in one loop, came out as scalar code. The tail
+/// goes through `f` as one zero-padded block, and only its own values are summed. Rows here are
+/// at most a few thousand values, so each lane sums few.
 #[inline(always)]
-fn lane_sums<const K: usize>(x: &[f32], y: &[f32], f: impl Fn(f32, f32) -> [f32; K]) -> [f64; K] {
-    const L: usize = 16;
+fn lane_sum(x: &[f32], y: &[f32], f: impl Fn(&[f32; L], &[f32; L]) -> [f32; L]) -> f64 {
     debug_assert_eq!(x.len(), y.len());
-    let mut lanes = [[0f32; L]; K];
+    let mut lanes = [0f32; L];
     let ((x16, x_tail), (y16, y_tail)) = (x.as_chunks::<L>(), y.as_chunks::<L>());
     for (x, y) in x16.iter().zip(y16) {
-        for l in 0..L {
-            let v = f(x[l], y[l]);
-            for k in 0..K {
-                lanes[k][l] += v[k];
-            }
-        }
-    }
-    let mut sums = lanes.map(|lanes| lanes.iter().map(|&v| v as f64).sum::<f64>());
-    for (&x, &y) in x_tail.iter().zip(y_tail) {
         let v = f(x, y);
-        for k in 0..K {
-            sums[k] += v[k] as f64;
+        for l in 0..L {
+            lanes[l] += v[l];
         }
     }
-    sums
+    let mut sum = lanes.iter().map(|&v| v as f64).sum::<f64>();
+    let n = x_tail.len().min(y_tail.len());
+    if n > 0 {
+        let pad = |t: &[f32]| core::array::from_fn(|l| t.get(l).copied().unwrap_or(0.0));
+        for &v in &f(&pad(x_tail), &pad(y_tail))[..n] {
+            sum += v as f64;
+        }
+    }
+    sum
+}
+
+/// `[f(x_l, y_l)]` over a block of lanes (a plain loop: `array::from_fn` stays scalar).
+#[inline(always)]
+fn each(x: &[f32; L], y: &[f32; L], f: impl Fn(f32, f32) -> f32) -> [f32; L] {
+    let mut out = [0f32; L];
+    for l in 0..L {
+        out[l] = f(x[l], y[l]);
+    }
+    out
 }
 
 /// Per channel `(mean, biased variance)` in f64, two passes.
@@ -47,9 +61,10 @@ fn channel_stats(cpu: &Cpu, x: &[f32], g: ChanGeom) -> Vec<(f64, f64)> {
             .into_par_iter()
             .map(|c| {
                 let rows = || (0..g.n).map(|s| row(x, g, s, c));
-                let mean = rows().map(|r| lane_sums(r, r, |v, _| [v])[0]).sum::<f64>() / count;
+                let mean = rows().map(|r| lane_sum(r, r, |v, _| *v)).sum::<f64>() / count;
                 let m = mean as f32;
-                let var = rows().map(|r| lane_sums(r, r, |v, _| [(v - m) * (v - m)])[0]).sum::<f64>() / count;
+                let var =
+                    rows().map(|r| lane_sum(r, r, |v, _| each(v, v, |v, _| (v - m) * (v - m)))).sum::<f64>() / count;
                 (mean, var)
             })
             .collect()
@@ -83,13 +98,11 @@ pub(super) fn batch_norm(
             (running_mean.clone(), running_var.iter().map(|&v| 1.0 / (v + eps).sqrt()).collect())
         }
     };
-    let mut y = cpu.zeroed(x.len());
-    cpu.for_rows(&mut y, g.hw, |r, out| {
+    let y = cpu.new_rows(x.len(), g.hw, |r| {
         let c = r % g.c;
         let s = inv_std[c] * gamma.map_or(1.0, |gm| gm[c]);
         let (m, b) = (mean[c], beta.map_or(0.0, |b| b[c]));
-        let x = &x[r * g.hw..][..g.hw];
-        out.iter_mut().zip(x).for_each(|(o, &x)| *o = (x - m) * s + b);
+        x[r * g.hw..][..g.hw].iter().map(move |&x| (x - m) * s + b)
     });
     (y, mean, inv_std)
 }
@@ -116,29 +129,31 @@ pub(super) fn batch_norm_bwd(
                 let (m, is) = (mean[c], inv_std[c]);
                 let (mut sdy, mut sdyx) = (0f64, 0f64);
                 for s in 0..g.n {
-                    let [d, dx] = lane_sums(row(x, g, s, c), row(dy, g, s, c), |x, d| [d, d * (x - m)]);
-                    (sdy, sdyx) = (sdy + d, sdyx + dx);
+                    // Two passes over the row (the second from L1): see `lane_sum`.
+                    let (x, dy) = (row(x, g, s, c), row(dy, g, s, c));
+                    sdy += lane_sum(dy, dy, |d, _| *d);
+                    sdyx += lane_sum(x, dy, |x, d| each(x, d, |x, d| d * (x - m)));
                 }
                 (sdy as f32, (sdyx * is as f64) as f32)
             })
             .collect()
     });
     let count = (g.n * g.hw).max(1) as f32;
-    let mut dx = cpu.zeroed(x.len());
-    cpu.for_rows(&mut dx, g.hw, |r, out| {
-        let c = r % g.c;
-        let (m, is) = (mean[c], inv_std[c]);
-        let k = is * gamma.map_or(1.0, |gm| gm[c]);
-        let (xr, dyr) = (&x[r * g.hw..][..g.hw], &dy[r * g.hw..][..g.hw]);
-        if train {
+    let k = |c: usize| inv_std[c] * gamma.map_or(1.0, |gm| gm[c]);
+    let dx = if train {
+        cpu.new_rows(x.len(), g.hw, |r| {
+            let c = r % g.c;
+            let (m, is, k) = (mean[c], inv_std[c], k(c));
             let (mdy, mdyx) = (sums[c].0 / count, sums[c].1 / count);
-            for ((o, &x), &d) in out.iter_mut().zip(xr).zip(dyr) {
-                *o = k * (d - mdy - (x - m) * is * mdyx);
-            }
-        } else {
-            out.iter_mut().zip(dyr).for_each(|(o, &d)| *o = k * d);
-        }
-    });
+            let (xr, dyr) = (&x[r * g.hw..][..g.hw], &dy[r * g.hw..][..g.hw]);
+            xr.iter().zip(dyr).map(move |(&x, &d)| k * (d - mdy - (x - m) * is * mdyx))
+        })
+    } else {
+        cpu.new_rows(x.len(), g.hw, |r| {
+            let k = k(r % g.c);
+            dy[r * g.hw..][..g.hw].iter().map(move |&d| k * d)
+        })
+    };
     let (dgamma, dbeta) = match gamma {
         Some(_) => (Some(sums.iter().map(|s| s.1).collect()), Some(sums.iter().map(|s| s.0).collect())),
         None => (None, None),
@@ -346,4 +361,36 @@ pub(super) fn global_avg_pool_bwd(dy: &[f32], g: ChanGeom) -> Vec<f32> {
     debug_assert_eq!(dy.len(), g.n * g.c);
     let inv = 1.0 / g.hw as f32;
     dy.iter().flat_map(|&d| std::iter::repeat_n(d * inv, g.hw)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+
+    /// `lane_sum` adds in a fixed order, which training's bits depend on: value `i` of each
+    /// whole block of sixteen into f32 lane `i % 16`, the lanes into f64 in order, then the
+    /// tail's values one by one in f64. Checked bit for bit on rows of every tail length, with
+    /// values whose sums round.
+    #[test]
+    fn lane_sum_adds_in_its_documented_order() {
+        let mut rng = Rng::new(5);
+        for n in (0..40).chain([784, 785, 799]) {
+            let x: Vec<f32> = (0..n).map(|_| rng.normal() * 1e3).collect();
+            let y: Vec<f32> = (0..n).map(|_| rng.normal()).collect();
+            let m = 0.3f32;
+            let got = lane_sum(&x, &y, |x, d| each(x, d, |x, d| d * (x - m)));
+            let f = |i: usize| y[i] * (x[i] - m);
+            let whole = n / L * L;
+            let mut lanes = [0f32; L];
+            for i in 0..whole {
+                lanes[i % L] += f(i);
+            }
+            let mut want = lanes.iter().map(|&v| v as f64).sum::<f64>();
+            for i in whole..n {
+                want += f(i) as f64;
+            }
+            assert_eq!(got.to_bits(), want.to_bits(), "{n} values");
+        }
+    }
 }

@@ -141,3 +141,25 @@ fn channel_slices_route_gradients_into_their_channels() {
     let xv = t.param(id);
     assert!(t.channels(xv, 4, 2).is_err(), "a slice past the last channel is a shape error");
 }
+
+/// `new_rows` writes every row from its iterator, serially and on the pool (rows longer and
+/// shorter than a parallel chunk), and refuses a row iterator of the wrong length.
+#[test]
+fn new_rows_writes_each_row_once_and_refuses_a_wrong_length() {
+    for threads in [1, 2] {
+        let cpu = cpu(threads);
+        for (rows, row_len) in [(0, 0), (0, 5), (3, 7), (40_000, 3), (5, 20_000)] {
+            let got = cpu.new_rows(rows * row_len, row_len, |r| (0..row_len).map(move |i| (r * row_len + i) as f32));
+            let want: Vec<f32> = (0..rows).flat_map(|r| (0..row_len).map(move |i| (r * row_len + i) as f32)).collect();
+            assert!(got == want, "{threads} threads, {rows} rows of {row_len}");
+        }
+        for extra in [-1isize, 1] {
+            let short = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                cpu.new_rows(40_000 * 3, 3, |r| (0..3 + if r == 39_999 { extra } else { 0 }).map(|i| i as f32))
+            }));
+            let msg = short.expect_err("a row of the wrong length must panic");
+            let msg = msg.downcast_ref::<String>().map(String::as_str).unwrap_or("");
+            assert!(msg.contains("row 39999 is not 3 values long"), "{threads} threads: {msg:?}");
+        }
+    }
+}
