@@ -114,7 +114,7 @@ impl Cpu {
 
     /// Runs `f(row_index, row)` over the `row_len`-long rows of `out`, in parallel when `out`
     /// is large.
-    fn for_rows(&self, out: &mut [f32], row_len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    fn for_rows<T: Send>(&self, out: &mut [T], row_len: usize, f: impl Fn(usize, &mut [T]) + Sync + Send) {
         if row_len == 0 {
             return;
         }
@@ -193,24 +193,11 @@ impl Cpu {
             if row_len == 0 { len == 0 } else { len.is_multiple_of(row_len) },
             "new_rows: {len} values in rows of {row_len}"
         );
-        let row_len = row_len.max(1);
         let mut out = Vec::with_capacity(len);
-        let rows = &mut out.spare_capacity_mut()[..len];
-        if len < PAR_MIN_LEN || self.threads == 1 {
-            rows.chunks_exact_mut(row_len).enumerate().for_each(|(r, row)| write(r, row, f(r)));
-        } else {
-            let rows_per_chunk = (PAR_CHUNK / row_len).max(1);
-            self.pool.install(|| {
-                rows.par_chunks_mut(rows_per_chunk * row_len).enumerate().for_each(|(i, chunk)| {
-                    for (j, row) in chunk.chunks_exact_mut(row_len).enumerate() {
-                        let r = i * rows_per_chunk + j;
-                        write(r, row, f(r));
-                    }
-                })
-            });
-        }
+        self.for_rows(&mut out.spare_capacity_mut()[..len], row_len, |r, row| write(r, row, f(r)));
         // SAFETY: every row was written whole (`write` panics otherwise, and a panic in the pool
-        // comes out of `install` before this line), and the rows tile the first `len` values.
+        // comes out of `install` before this line), and the rows tile the first `len` values
+        // (none when `len` is 0).
         unsafe { out.set_len(len) };
         out
     }
