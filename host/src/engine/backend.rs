@@ -161,6 +161,12 @@ pub trait Backend: Send + Sync + 'static {
     fn conv2d_bwd_data(&self, dy: &Self::Buf, w: &Self::Buf, g: ConvGeom) -> Self::Buf;
     /// Gradient w.r.t. the weights, `[c_out, c_in, k, k]`.
     fn conv2d_bwd_weight(&self, dy: &Self::Buf, x: &Self::Buf, g: ConvGeom) -> Self::Buf;
+    /// The weight gradient of `sign_conv2d`'s conv, where every value of `x` is +1 or -1 (the
+    /// signs it read): this default's result, up to the order of the sums. A backend may sum `dy`
+    /// by the signs' patterns instead of multiplying.
+    fn sign_conv2d_bwd_weight(&self, dy: &Self::Buf, x: &Self::Buf, g: ConvGeom) -> Self::Buf {
+        self.conv2d_bwd_weight(dy, x, g)
+    }
     /// Depthwise conv: one `k x k` filter per channel, `w` `[c, 1, k, k]`, `g.c_in == g.c_out`,
     /// no bias (the depthwise half of a binary separable conv).
     fn dwconv2d(&self, x: &Self::Buf, w: &Self::Buf, g: ConvGeom) -> Self::Buf;

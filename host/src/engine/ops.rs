@@ -176,7 +176,7 @@ impl<'p, B: Backend> Tape<'p, B> {
             let mut out = Vec::new();
             if t.needs_grad(wvar) {
                 let g_wb =
-                    if depthwise { b.dwconv2d_bwd_weight(&da, &xb, g) } else { b.conv2d_bwd_weight(&da, &xb, g) };
+                    if depthwise { b.dwconv2d_bwd_weight(&da, &xb, g) } else { b.sign_conv2d_bwd_weight(&da, &xb, g) };
                 out.push((wvar, b.binarize_weights_bwd(latent, &bw.beta, &g_wb, c_out, c_w, kk)));
             }
             let wb = b.channel_affine(&bw.sign, &bw.beta, None, ChanGeom { n: 1, c: c_out, hw: c_w * kk });

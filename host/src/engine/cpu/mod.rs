@@ -14,6 +14,7 @@ mod elementwise;
 mod gemm;
 mod loss_optim;
 mod norm_pool;
+mod sign_dw;
 mod xnor;
 mod xnor_flat;
 mod xnor_weights;
@@ -313,6 +314,16 @@ impl Backend for Cpu {
     }
     fn conv2d_bwd_weight(&self, dy: &Vec<f32>, x: &Vec<f32>, g: ConvGeom) -> Vec<f32> {
         conv::backward_weight(self, dy, x, g)
+    }
+    /// Sums by sign pattern for `k x k` kernels (2.0-2.8x the im2col + dot products path at the
+    /// binary convs' shapes, `bench_sign_dw`); a 1x1 conv's input is its own column matrix, and
+    /// the products are faster there.
+    fn sign_conv2d_bwd_weight(&self, dy: &Vec<f32>, x: &Vec<f32>, g: ConvGeom) -> Vec<f32> {
+        if g.k > 1 && sign_dw::available() {
+            sign_dw::backward_weight(self, dy, x, g)
+        } else {
+            conv::backward_weight(self, dy, x, g)
+        }
     }
     fn dwconv2d(&self, x: &Vec<f32>, w: &Vec<f32>, g: ConvGeom) -> Vec<f32> {
         depthwise::forward(self, x, w, g)

@@ -55,6 +55,24 @@ fn conv2d_backward_matches_finite_differences() {
     }
 }
 
+/// The binary conv's weight gradient, on inputs of signs (sums by sign pattern for k x k kernels,
+/// the products for 1x1), at every conv geometry and thread count.
+#[test]
+fn sign_conv_weight_gradient_matches_finite_differences() {
+    let mut rng = Rng::new(13);
+    let backends = [cpu(1), cpu(2), cpu(3)];
+    for g in conv_geoms() {
+        let x: Vec<f32> = randn(&mut rng, g.in_len(), 1.0).iter().map(|&v| naive::sign(v as f64) as f32).collect();
+        let (w, r) = (randn(&mut rng, g.weight_len(), 0.5), randn(&mut rng, g.out_len(), 1.0));
+        let (x64, r64) = (to64(&x), to64(&r));
+        let dw_fd = fd_grad(&to64(&w), &r64, |w| naive::conv2d(&x64, w, None, g));
+        for cpu in &backends {
+            let t = cpu.threads();
+            check(&format!("sign_conv2d_bwd_weight {g} ({t} threads)"), &cpu.sign_conv2d_bwd_weight(&r, &x, g), &dw_fd);
+        }
+    }
+}
+
 #[test]
 fn conv2d_backward_splits_large_batches_consistently() {
     // Micro-batches of several samples (7x7 outputs) and uneven per-thread ranges.
