@@ -29,8 +29,8 @@ const PATTERNS: usize = 1 << GROUP;
 const PAD: u8 = PATTERNS as u8;
 /// Entries per table: the patterns, then the padding's.
 const ENTRIES: usize = PATTERNS + 1;
-/// An entry index masked with this stays within 14 entries past its table's last entry, which the
-/// table buffer keeps spare, so no pattern map can make an access leave the buffer.
+/// An entry index masked with this is at most 15 entries past its table's last one (the
+/// padding's); the table buffer keeps 15 spare, so no pattern map can make an access leave it.
 const ENTRY_MASK: usize = 31;
 /// Tables one pass updates per pixel: 36 x 17 x 64 bytes = 39 KiB, within L1.
 const MAX_TABLES: usize = 36;
