@@ -356,13 +356,7 @@ pub(super) fn backward_weight(cpu: &Cpu, dy: &[f32], x: &[f32], g: ConvGeom) -> 
         });
         dw
     };
-    let sum = cpu.pool.install(|| {
-        (0..tasks).into_par_iter().map(partial).reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
-        })
-    });
-    sum.unwrap_or_else(|| vec![0.0; g.weight_len()])
+    cpu.sum_of_tasks(tasks, g.weight_len(), partial)
 }
 
 /// `dw [c_out, kdim] += dy [c_out, ld] col [kdim, ld]^T`: dot products along the pixels where the

@@ -203,6 +203,18 @@ impl Cpu {
         out
     }
 
+    /// The sum of `partial(t)` over `tasks` tasks run on the pool, each `len` values (zeros when
+    /// there are none): the weight gradients' per-task partial sums.
+    fn sum_of_tasks(&self, tasks: usize, len: usize, partial: impl Fn(usize) -> Vec<f32> + Sync + Send) -> Vec<f32> {
+        let sum = self.pool.install(|| {
+            (0..tasks).into_par_iter().map(partial).reduce_with(|mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            })
+        });
+        sum.unwrap_or_else(|| vec![0.0; len])
+    }
+
     /// A new buffer of `len` values, each chunk filled by `f(offset, chunk)`.
     fn fill(&self, len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
         let mut out = self.zeroed(len);

@@ -14,8 +14,6 @@
 //! The sums run in another order than the float conv's products, so the gradient equals
 //! `conv2d_bwd_weight`'s up to rounding. Only for CPUs with AVX-512 ([`available`]).
 
-use rayon::prelude::*;
-
 use super::Cpu;
 use crate::engine::geom::ConvGeom;
 
@@ -152,7 +150,7 @@ impl Plan {
                             let s = if b >> j & 1 == 1 { 1.0 } else { -1.0 };
                             sum.iter_mut().zip(&v.0).for_each(|(a, &x)| *a += s * x);
                         }
-                        for (l, &v) in sum.iter().enumerate().take(g.c_out - (block * LANES).min(g.c_out)) {
+                        for (l, &v) in sum.iter().enumerate().take(g.c_out - block * LANES) {
                             dw[((block * LANES + l) * g.c_in + c) * kk + tap] += v;
                         }
                     }
@@ -201,13 +199,7 @@ pub(super) fn backward_weight(cpu: &Cpu, dy: &[f32], x: &[f32], g: ConvGeom) -> 
         p.combine(&tables, &mut dw);
         dw
     };
-    let sum = cpu.pool.install(|| {
-        (0..tasks).into_par_iter().map(partial).reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-            a
-        })
-    });
-    sum.unwrap_or_else(|| vec![0.0; g.weight_len()])
+    cpu.sum_of_tasks(tasks, g.weight_len(), partial)
 }
 
 /// Adds every output pixel's `dy` (`dyb`, `[oh * ow]`) into the entry its pattern selects in each
