@@ -51,6 +51,36 @@ pub fn conv2d(x: &[f64], w: &[f64], bias: Option<&[f64]>, g: ConvGeom) -> Vec<f6
     y
 }
 
+/// The input gradient of [`conv2d`] by its definition: each output's `dy` times each tap's
+/// weight, added into the input pixel the tap reads (padded taps skipped).
+pub fn conv2d_bwd_data(dy: &[f64], w: &[f64], g: ConvGeom) -> Vec<f64> {
+    let (oh, ow) = (g.out_h(), g.out_w());
+    let mut dx = vec![0.0; g.in_len()];
+    for n in 0..g.n {
+        for co in 0..g.c_out {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let d = dy[((n * g.c_out + co) * oh + oy) * ow + ox];
+                    for ci in 0..g.c_in {
+                        for ky in 0..g.k {
+                            for kx in 0..g.k {
+                                let iy = (oy * g.stride + ky * g.dil) as isize - g.pad as isize;
+                                let ix = (ox * g.stride + kx * g.dil) as isize - g.pad as isize;
+                                if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
+                                    continue;
+                                }
+                                dx[((n * g.c_in + ci) * g.h + iy as usize) * g.w + ix as usize] +=
+                                    d * w[((co * g.c_in + ci) * g.k + ky) * g.k + kx];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    dx
+}
+
 /// Depthwise convolution as the dense one with a block-diagonal weight: filter `c` of `w`
 /// (`[c, 1, k, k]`) sees only input channel `c`.
 pub fn dwconv2d(x: &[f64], w: &[f64], g: ConvGeom) -> Vec<f64> {

@@ -80,8 +80,8 @@ impl Plan {
         }
     }
 
-    /// Scratch for one task: the column matrix `[kdim, mb * ohow]`, then a staging matrix
-    /// `[c_out, mb * ohow]`.
+    /// Scratch for one task: the column matrix `[kdim, mb * ohow]` (or its transpose), then a
+    /// staging matrix `[c_out, mb * ohow]`.
     fn scratch_len(&self) -> usize {
         (self.kdim + self.g.c_out) * self.mb * self.ohow
     }
@@ -145,42 +145,6 @@ impl Plan {
                         } else {
                             for (j, v) in row.iter_mut().enumerate() {
                                 *v = src[ix0 + j * g.stride];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Adds columns `[off, off + ohow)` of `col` back into the image `dx` `[c_in, h, w]`:
-    /// the adjoint of `im2col`.
-    fn col2im(&self, col: &[f32], ld: usize, off: usize, dx: &mut [f32]) {
-        let g = &self.g;
-        let (ow, hw) = (self.ow, g.h * g.w);
-        for ci in 0..g.c_in {
-            let plane = &mut dx[ci * hw..(ci + 1) * hw];
-            for ky in 0..g.k {
-                let (y_lo, y_hi) = valid_range(self.oh, g.stride, ky * g.dil, g.pad, g.h);
-                for kx in 0..g.k {
-                    let (x_lo, x_hi) = valid_range(ow, g.stride, kx * g.dil, g.pad, g.w);
-                    if x_lo == x_hi {
-                        continue;
-                    }
-                    let r = (ci * g.k + ky) * g.k + kx;
-                    let src = &col[r * ld + off..][..self.ohow];
-                    for oy in y_lo..y_hi {
-                        let row = &src[oy * ow + x_lo..oy * ow + x_hi];
-                        let iy = oy * g.stride + ky * g.dil - g.pad;
-                        let ix0 = x_lo * g.stride + kx * g.dil - g.pad;
-                        let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
-                        if g.stride == 1 {
-                            for (d, v) in dst[ix0..ix0 + row.len()].iter_mut().zip(row) {
-                                *d += v;
-                            }
-                        } else {
-                            for (j, v) in row.iter().enumerate() {
-                                dst[ix0 + j * g.stride] += v;
                             }
                         }
                     }
@@ -274,43 +238,68 @@ pub(super) fn backward_data(cpu: &Cpu, dy: &[f32], w: &[f32], g: ConvGeom) -> Ve
     }
 }
 
-/// Gradient w.r.t. the input: `dcol = W^T dy` by GEMM, then col2im; `[n, c_in, h, w]`.
+/// Gradient w.r.t. the input, `[n, c_in, h, w]`, through pixel-major columns: `dcol = dy^T W'`
+/// by GEMM (`[pixels, k*k*c_in]`, `W'` the weights with the taps outermost), so that each
+/// input pixel's gradient is the sum of its taps' channel vectors, contiguous rows of `dcol`.
+/// Each pixel is summed once in registers ([`sum_taps`]), in tap order, then a sample's pixels
+/// are transposed into its channel planes. (The channel-major `dcol = W^T dy` added back row by
+/// row, col2im, spent more than its GEMM at 7x7: 5-7 values per row.) A 1x1, stride-1,
+/// unpadded conv's columns are its gradient already.
 pub(super) fn backward_data_gemm(cpu: &Cpu, dy: &[f32], w: &[f32], g: ConvGeom) -> Vec<f32> {
     debug_assert_eq!(dy.len(), g.out_len());
     debug_assert_eq!(w.len(), g.weight_len());
     let p = Plan::new(g, cpu.threads());
     let mut dx = cpu.zeroed(g.in_len());
-    let wt = Mat::cols(w, p.kdim);
+    let kk = g.k * g.k;
+    // `W'[o][t * c_in + c] = w[o][c][t]` (for a 1x1 conv, `w` itself).
+    let wp: Vec<f32> = (0..g.c_out * p.kdim)
+        .map(|i| (i / p.kdim, i % p.kdim))
+        .map(|(o, r)| w[(o * g.c_in + r % g.c_in) * kk + r / g.c_in])
+        .collect();
+    let taps = Taps::new(&p);
+    // The direct case's columns are channel-major; the others are pixel-major, plus one sample's
+    // pixels before their transpose.
+    let hwc_len = if p.direct { 0 } else { p.in_s };
     cpu.pool.install(|| {
         dx.par_chunks_mut(p.per_task * p.in_s).enumerate().for_each(|(t, dx_task)| {
             let first = t * p.per_task;
             let count = dx_task.len() / p.in_s;
-            with_scratch(p.scratch_len(), |scratch| {
-                let (dcol, dyg) = scratch.split_at_mut(p.kdim * p.mb * p.ohow);
+            with_scratch(p.scratch_len() + hwc_len, |scratch| {
+                let (dcol, rest) = scratch.split_at_mut(p.kdim * p.mb * p.ohow);
+                let (dyg, hwc) = rest.split_at_mut(g.c_out * p.mb * p.ohow);
                 for b0 in (0..count).step_by(p.mb) {
                     let nb = p.mb.min(count - b0);
                     let ld = nb * p.ohow;
                     let dys = &dy[(first + b0) * p.out_s..][..nb * p.out_s];
                     let dxs = &mut dx_task[b0 * p.in_s..][..nb * p.in_s];
-                    let dym = if nb == 1 {
-                        Mat::rows(dys, ld)
+                    let dym: &[f32] = if nb == 1 {
+                        dys
                     } else {
                         p.gather_out(dys, nb, dyg);
-                        Mat::rows(dyg, ld)
+                        dyg
                     };
-                    if p.direct && nb == 1 {
-                        gemm(p.kdim, g.c_out, ld, wt, dym, 0.0, dxs, ld);
-                        continue;
-                    }
-                    gemm(p.kdim, g.c_out, ld, wt, dym, 0.0, dcol, ld);
-                    for j in 0..nb {
-                        let dx1 = &mut dxs[j * p.in_s..(j + 1) * p.in_s];
-                        if p.direct {
+                    if p.direct {
+                        if nb == 1 {
+                            gemm(p.kdim, g.c_out, ld, Mat::cols(&wp, p.kdim), Mat::rows(dym, ld), 0.0, dxs, ld);
+                            continue;
+                        }
+                        gemm(p.kdim, g.c_out, ld, Mat::cols(&wp, p.kdim), Mat::rows(dym, ld), 0.0, dcol, ld);
+                        for (j, dx1) in dxs.chunks_exact_mut(p.in_s).enumerate() {
                             for (r, dst) in dx1.chunks_exact_mut(p.ohow).enumerate() {
                                 dst.copy_from_slice(&dcol[r * ld + j * p.ohow..][..p.ohow]);
                             }
-                        } else {
-                            p.col2im(dcol, ld, j * p.ohow, dx1);
+                        }
+                        continue;
+                    }
+                    gemm(ld, g.c_out, p.kdim, Mat::cols(dym, ld), Mat::rows(&wp, p.kdim), 0.0, dcol, p.kdim);
+                    for (j, dx1) in dxs.chunks_exact_mut(p.in_s).enumerate() {
+                        let cols = &dcol[j * p.ohow * p.kdim..][..p.ohow * p.kdim];
+                        taps.sum(cols, hwc);
+                        let hw = g.h * g.w;
+                        for (c, plane) in dx1.chunks_exact_mut(hw).enumerate() {
+                            for (d, px) in plane.iter_mut().zip(hwc.chunks_exact(g.c_in)) {
+                                *d = px[c];
+                            }
                         }
                     }
                 }
@@ -318,6 +307,73 @@ pub(super) fn backward_data_gemm(cpu: &Cpu, dy: &[f32], w: &[f32], g: ConvGeom) 
         })
     });
     dx
+}
+
+/// Which columns of a sample's pixel-major `dcol` (`[ohow, k*k*c_in]`) each input pixel sums:
+/// per input row, the `(ky, oy)` whose tap lands on it, and per input column the `(kx, ox)`.
+struct Taps {
+    rows: Vec<Vec<(usize, usize)>>,
+    cols: Vec<Vec<(usize, usize)>>,
+    k: usize,
+    ow: usize,
+    c_in: usize,
+    kdim: usize,
+}
+
+impl Taps {
+    fn new(p: &Plan) -> Self {
+        let g = &p.g;
+        // Input index `i` meets tap `t` of output `o` where `o * stride + t * dil = i + pad`.
+        let along = |len_in: usize, len_out: usize| -> Vec<Vec<(usize, usize)>> {
+            (0..len_in)
+                .map(|i| {
+                    (0..g.k)
+                        .filter_map(|t| {
+                            let at = (i + g.pad).checked_sub(t * g.dil)?;
+                            (at % g.stride == 0 && at / g.stride < len_out).then_some((t, at / g.stride))
+                        })
+                        .collect()
+                })
+                .collect()
+        };
+        Self { rows: along(g.h, p.oh), cols: along(g.w, p.ow), k: g.k, ow: p.ow, c_in: g.c_in, kdim: p.kdim }
+    }
+
+    /// `hwc[iy * w + ix][c]`: the sum over the pixel's taps, in tap order, of its columns of
+    /// `cols` (one sample's pixel-major `dcol`); 0 where no tap lands.
+    fn sum(&self, cols: &[f32], hwc: &mut [f32]) {
+        let mut offs = Vec::with_capacity(self.k * self.k);
+        let pixels = self.rows.iter().flat_map(|r| self.cols.iter().map(move |c| (r, c)));
+        for ((rows, cols_x), dst) in pixels.zip(hwc.chunks_exact_mut(self.c_in)) {
+            offs.clear();
+            for &(ky, oy) in rows {
+                offs.extend(
+                    cols_x.iter().map(|&(kx, ox)| (oy * self.ow + ox) * self.kdim + (ky * self.k + kx) * self.c_in),
+                );
+            }
+            sum_taps(cols, &offs, dst);
+        }
+    }
+}
+
+/// `dst[c] = sum over offs of src[off + c]`, in the order of `offs`, 16 channels at a time in
+/// registers.
+#[inline]
+fn sum_taps(src: &[f32], offs: &[usize], dst: &mut [f32]) {
+    const B: usize = 16;
+    let c0 = dst.len() / B * B;
+    let mut blocks = dst.chunks_exact_mut(B);
+    for (b, d) in (&mut blocks).enumerate() {
+        let mut acc = [0f32; B];
+        for &o in offs {
+            let s: &[f32; B] = src[o + b * B..][..B].try_into().expect("B values");
+            acc.iter_mut().zip(s).for_each(|(a, v)| *a += v);
+        }
+        d.copy_from_slice(&acc);
+    }
+    for (c, d) in blocks.into_remainder().iter_mut().enumerate() {
+        *d = offs.iter().fold(0.0, |a, &o| a + src[o + c0 + c]);
+    }
 }
 
 /// Gradient w.r.t. the weights: `dW += dy col^T` per micro-batch (as dot products, `gemm_nt`), one partial `dW` per task,

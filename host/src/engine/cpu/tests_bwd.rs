@@ -73,6 +73,37 @@ fn sign_conv_weight_gradient_matches_finite_differences() {
     }
 }
 
+/// The GEMM route's input gradient (pixel-major columns, each pixel's taps summed 16 channels at
+/// a time) against the definition in f64, at channel counts of one and more 16-channel blocks
+/// and a tail (the finite-difference geometries have at most 6): strides 1 and 2, 1x1 (its
+/// columns are the gradient), 2x2 stride 2, dilation, padding wider than the reach, and 7x7 maps
+/// whose micro-batches hold several samples, on 1-3 threads.
+#[test]
+fn gemm_input_gradient_matches_the_definition_at_wide_channels() {
+    let mut rng = Rng::new(17);
+    let mut worst = 0f64;
+    for &(n, c_in, h, c_out, k, stride, pad, dil) in &[
+        (13, 64, 7, 24, 3, 1, 1, 1),
+        (5, 37, 7, 16, 3, 1, 2, 2),
+        (3, 16, 14, 21, 3, 2, 1, 1),
+        (4, 48, 14, 32, 2, 2, 0, 1),
+        (3, 33, 9, 18, 1, 1, 0, 1),
+        (2, 17, 11, 5, 1, 2, 0, 1),
+        (2, 20, 8, 7, 5, 1, 5, 2),
+    ] {
+        let g = conv(n, c_in, h, h, c_out, k, stride, pad, dil);
+        let (dy, w) = (randn(&mut rng, g.out_len(), 1.0), randn(&mut rng, g.weight_len(), 0.5));
+        let want = to32(&naive::conv2d_bwd_data(&to64(&dy), &to64(&w), g));
+        for threads in [1, 2, 3] {
+            let got = super::conv::backward_data_gemm(&cpu(threads), &dy, &w, g);
+            let err = max_rel_err(&got, &want);
+            worst = worst.max(err);
+            assert!(err < 1e-5, "{g} ({threads} threads): {err:.2e}");
+        }
+    }
+    println!("GEMM input gradient vs the definition: largest relative difference {worst:.2e}");
+}
+
 #[test]
 fn conv2d_backward_splits_large_batches_consistently() {
     // Micro-batches of several samples (7x7 outputs) and uneven per-thread ranges.
