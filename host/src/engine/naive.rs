@@ -20,15 +20,16 @@ pub fn sign(x: f64) -> f64 {
     }
 }
 
-/// Direct convolution: the seven loops, padded taps skipped.
-pub fn conv2d(x: &[f64], w: &[f64], bias: Option<&[f64]>, g: ConvGeom) -> Vec<f64> {
+/// The seven loops of a convolution: `f(y_index, x_index, w_index)` for every product of an
+/// output with an input and a weight, padded taps skipped, each output's products together in
+/// the order (input channel, ky, kx).
+fn products(g: ConvGeom, mut f: impl FnMut(usize, usize, usize)) {
     let (oh, ow) = (g.out_h(), g.out_w());
-    let mut y = vec![0.0; g.out_len()];
     for n in 0..g.n {
         for co in 0..g.c_out {
             for oy in 0..oh {
                 for ox in 0..ow {
-                    let mut acc = bias.map_or(0.0, |b| b[co]);
+                    let yi = ((n * g.c_out + co) * oh + oy) * ow + ox;
                     for ci in 0..g.c_in {
                         for ky in 0..g.k {
                             for kx in 0..g.k {
@@ -37,47 +38,30 @@ pub fn conv2d(x: &[f64], w: &[f64], bias: Option<&[f64]>, g: ConvGeom) -> Vec<f6
                                 if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
                                     continue;
                                 }
-                                let xv = x[((n * g.c_in + ci) * g.h + iy as usize) * g.w + ix as usize];
-                                let wv = w[((co * g.c_in + ci) * g.k + ky) * g.k + kx];
-                                acc += xv * wv;
+                                let xi = ((n * g.c_in + ci) * g.h + iy as usize) * g.w + ix as usize;
+                                f(yi, xi, ((co * g.c_in + ci) * g.k + ky) * g.k + kx);
                             }
                         }
                     }
-                    y[((n * g.c_out + co) * oh + oy) * ow + ox] = acc;
                 }
             }
         }
     }
+}
+
+/// Direct convolution, the products summed in [`products`]' order after the bias.
+pub fn conv2d(x: &[f64], w: &[f64], bias: Option<&[f64]>, g: ConvGeom) -> Vec<f64> {
+    let ohw = g.out_h() * g.out_w();
+    let mut y: Vec<f64> = (0..g.out_len()).map(|i| bias.map_or(0.0, |b| b[i / ohw.max(1) % g.c_out])).collect();
+    products(g, |yi, xi, wi| y[yi] += x[xi] * w[wi]);
     y
 }
 
 /// The input gradient of [`conv2d`] by its definition: each output's `dy` times each tap's
 /// weight, added into the input pixel the tap reads (padded taps skipped).
 pub fn conv2d_bwd_data(dy: &[f64], w: &[f64], g: ConvGeom) -> Vec<f64> {
-    let (oh, ow) = (g.out_h(), g.out_w());
     let mut dx = vec![0.0; g.in_len()];
-    for n in 0..g.n {
-        for co in 0..g.c_out {
-            for oy in 0..oh {
-                for ox in 0..ow {
-                    let d = dy[((n * g.c_out + co) * oh + oy) * ow + ox];
-                    for ci in 0..g.c_in {
-                        for ky in 0..g.k {
-                            for kx in 0..g.k {
-                                let iy = (oy * g.stride + ky * g.dil) as isize - g.pad as isize;
-                                let ix = (ox * g.stride + kx * g.dil) as isize - g.pad as isize;
-                                if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
-                                    continue;
-                                }
-                                dx[((n * g.c_in + ci) * g.h + iy as usize) * g.w + ix as usize] +=
-                                    d * w[((co * g.c_in + ci) * g.k + ky) * g.k + kx];
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
+    products(g, |yi, xi, wi| dx[xi] += dy[yi] * w[wi]);
     dx
 }
 
