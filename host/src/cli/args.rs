@@ -414,6 +414,11 @@ pub struct BenchArgs {
     /// Also run the PyTorch anchor (`pytorch_bnas.py`) and print the ratios side by side.
     #[arg(long)]
     pub anchor: Option<PathBuf>,
+    /// With `--anchor`: rounds of our steps and the anchor's, alternating, each round giving a
+    /// ratio per workload; the medians are printed at the end. A machine whose speed swings
+    /// within minutes needs several.
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    pub rounds: usize,
     /// Instead: the device crate vs tract on this model folder (`bnas export`), one thread each,
     /// over the first 500 test images of the model's dataset.
     #[arg(long)]

@@ -130,7 +130,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 let n = 500.min(ds.len());
                 crate::export::tract_run::bench_tract_vs_device(&bytes, &ds.images[..n * ds.image_len()], n)
             }
-            None => crate::bench::run(a.reps, a.only, &a.backend, a.anchor.as_deref()),
+            None => crate::bench::run(a.reps, a.only, &a.backend, a.anchor.as_deref(), a.rounds),
         },
         Command::Search(a) => {
             let sel = select(a.backend.backend, a.backend.adapter.as_deref(), a.backend.threads)?;
