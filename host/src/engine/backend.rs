@@ -225,6 +225,24 @@ pub trait Backend: Send + Sync + 'static {
         train: bool,
         g: ChanGeom,
     ) -> BnGrads<Self>;
+    /// `batch_norm_bwd` of `sign_ste_bwd(y, dy)`: the gradient through `sign(batch_norm(x))`,
+    /// `y` being the batch norm's output and `beta` its shift. A backend may fuse the two passes
+    /// and recompute `y` from `x` (the CPU does, with the same bits).
+    #[allow(clippy::too_many_arguments)]
+    fn batch_norm_sign_bwd(
+        &self,
+        x: &Self::Buf,
+        y: &Self::Buf,
+        dy: &Self::Buf,
+        mean: &Self::Buf,
+        inv_std: &Self::Buf,
+        gamma: Option<&Self::Buf>,
+        _beta: Option<&Self::Buf>,
+        train: bool,
+        g: ChanGeom,
+    ) -> BnGrads<Self> {
+        self.batch_norm_bwd(x, &self.sign_ste_bwd(y, dy), mean, inv_std, gamma, train, g)
+    }
     /// 3x3 max pool, padding 1.
     fn max_pool(&self, x: &Self::Buf, g: PoolGeom) -> Self::Buf;
     /// Routes `dy` to the (first) maximum of each window, recomputed from `x`.

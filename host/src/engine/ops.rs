@@ -181,9 +181,9 @@ impl<'p, B: Backend> Tape<'p, B> {
             }
             let wb = b.channel_affine(&bw.sign, &bw.beta, None, ChanGeom { n: 1, c: c_out, hw: c_w * kk });
             let dxb = if depthwise { b.dwconv2d_bwd_data(&da, &wb, g) } else { b.conv2d_bwd_data(&da, &wb, g) };
-            let dbn = b.sign_ste_bwd(&bn.y, &dxb);
-            let gamma_v = gamma.map(|id| &t.params.get(id).value);
-            let grads = b.batch_norm_bwd(t.value(x), &dbn, &bn.mean, &bn.inv_std, gamma_v, true, cg);
+            let (gamma_v, beta_v) = (gamma.map(|id| &t.params.get(id).value), beta.map(|id| &t.params.get(id).value));
+            let grads =
+                b.batch_norm_sign_bwd(t.value(x), &bn.y, &dxb, &bn.mean, &bn.inv_std, gamma_v, beta_v, true, cg);
             if t.needs_grad(x) {
                 out.push((x, grads.dx));
             }

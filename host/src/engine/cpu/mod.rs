@@ -394,7 +394,24 @@ impl Backend for Cpu {
         train: bool,
         g: ChanGeom,
     ) -> BnGrads<Self> {
-        let (dx, dgamma, dbeta) = norm_pool::batch_norm_bwd(self, x, dy, mean, inv_std, gamma, train, g);
+        let (dx, dgamma, dbeta) =
+            norm_pool::batch_norm_bwd(self, x, dy, mean, inv_std, gamma, norm_pool::Incoming::Output, train, g);
+        BnGrads { dx, dgamma, dbeta }
+    }
+    fn batch_norm_sign_bwd(
+        &self,
+        x: &Vec<f32>,
+        _y: &Vec<f32>,
+        dy: &Vec<f32>,
+        mean: &Vec<f32>,
+        inv_std: &Vec<f32>,
+        gamma: Option<&Vec<f32>>,
+        beta: Option<&Vec<f32>>,
+        train: bool,
+        g: ChanGeom,
+    ) -> BnGrads<Self> {
+        let incoming = norm_pool::Incoming::Sign { beta };
+        let (dx, dgamma, dbeta) = norm_pool::batch_norm_bwd(self, x, dy, mean, inv_std, gamma, incoming, train, g);
         BnGrads { dx, dgamma, dbeta }
     }
     fn max_pool(&self, x: &Vec<f32>, g: PoolGeom) -> Vec<f32> {

@@ -107,6 +107,18 @@ pub(super) fn batch_norm(
     (y, mean, inv_std)
 }
 
+/// What the incoming gradient of [`batch_norm_bwd`] is the gradient of.
+#[derive(Clone, Copy)]
+pub(super) enum Incoming<'a> {
+    /// The batch norm's output.
+    Output,
+    /// The sign of the output `y = (x - mean) * inv_std * gamma + beta` (`beta` 0 when absent):
+    /// each value passes through the clipped straight-through estimator (`dy` where `|y| < 1`,
+    /// else 0), `y` recomputed from `x` as [`batch_norm`] computes it, so the same bits as
+    /// `sign_ste_bwd` then this, without that pass's read of `y` and write of its result.
+    Sign { beta: Option<&'a Vec<f32>> },
+}
+
 /// Returns `(dx, dgamma, dbeta)`; the parameter gradients are present when `gamma` is.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn batch_norm_bwd(
@@ -116,8 +128,33 @@ pub(super) fn batch_norm_bwd(
     mean: &[f32],
     inv_std: &[f32],
     gamma: Option<&Vec<f32>>,
+    incoming: Incoming<'_>,
     train: bool,
     g: ChanGeom,
+) -> (Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>) {
+    let scale = |c: usize| inv_std[c] * gamma.map_or(1.0, |gm| gm[c]);
+    match incoming {
+        Incoming::Output => bwd(cpu, x, dy, mean, inv_std, gamma, train, g, |_| |_: f32, d: f32| d),
+        Incoming::Sign { beta } => bwd(cpu, x, dy, mean, inv_std, gamma, train, g, |c| {
+            let (m, s, b) = (mean[c], scale(c), beta.map_or(0.0, |b| b[c]));
+            move |x: f32, d: f32| if ((x - m) * s + b).abs() < 1.0 { d } else { 0.0 }
+        }),
+    }
+}
+
+/// [`batch_norm_bwd`] with `through(c)` mapping channel `c`'s `(x, dy)` to the gradient at the
+/// batch norm's output.
+#[allow(clippy::too_many_arguments)]
+fn bwd<P: Fn(f32, f32) -> f32 + Copy + Send + Sync>(
+    cpu: &Cpu,
+    x: &[f32],
+    dy: &[f32],
+    mean: &[f32],
+    inv_std: &[f32],
+    gamma: Option<&Vec<f32>>,
+    train: bool,
+    g: ChanGeom,
+    through: impl Fn(usize) -> P + Sync + Send,
 ) -> (Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>) {
     debug_assert_eq!(x.len(), g.len());
     debug_assert_eq!(dy.len(), g.len());
@@ -126,13 +163,13 @@ pub(super) fn batch_norm_bwd(
         (0..g.c)
             .into_par_iter()
             .map(|c| {
-                let (m, is) = (mean[c], inv_std[c]);
+                let (m, is, through) = (mean[c], inv_std[c], through(c));
                 let (mut sdy, mut sdyx) = (0f64, 0f64);
                 for s in 0..g.n {
                     // Two passes over the row (the second from L1): see `lane_sum`.
                     let (x, dy) = (row(x, g, s, c), row(dy, g, s, c));
-                    sdy += lane_sum(dy, dy, |d, _| *d);
-                    sdyx += lane_sum(x, dy, |x, d| each(x, d, |x, d| d * (x - m)));
+                    sdy += lane_sum(x, dy, |x, d| each(x, d, through));
+                    sdyx += lane_sum(x, dy, |x, d| each(x, d, |x, d| through(x, d) * (x - m)));
                 }
                 (sdy as f32, (sdyx * is as f64) as f32)
             })
@@ -143,15 +180,15 @@ pub(super) fn batch_norm_bwd(
     let dx = if train {
         cpu.new_rows(x.len(), g.hw, |r| {
             let c = r % g.c;
-            let (m, is, k) = (mean[c], inv_std[c], k(c));
+            let (m, is, k, through) = (mean[c], inv_std[c], k(c), through(c));
             let (mdy, mdyx) = (sums[c].0 / count, sums[c].1 / count);
             let (xr, dyr) = (&x[r * g.hw..][..g.hw], &dy[r * g.hw..][..g.hw]);
-            xr.iter().zip(dyr).map(move |(&x, &d)| k * (d - mdy - (x - m) * is * mdyx))
+            xr.iter().zip(dyr).map(move |(&x, &d)| k * (through(x, d) - mdy - (x - m) * is * mdyx))
         })
     } else {
         cpu.new_rows(x.len(), g.hw, |r| {
-            let k = k(r % g.c);
-            dy[r * g.hw..][..g.hw].iter().map(move |&d| k * d)
+            let (k, through) = (k(r % g.c), through(r % g.c));
+            x[r * g.hw..][..g.hw].iter().zip(&dy[r * g.hw..][..g.hw]).map(move |(&x, &d)| k * through(x, d))
         })
     };
     let (dgamma, dbeta) = match gamma {

@@ -166,6 +166,50 @@ fn batch_norm_backward_matches_finite_differences() {
     }
 }
 
+/// The fused backward through `sign(batch_norm(x))` is `batch_norm_bwd` of `sign_ste_bwd` at
+/// the forward's output, bit for bit: the CPU recomputes that output from `x`, so inputs whose
+/// outputs lie within a few ulps of +-1 (where the estimator's mask flips) check that it
+/// recomputes exactly. Fixed statistics (so those inputs can be placed), train and eval
+/// formulas, with and without the affine parameters, rows of 16-lane blocks and tails.
+#[test]
+fn fused_sign_batch_norm_backward_is_the_two_passes() {
+    let mut rng = Rng::new(19);
+    for threads in [1, 2] {
+        let cpu = cpu(threads);
+        for g in [ChanGeom { n: 3, c: 5, hw: 37 }, ChanGeom { n: 2, c: 3, hw: 16 }, ChanGeom { n: 4, c: 2, hw: 7 }] {
+            let (gamma, beta) = (randn(&mut rng, g.c, 1.0), randn(&mut rng, g.c, 1.0));
+            let rm = randn(&mut rng, g.c, 1.0);
+            let rv: Vec<f32> = randn(&mut rng, g.c, 1.0).iter().map(|v| v.abs() + 0.5).collect();
+            let dy = randn(&mut rng, g.len(), 1.0);
+            for affine in [false, true] {
+                let (gm, bt) = if affine { (Some(&gamma), Some(&beta)) } else { (None, None) };
+                let mut x = randn(&mut rng, g.len(), 1.5);
+                // Every third value: ulps around the input whose output is +1 or -1.
+                for (i, v) in x.iter_mut().enumerate().step_by(3) {
+                    let c = i / g.hw % g.c;
+                    let s = 1.0 / (rv[c] + 1e-5).sqrt() * gm.map_or(1.0, |gm| gm[c]);
+                    let edge = if i % 2 == 0 { 1.0 } else { -1.0 };
+                    let at = rm[c] + (edge - bt.map_or(0.0, |b| b[c])) / s;
+                    *v = f32::from_bits((at.to_bits() as i32 + (i / 3 % 7) as i32 - 3) as u32);
+                }
+                let out = cpu.batch_norm(&x, gm, bt, BnMode::Eval { running_mean: &rm, running_var: &rv }, 1e-5, g);
+                let near = out.y.iter().filter(|y| (y.abs() - 1.0).abs() < 1e-5).count();
+                assert!(near >= g.len() / 6, "{g:?}: only {near} outputs near +-1");
+                for train in [true, false] {
+                    let want =
+                        cpu.batch_norm_bwd(&x, &cpu.sign_ste_bwd(&out.y, &dy), &out.mean, &out.inv_std, gm, train, g);
+                    let got = cpu.batch_norm_sign_bwd(&x, &out.y, &dy, &out.mean, &out.inv_std, gm, bt, train, g);
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    let what = format!("{g:?} affine {affine} train {train} ({threads} threads)");
+                    assert_eq!(bits(&got.dx), bits(&want.dx), "{what}: dx");
+                    assert_eq!(got.dgamma.as_deref().map(bits), want.dgamma.as_deref().map(bits), "{what}: dgamma");
+                    assert_eq!(got.dbeta.as_deref().map(bits), want.dbeta.as_deref().map(bits), "{what}: dbeta");
+                }
+            }
+        }
+    }
+}
+
 fn check_affine_grads(
     grads: &crate::engine::backend::BnGrads<super::Cpu>,
     affine: bool,
