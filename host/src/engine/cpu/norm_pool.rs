@@ -100,11 +100,17 @@ pub(super) fn batch_norm(
     };
     let y = cpu.new_rows(x.len(), g.hw, |r| {
         let c = r % g.c;
-        let s = inv_std[c] * gamma.map_or(1.0, |gm| gm[c]);
+        let s = scale(&inv_std, gamma, c);
         let (m, b) = (mean[c], beta.map_or(0.0, |b| b[c]));
         x[r * g.hw..][..g.hw].iter().map(move |&x| (x - m) * s + b)
     });
     (y, mean, inv_std)
+}
+
+/// Channel `c`'s factor `inv_std * gamma` (gamma 1 when absent): one expression for the forward,
+/// the backward, and the backward's recomputed output, which must equal the forward's bit for bit.
+fn scale(inv_std: &[f32], gamma: Option<&Vec<f32>>, c: usize) -> f32 {
+    inv_std[c] * gamma.map_or(1.0, |gm| gm[c])
 }
 
 /// What the incoming gradient of [`batch_norm_bwd`] is the gradient of.
@@ -132,11 +138,10 @@ pub(super) fn batch_norm_bwd(
     train: bool,
     g: ChanGeom,
 ) -> (Vec<f32>, Option<Vec<f32>>, Option<Vec<f32>>) {
-    let scale = |c: usize| inv_std[c] * gamma.map_or(1.0, |gm| gm[c]);
     match incoming {
         Incoming::Output => bwd(cpu, x, dy, mean, inv_std, gamma, train, g, |_| |_: f32, d: f32| d),
         Incoming::Sign { beta } => bwd(cpu, x, dy, mean, inv_std, gamma, train, g, |c| {
-            let (m, s, b) = (mean[c], scale(c), beta.map_or(0.0, |b| b[c]));
+            let (m, s, b) = (mean[c], scale(inv_std, gamma, c), beta.map_or(0.0, |b| b[c]));
             move |x: f32, d: f32| if ((x - m) * s + b).abs() < 1.0 { d } else { 0.0 }
         }),
     }
@@ -176,7 +181,7 @@ fn bwd<P: Fn(f32, f32) -> f32 + Copy + Send + Sync>(
             .collect()
     });
     let count = (g.n * g.hw).max(1) as f32;
-    let k = |c: usize| inv_std[c] * gamma.map_or(1.0, |gm| gm[c]);
+    let k = |c: usize| scale(inv_std, gamma, c);
     let dx = if train {
         cpu.new_rows(x.len(), g.hw, |r| {
             let c = r % g.c;
