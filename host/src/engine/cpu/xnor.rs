@@ -95,7 +95,7 @@ fn sign_conv_in_pool(run: Runner, cpu: &Cpu, x: &[f32], w: &[f32], scale: Option
     let kbits = kk * g.c_in;
     let kw = kbits.div_ceil(64);
     let (wbits, wones) = pack_weights(w, &g, kw);
-    let base = bases(&g, &wones);
+    let base = bases(&g, &wones, ohow, g.out_w(), |s| s);
     let pw = g.w + 2 * g.pad;
     let per_task = g.n.div_ceil(cpu.threads().max(1)).max(1);
     let plan = Plan {
@@ -136,6 +136,37 @@ struct Plan<'a> {
     per_task: usize,
 }
 
+/// Prefetches an input into L2 a few cache lines at a time, spread over the `calls` steps of the
+/// work that runs before it is read, so that reading it later does not wait on memory.
+pub(super) struct Prefetch<'a> {
+    lines: std::slice::Chunks<'a, f32>,
+    per_step: usize,
+}
+
+impl<'a> Prefetch<'a> {
+    /// Floats per 64-byte cache line.
+    const LINE: usize = 16;
+
+    pub(super) fn new(input: &'a [f32], calls: usize) -> Self {
+        Prefetch { lines: input.chunks(Self::LINE), per_step: input.len().div_ceil(Self::LINE).div_ceil(calls.max(1)) }
+    }
+
+    /// Asks for the next few lines (a hint: it reads nothing and never faults).
+    #[inline(always)]
+    pub(super) fn step(&mut self) {
+        for line in self.lines.by_ref().take(self.per_step) {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: a prefetch of an address inside a live slice; it has no effect on memory.
+            unsafe {
+                use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+                _mm_prefetch::<_MM_HINT_T1>(line.as_ptr().cast())
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            let _ = line;
+        }
+    }
+}
+
 /// One task's share of [`sign_conv`]: the samples from `task * per_task` into `y_task`, in
 /// micro-batches of `mb` samples, packed by `pack` (as [`pack_pixels`]), counted by `count` (as
 /// [`count_body`]) and written by [`emit`], or by `emit_short` (as [`emit`]) where a sample ends
@@ -173,10 +204,14 @@ fn run_task(
             pack(&x[(first + b0 + j) * in_s..][..in_s], &g, pix);
             gather(pix, &g, pieces, kw, col, cols, j * ohow);
         }
+        // The task's next micro-batch is fetched while this one counts.
+        let next = &x[(first + b0 + nb) * in_s..][..mb.min(samples - b0 - nb) * in_s];
+        let mut fetch = Prefetch::new(next, g.c_out.div_ceil(FILTERS) * (nb * ohow).div_ceil(LANES));
         let ys = &mut y_task[b0 * out_s..][..nb * out_s];
         for o0 in (0..g.c_out).step_by(FILTERS) {
             let wb = &wbits[o0 * kw..(o0 + FILTERS) * kw];
             for p0 in (0..nb * ohow).step_by(LANES) {
+                fetch.step();
                 let pop = count(col, cols, p0, wb, kw);
                 let (mut q, end) = (p0, (p0 + LANES).min(nb * ohow));
                 while q < end {

@@ -81,29 +81,45 @@ fn pick_pack_filter() -> PackFilter {
     pack_filter
 }
 
-/// Per filter and output position (`[c_out, oh*ow]`), `K_valid + 2 * (ones of w at the padded
-/// taps)`, so that `s = base - 2 * popcount` (`wones` from [`pack_weights`]).
-pub(super) fn bases(g: &ConvGeom, wones: &[u32]) -> Vec<i32> {
-    let (ohow, kk) = (g.out_h() * g.out_w(), g.k * g.k);
-    let mut base = vec![(kk * g.c_in) as i32; g.c_out * ohow];
-    let padded: Vec<(usize, u64)> = padded_taps(g).into_iter().enumerate().filter(|&(_, m)| m != 0).collect();
-    base.par_chunks_mut(ohow).zip(wones.par_chunks(kk)).for_each(|(base, wones)| {
-        for &(p, mask) in &padded {
-            let (mut m, mut ones) = (mask, 0);
-            while m != 0 {
-                ones += wones[m.trailing_zeros() as usize];
-                m &= m - 1;
-            }
-            base[p] = ((kk - mask.count_ones() as usize) * g.c_in) as i32 + 2 * ones as i32;
+/// Per filter and output position, `K_valid + 2 * (ones of w at the padded taps)`, so that
+/// `s = base - 2 * popcount` (`wones` from [`pack_weights`]): `[c_out, row]`, output `(oy, ox)`
+/// of a filter at `oy * pitch + ox` of its row (positions that are no output hold the full
+/// `k k c_in`), each as `cast` makes it. Each filter's value is worked out once per distinct set
+/// of padded taps, then written at the positions that have it.
+pub(super) fn bases<T: Copy + Send>(
+    g: &ConvGeom,
+    wones: &[u32],
+    row: usize,
+    pitch: usize,
+    cast: impl Fn(i32) -> T + Sync,
+) -> Vec<T> {
+    let kk = g.k * g.k;
+    let full = (kk * g.c_in) as i32;
+    let mut base = vec![cast(full); g.c_out * row];
+    let (masks, padded) = padded_taps(g);
+    base.par_chunks_mut(row).zip(wones.par_chunks(kk)).for_each(|(base, wones)| {
+        let values: Vec<T> = masks
+            .iter()
+            .map(|&mask| {
+                let (mut m, mut ones) = (mask, 0);
+                while m != 0 {
+                    ones += wones[m.trailing_zeros() as usize];
+                    m &= m - 1;
+                }
+                cast(full - (mask.count_ones() as usize * g.c_in) as i32 + 2 * ones as i32)
+            })
+            .collect();
+        for &(oy, ox, class) in &padded {
+            base[oy * pitch + ox] = values[class];
         }
     });
     base
 }
 
-/// For each output position, the mask of its taps that fall in the padding: a tap is padded when
-/// its row or its column is, so each position's mask is its row's padded tap rows OR its column's
-/// padded tap columns.
-fn padded_taps(g: &ConvGeom) -> Vec<u64> {
+/// The distinct non-empty masks of taps that fall in the padding, and each output position that
+/// has one (`oy`, `ox`), with its mask's index. A tap is padded when its row or its column is, so each
+/// position's mask is its row's padded tap rows OR its column's padded tap columns.
+fn padded_taps(g: &ConvGeom) -> (Vec<u64>, Vec<(usize, usize, usize)>) {
     let outside =
         |o: usize, tap: usize, len: usize| (o * g.stride + tap * g.dil).checked_sub(g.pad).is_none_or(|i| i >= len);
     // Every tap of kernel row 0, and every kernel row's tap of column 0.
@@ -111,9 +127,20 @@ fn padded_taps(g: &ConvGeom) -> Vec<u64> {
     let mask = |o: usize, len: usize, unit: u64, step: usize| {
         (0..g.k).filter(|&t| outside(o, t, len)).fold(0, |m, t| m | unit << (t * step))
     };
-    let rows: Vec<u64> = (0..g.out_h()).map(|oy| mask(oy, g.h, row0, g.k)).collect();
     let cols: Vec<u64> = (0..g.out_w()).map(|ox| mask(ox, g.w, col0, 1)).collect();
-    rows.iter().flat_map(|&r| cols.iter().map(move |&c| r | c)).collect()
+    let (mut masks, mut padded) = (Vec::new(), Vec::new());
+    for oy in 0..g.out_h() {
+        let row = mask(oy, g.h, row0, g.k);
+        for (ox, &col) in cols.iter().enumerate().filter(|&(_, &col)| row | col != 0) {
+            let m = row | col;
+            let class = masks.iter().position(|&seen| seen == m).unwrap_or(masks.len());
+            if class == masks.len() {
+                masks.push(m);
+            }
+            padded.push((oy, ox, class));
+        }
+    }
+    (masks, padded)
 }
 
 #[cfg(test)]
