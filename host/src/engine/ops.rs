@@ -83,7 +83,7 @@ impl<'p, B: Backend> Tape<'p, B> {
         let y = b.conv2d(self.value(x), wv, bias.map(|id| self.param_value(id)), g);
         let wvar = self.param(w);
         let bvar = bias.map(|id| self.param(id));
-        let back = Box::new(move |b: &B, t: &Tape<'p, B>, dy: &B::Buf| {
+        let back = Box::new(move |b: &B, t: &Tape<'p, B>, ref dy: B::Buf| {
             let mut out = Vec::new();
             if t.needs_grad(x) {
                 out.push((x, b.conv2d_bwd_data(dy, wv, g)));
@@ -170,7 +170,7 @@ impl<'p, B: Backend> Tape<'p, B> {
         let kk = s.k * s.k;
         let out_shape = vec![g.n, g.c_out, g.out_h(), g.out_w()];
         let y_index = self.nodes.len();
-        let back = Box::new(move |b: &B, t: &Tape<'p, B>, dy: &B::Buf| {
+        let back = Box::new(move |b: &B, t: &Tape<'p, B>, ref dy: B::Buf| {
             let y = t.value(Var(y_index));
             let da = b.relu_bwd(y, dy);
             let mut out = Vec::new();
@@ -226,7 +226,7 @@ impl<'p, B: Backend> Tape<'p, B> {
         let gvar = gamma.map(|id| self.param(id));
         let bvar = beta.map(|id| self.param(id));
         let (mean, inv_std) = (bn.mean, bn.inv_std);
-        let back = Box::new(move |b: &B, t: &Tape<'p, B>, dy: &B::Buf| {
+        let back = Box::new(move |b: &B, t: &Tape<'p, B>, ref dy: B::Buf| {
             let grads = b.batch_norm_bwd(t.value(x), dy, &mean, &inv_std, gv, train, cg);
             let mut out = vec![(x, grads.dx)];
             if let (Some(v), Some(d)) = (gvar, grads.dgamma) {
@@ -248,7 +248,7 @@ impl<'p, B: Backend> Tape<'p, B> {
         let y = self.backend.relu(self.value(x));
         let y_index = self.nodes.len();
         let back =
-            Box::new(move |b: &B, t: &Tape<'p, B>, dy: &B::Buf| vec![(x, b.relu_bwd(t.value(Var(y_index)), dy))]);
+            Box::new(move |b: &B, t: &Tape<'p, B>, ref dy: B::Buf| vec![(x, b.relu_bwd(t.value(Var(y_index)), dy))]);
         let shape = self.shape(x).to_vec();
         self.op(y, shape, &[x], back)
     }
@@ -258,15 +258,12 @@ impl<'p, B: Backend> Tape<'p, B> {
             return Err(ShapeError::new("add", format!("shapes differ: {:?} and {:?}", self.shape(a), self.shape(c))));
         }
         let y = self.backend.add(self.value(a), self.value(c));
-        let back = Box::new(move |b: &B, t: &Tape<'p, B>, dy: &B::Buf| {
-            let mut out = Vec::new();
-            if t.needs_grad(a) {
-                out.push((a, b.copy(dy)));
-            }
-            if t.needs_grad(c) {
-                out.push((c, b.copy(dy)));
-            }
-            out
+        // `dy` itself goes to one input: a copy only where both take it.
+        let back = Box::new(move |b: &B, t: &Tape<'p, B>, dy: B::Buf| match (t.needs_grad(a), t.needs_grad(c)) {
+            (true, true) => vec![(a, b.copy(&dy)), (c, dy)],
+            (true, false) => vec![(a, dy)],
+            (false, true) => vec![(c, dy)],
+            (false, false) => Vec::new(),
         });
         let shape = self.shape(a).to_vec();
         Ok(self.op(y, shape, &[a, c], back))
@@ -275,7 +272,7 @@ impl<'p, B: Backend> Tape<'p, B> {
     /// `alpha * x` for a constant `alpha`.
     pub fn scale(&mut self, x: Var, alpha: f32) -> Var {
         let y = self.backend.scale(self.value(x), alpha);
-        let back = Box::new(move |b: &B, _: &Tape<'p, B>, dy: &B::Buf| vec![(x, b.scale(dy, alpha))]);
+        let back = Box::new(move |b: &B, _: &Tape<'p, B>, ref dy: B::Buf| vec![(x, b.scale(dy, alpha))]);
         let shape = self.shape(x).to_vec();
         self.op(y, shape, &[x], back)
     }
@@ -302,7 +299,7 @@ impl<'p, B: Backend> Tape<'p, B> {
         let y = self.backend.concat_channels(&bufs, &chans, n, hw);
         let total: usize = chans.iter().sum();
         let vars = xs.to_vec();
-        let back = Box::new(move |b: &B, t: &Tape<'p, B>, dy: &B::Buf| {
+        let back = Box::new(move |b: &B, t: &Tape<'p, B>, ref dy: B::Buf| {
             let mut out = Vec::new();
             let mut off = 0;
             for (&v, &c) in vars.iter().zip(&chans) {
@@ -340,7 +337,7 @@ impl<'p, B: Backend> Tape<'p, B> {
             return Err(ShapeError::new("slice", format!("[{offset}, {}) outside a tensor of {total}", offset + len)));
         }
         let y = self.backend.slice_channels(self.value(x), 1, total, 1, offset, len);
-        let back = Box::new(move |b: &B, _: &Tape<'p, B>, dy: &B::Buf| {
+        let back = Box::new(move |b: &B, _: &Tape<'p, B>, ref dy: B::Buf| {
             let (pre, post) = (b.zeros(offset), b.zeros(total - offset - len));
             let full = b.concat_channels(&[&pre, dy, &post], &[offset, len, total - offset - len], 1, 1);
             vec![(x, full)]
@@ -358,7 +355,7 @@ impl<'p, B: Backend> Tape<'p, B> {
         let bufs: Vec<&B::Buf> = xs.iter().map(|&v| self.value(v)).collect();
         let y = self.backend.weighted_sum(&bufs, self.value(w));
         let vars = xs.to_vec();
-        let back = Box::new(move |b: &B, t: &Tape<'p, B>, dy: &B::Buf| {
+        let back = Box::new(move |b: &B, t: &Tape<'p, B>, ref dy: B::Buf| {
             let wv = t.value(w);
             let mut out: Vec<(Var, B::Buf)> = vars
                 .iter()
@@ -389,7 +386,7 @@ impl<'p, B: Backend> Tape<'p, B> {
     pub fn max_pool(&mut self, x: Var, stride: usize) -> OpResult {
         let g = self.pool_geom("max_pool", x, stride)?;
         let y = self.backend.max_pool(self.value(x), g);
-        let back = Box::new(move |b: &B, t: &Tape<'p, B>, dy: &B::Buf| vec![(x, b.max_pool_bwd(t.value(x), dy, g))]);
+        let back = Box::new(move |b: &B, t: &Tape<'p, B>, ref dy: B::Buf| vec![(x, b.max_pool_bwd(t.value(x), dy, g))]);
         Ok(self.op(y, vec![g.n, g.c, g.out_h(), g.out_w()], &[x], back))
     }
 
@@ -397,7 +394,7 @@ impl<'p, B: Backend> Tape<'p, B> {
     pub fn avg_pool(&mut self, x: Var, stride: usize) -> OpResult {
         let g = self.pool_geom("avg_pool", x, stride)?;
         let y = self.backend.avg_pool(self.value(x), g);
-        let back = Box::new(move |b: &B, _: &Tape<'p, B>, dy: &B::Buf| vec![(x, b.avg_pool_bwd(dy, g))]);
+        let back = Box::new(move |b: &B, _: &Tape<'p, B>, ref dy: B::Buf| vec![(x, b.avg_pool_bwd(dy, g))]);
         Ok(self.op(y, vec![g.n, g.c, g.out_h(), g.out_w()], &[x], back))
     }
 
@@ -405,7 +402,7 @@ impl<'p, B: Backend> Tape<'p, B> {
     pub fn global_avg_pool(&mut self, x: Var) -> OpResult {
         let cg = chan_geom("global_avg_pool", self.shape(x))?;
         let y = self.backend.global_avg_pool(self.value(x), cg);
-        let back = Box::new(move |b: &B, _: &Tape<'p, B>, dy: &B::Buf| vec![(x, b.global_avg_pool_bwd(dy, cg))]);
+        let back = Box::new(move |b: &B, _: &Tape<'p, B>, ref dy: B::Buf| vec![(x, b.global_avg_pool_bwd(dy, cg))]);
         Ok(self.op(y, vec![cg.n, cg.c], &[x], back))
     }
 
@@ -423,7 +420,7 @@ impl<'p, B: Backend> Tape<'p, B> {
         let y = b.matmul(self.value(x), wv, MatGeom { m: rows, k: f, n: o, trans_a: false, trans_b: true });
         let y = b.add_row_bias(&y, self.param_value(bias), rows, o);
         let (wvar, bvar) = (self.param(w), self.param(bias));
-        let back = Box::new(move |b: &B, t: &Tape<'p, B>, dy: &B::Buf| {
+        let back = Box::new(move |b: &B, t: &Tape<'p, B>, ref dy: B::Buf| {
             let mut out = Vec::new();
             if t.needs_grad(x) {
                 out.push((x, b.matmul(dy, wv, MatGeom { m: rows, k: o, n: f, trans_a: false, trans_b: false })));
@@ -448,7 +445,7 @@ impl<'p, B: Backend> Tape<'p, B> {
         };
         let y = self.backend.softmax_rows(self.value(x), rows, k);
         let y_index = self.nodes.len();
-        let back = Box::new(move |b: &B, t: &Tape<'p, B>, dy: &B::Buf| {
+        let back = Box::new(move |b: &B, t: &Tape<'p, B>, ref dy: B::Buf| {
             vec![(x, b.softmax_rows_bwd(t.value(Var(y_index)), dy, rows, k))]
         });
         Ok(self.op(y, vec![rows, k], &[x], back))
@@ -467,7 +464,8 @@ impl<'p, B: Backend> Tape<'p, B> {
             ));
         }
         let (loss, grad) = self.backend.softmax_xent(self.value(logits), labels, rows, classes, smoothing);
-        let back = Box::new(move |b: &B, _: &Tape<'p, B>, dy: &B::Buf| vec![(logits, b.scale_by_elem(&grad, dy, 0))]);
+        let back =
+            Box::new(move |b: &B, _: &Tape<'p, B>, ref dy: B::Buf| vec![(logits, b.scale_by_elem(&grad, dy, 0))]);
         Ok(self.op(loss, vec![1], &[logits], back))
     }
 
@@ -478,7 +476,7 @@ impl<'p, B: Backend> Tape<'p, B> {
             s => return Err(ShapeError::new("softmax_entropy", format!("expected [rows, k], got {s:?}"))),
         };
         let (h, grad) = self.backend.softmax_entropy(self.value(alpha), rows, k);
-        let back = Box::new(move |b: &B, _: &Tape<'p, B>, dy: &B::Buf| vec![(alpha, b.scale_by_elem(&grad, dy, 0))]);
+        let back = Box::new(move |b: &B, _: &Tape<'p, B>, ref dy: B::Buf| vec![(alpha, b.scale_by_elem(&grad, dy, 0))]);
         Ok(self.op(h, vec![1], &[alpha], back))
     }
 
@@ -491,7 +489,7 @@ impl<'p, B: Backend> Tape<'p, B> {
         let b = self.backend;
         let s = b.upload(keep);
         let y = b.sample_scale(self.value(x), &s, cg);
-        let back = Box::new(move |b: &B, _: &Tape<'p, B>, dy: &B::Buf| vec![(x, b.sample_scale(dy, &s, cg))]);
+        let back = Box::new(move |b: &B, _: &Tape<'p, B>, ref dy: B::Buf| vec![(x, b.sample_scale(dy, &s, cg))]);
         let shape = self.shape(x).to_vec();
         Ok(self.op(y, shape, &[x], back))
     }
@@ -503,7 +501,7 @@ impl<'p, B: Backend> Tape<'p, B> {
             return Err(ShapeError::new("reshape", format!("{from:?} to {shape:?}")));
         }
         let y = self.backend.copy(self.value(x));
-        let back = Box::new(move |b: &B, _: &Tape<'p, B>, dy: &B::Buf| vec![(x, b.copy(dy))]);
+        let back = Box::new(move |_: &B, _: &Tape<'p, B>, dy: B::Buf| vec![(x, dy)]);
         Ok(self.op(y, shape, &[x], back))
     }
 }

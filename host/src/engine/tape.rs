@@ -18,9 +18,10 @@ pub(crate) enum Value<'p, B: Backend> {
     Borrowed(&'p B::Buf),
 }
 
-/// Maps the gradient of a node's value to (input, gradient) pairs.
+/// Maps the gradient of a node's value to (input, gradient) pairs. It takes the gradient by
+/// value, so that an op that passes it on unchanged (add, reshape) need not copy it.
 pub(crate) type BackFn<'p, B> =
-    Box<dyn FnOnce(&B, &Tape<'p, B>, &<B as Backend>::Buf) -> Vec<(Var, <B as Backend>::Buf)> + 'p>;
+    Box<dyn FnOnce(&B, &Tape<'p, B>, <B as Backend>::Buf) -> Vec<(Var, <B as Backend>::Buf)> + 'p>;
 
 pub(crate) struct Node<'p, B: Backend> {
     pub(crate) value: Value<'p, B>,
@@ -186,7 +187,7 @@ impl<'p, B: Backend> Tape<'p, B> {
                 continue;
             }
             let Some(back) = self.nodes[i].back.take() else { continue };
-            for (v, gv) in back(b, &self, &g) {
+            for (v, gv) in back(b, &self, g) {
                 if self.nodes[v.0].needs_grad {
                     accumulate(b, &mut grads[v.0], gv);
                 }
