@@ -31,8 +31,7 @@ fn for_each_tap_row(g: &ConvGeom, oh: usize, ow: usize, mut f: impl FnMut(usize,
 pub(super) fn forward(cpu: &Cpu, x: &[f32], w: &[f32], g: ConvGeom) -> Vec<f32> {
     debug_assert_eq!((g.c_in, x.len(), w.len()), (g.c_out, g.in_len(), g.c_out * g.k * g.k));
     let (oh, ow, hw, kk) = (g.out_h(), g.out_w(), g.h * g.w, g.k * g.k);
-    let mut y = cpu.zeroed(g.out_len());
-    cpu.for_rows(&mut y, oh * ow, |plane, yp| {
+    cpu.new_zeroed_rows(g.out_len(), oh * ow, |plane, yp| {
         let c = plane % g.c_in;
         let (xp, wc) = (&x[plane * hw..(plane + 1) * hw], &w[c * kk..(c + 1) * kk]);
         for_each_tap_row(&g, oh, ow, |t, oy, iy, cols, ix0| {
@@ -41,16 +40,14 @@ pub(super) fn forward(cpu: &Cpu, x: &[f32], w: &[f32], g: ConvGeom) -> Vec<f32> 
                 yrow[ox] += wc[t] * row[ix0 + j * g.stride];
             }
         });
-    });
-    y
+    })
 }
 
 /// `dx[n, c] = dy[n, c] (*)^T w[c]`: each output pixel scatters back into its taps.
 pub(super) fn backward_data(cpu: &Cpu, dy: &[f32], w: &[f32], g: ConvGeom) -> Vec<f32> {
     debug_assert_eq!((dy.len(), w.len()), (g.out_len(), g.c_out * g.k * g.k));
     let (oh, ow, hw, kk) = (g.out_h(), g.out_w(), g.h * g.w, g.k * g.k);
-    let mut dx = cpu.zeroed(g.in_len());
-    cpu.for_rows(&mut dx, hw, |plane, dxp| {
+    cpu.new_zeroed_rows(g.in_len(), hw, |plane, dxp| {
         let c = plane % g.c_in;
         let (dyp, wc) = (&dy[plane * oh * ow..(plane + 1) * oh * ow], &w[c * kk..(c + 1) * kk]);
         for_each_tap_row(&g, oh, ow, |t, oy, iy, cols, ix0| {
@@ -59,8 +56,7 @@ pub(super) fn backward_data(cpu: &Cpu, dy: &[f32], w: &[f32], g: ConvGeom) -> Ve
                 row[ix0 + j * g.stride] += wc[t] * dyrow[ox];
             }
         });
-    });
-    dx
+    })
 }
 
 /// `dw[c, tap] = sum_n sum_o dy[n, c, o] * x[n, c, o + tap]`: an f32 sum per (sample, tap),

@@ -11,8 +11,6 @@
 
 use std::cell::RefCell;
 
-use rayon::prelude::*;
-
 use super::Cpu;
 use crate::engine::geom::ConvGeom;
 
@@ -73,38 +71,34 @@ pub(super) fn backward_data(cpu: &Cpu, dy: &[f32], w: &[f32], g: ConvGeom) -> Ve
     let offsets: Vec<usize> =
         (0..kk).map(|t| (g.pad + f.m - (t / g.k) * g.dil) * f.wf + (g.pad + f.m - (t % g.k) * g.dil)).collect();
     let (in_s, out_s) = (g.c_in * g.h * g.w, g.c_out * oh * ow);
-    let mut dx = cpu.zeroed(g.in_len());
-    cpu.pool.install(|| {
-        dx.par_chunks_mut(in_s).enumerate().for_each(|(s, dx)| {
-            FRAMES.with(|frames| {
-                let mut frames = frames.borrow_mut();
-                let need = g.c_out * f.len + CT * f.span;
-                if frames.len() < need {
-                    frames.resize(need, 0.0);
+    cpu.new_zeroed_rows(g.in_len(), in_s, |s, dx| {
+        FRAMES.with(|frames| {
+            let mut frames = frames.borrow_mut();
+            let need = g.c_out * f.len + CT * f.span;
+            if frames.len() < need {
+                frames.resize(need, 0.0);
+            }
+            let (dyf, acc) = frames.split_at_mut(g.c_out * f.len);
+            let dys = &dy[s * out_s..][..out_s];
+            for (plane, frame) in dys.chunks_exact(oh * ow).zip(dyf.chunks_exact_mut(f.len)) {
+                frame.fill(0.0);
+                for (src, dst) in plane.chunks_exact(ow).zip(frame[f.m * f.wf..].chunks_exact_mut(f.wf)) {
+                    dst[f.m..f.m + ow].copy_from_slice(src);
                 }
-                let (dyf, acc) = frames.split_at_mut(g.c_out * f.len);
-                let dys = &dy[s * out_s..][..out_s];
-                for (plane, frame) in dys.chunks_exact(oh * ow).zip(dyf.chunks_exact_mut(f.len)) {
-                    frame.fill(0.0);
-                    for (src, dst) in plane.chunks_exact(ow).zip(frame[f.m * f.wf..].chunks_exact_mut(f.wf)) {
-                        dst[f.m..f.m + ow].copy_from_slice(src);
+            }
+            for c0 in (0..g.c_in).step_by(CT) {
+                let tile_acc = &mut acc[..CT * f.span];
+                // SAFETY: the CPU has AVX-512F and FMA (applies() checked it).
+                unsafe { channel_tile(dyf, &f, &wt, cp, c0, g.c_out, &offsets, tile_acc) };
+                for (ci, acc) in tile_acc.chunks_exact(f.span).enumerate().take(g.c_in - c0) {
+                    let dst = &mut dx[(c0 + ci) * g.h * g.w..][..g.h * g.w];
+                    for (d, src) in dst.chunks_exact_mut(g.w).zip(acc.chunks(f.wf)) {
+                        d.copy_from_slice(&src[..g.w]);
                     }
                 }
-                for c0 in (0..g.c_in).step_by(CT) {
-                    let tile_acc = &mut acc[..CT * f.span];
-                    // SAFETY: the CPU has AVX-512F and FMA (applies() checked it).
-                    unsafe { channel_tile(dyf, &f, &wt, cp, c0, g.c_out, &offsets, tile_acc) };
-                    for (ci, acc) in tile_acc.chunks_exact(f.span).enumerate().take(g.c_in - c0) {
-                        let dst = &mut dx[(c0 + ci) * g.h * g.w..][..g.h * g.w];
-                        for (d, src) in dst.chunks_exact_mut(g.w).zip(acc.chunks(f.wf)) {
-                            d.copy_from_slice(&src[..g.w]);
-                        }
-                    }
-                }
-            })
+            }
         })
-    });
-    dx
+    })
 }
 
 /// `acc[ci][q] = sum_{t, o} wt[t][o][c0 + ci] * dyf[o][q + offsets[t]]` for `ci < CT`,

@@ -169,6 +169,28 @@ impl Cpu {
         out
     }
 
+    /// A new buffer of `len` values whose `row_len`-long rows are each zeroed and then handed to
+    /// `f(row_index, row)`, in parallel when the buffer is large: for rows that `f` adds into or
+    /// only partly writes, zeroed by the task that fills them, while they are in its cache,
+    /// rather than in a pass over the whole buffer of their own.
+    fn new_zeroed_rows(&self, len: usize, row_len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
+        assert!(
+            if row_len == 0 { len == 0 } else { len.is_multiple_of(row_len) },
+            "new_zeroed_rows: {len} values in rows of {row_len}"
+        );
+        let mut out = Vec::with_capacity(len);
+        self.for_rows(&mut out.spare_capacity_mut()[..len], row_len, |r, row| {
+            row.iter_mut().for_each(|v| _ = v.write(0.0));
+            // SAFETY: every value of `row` was just written, and `MaybeUninit<f32>` has the
+            // layout of `f32`.
+            f(r, unsafe { &mut *(row as *mut [MaybeUninit<f32>] as *mut [f32]) })
+        });
+        // SAFETY: the rows tile the first `len` values (none when `len` is 0), and each was
+        // zeroed whole (a panic in the pool comes out of `install` before this line).
+        unsafe { out.set_len(len) };
+        out
+    }
+
     /// A copy of `x`, made by the pool's threads when it is large.
     fn copied(&self, x: &[f32]) -> Vec<f32> {
         if x.len() < PAR_MIN_LEN || self.threads == 1 {

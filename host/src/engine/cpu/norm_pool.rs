@@ -252,18 +252,6 @@ fn window_range(o: usize, stride: usize, len: usize) -> (usize, usize) {
     (start.saturating_sub(PoolGeom::PAD), (start + PoolGeom::K - PoolGeom::PAD).min(len))
 }
 
-/// Runs `f(plane_in, out_plane)` for every `[h, w]` plane, in parallel over planes.
-fn per_plane(
-    cpu: &Cpu,
-    out: &mut [f32],
-    out_plane: usize,
-    in_plane: usize,
-    x: &[f32],
-    f: impl Fn(&[f32], &mut [f32]) + Sync + Send,
-) {
-    cpu.for_rows(out, out_plane, |p, o| f(&x[p * in_plane..][..in_plane], o));
-}
-
 /// Separable 3x3 window reduction of one plane: `reduce` across each row's window into
 /// `rows` (`[h, ow]`), then down each column's window into `out`; `finish(value, cells)`
 /// turns the reduction and the number of in-bounds cells into the output.
@@ -313,13 +301,11 @@ fn pool(
     reduce: impl Fn(f32, f32) -> f32 + Copy + Sync + Send,
     finish: impl Fn(f32, usize) -> f32 + Copy + Sync + Send,
 ) -> Vec<f32> {
-    let (oh, ow) = (g.out_h(), g.out_w());
-    let mut y = cpu.zeroed(g.out_len());
-    per_plane(cpu, &mut y, oh * ow, g.h * g.w, x, |plane, out| {
+    let (oh, ow, hw) = (g.out_h(), g.out_w(), g.h * g.w);
+    cpu.new_zeroed_rows(g.out_len(), oh * ow, |p, out| {
         let mut rows = vec![0.0; g.h * ow];
-        pool_plane(&g, plane, out, &mut rows, reduce, finish);
-    });
-    y
+        pool_plane(&g, &x[p * hw..][..hw], out, &mut rows, reduce, finish);
+    })
 }
 
 pub(super) fn max_pool(cpu: &Cpu, x: &[f32], g: PoolGeom) -> Vec<f32> {
@@ -333,8 +319,7 @@ pub(super) fn max_pool(cpu: &Cpu, x: &[f32], g: PoolGeom) -> Vec<f32> {
 /// instead of branches, which mispredict constantly on real data.
 pub(super) fn max_pool_bwd(cpu: &Cpu, x: &[f32], dy: &[f32], g: PoolGeom) -> Vec<f32> {
     let (oh, ow, hw) = (g.out_h(), g.out_w(), g.h * g.w);
-    let mut dx = cpu.zeroed(g.in_len());
-    cpu.for_rows(&mut dx, hw, |p, dxp| {
+    cpu.new_zeroed_rows(g.in_len(), hw, |p, dxp| {
         let plane = &x[p * hw..][..hw];
         let dyp = &dy[p * oh * ow..][..oh * ow];
         // Per input row and output column: the max value and its index in the plane.
@@ -360,8 +345,7 @@ pub(super) fn max_pool_bwd(cpu: &Cpu, x: &[f32], dy: &[f32], g: PoolGeom) -> Vec
                 dxp[i as usize] += d;
             }
         }
-    });
-    dx
+    })
 }
 
 /// Per output column of one input row: the first maximum of its window (`bv`) and its index,
@@ -409,16 +393,13 @@ pub(super) fn avg_pool_bwd(cpu: &Cpu, dy: &[f32], g: PoolGeom) -> Vec<f32> {
         // With stride 1 and same-size output, "window of o contains i" is symmetric, so the
         // adjoint is a sum pool of dy / cells.
         let cells = pool(cpu, &vec![1.0; hw], PoolGeom { n: 1, c: 1, ..g }, |a, b| a + b, |v, _| v);
-        let mut dx = cpu.zeroed(g.in_len());
-        cpu.for_rows(&mut dx, hw, |p, dxp| {
+        return cpu.new_zeroed_rows(g.in_len(), hw, |p, dxp| {
             let scaled: Vec<f32> = dy[p * hw..][..hw].iter().zip(&cells).map(|(&d, &c)| d / c).collect();
             let mut rows = vec![0.0; hw];
             pool_plane(&g, &scaled, dxp, &mut rows, |a, b| a + b, |v, _| v);
         });
-        return dx;
     }
-    let mut dx = cpu.zeroed(g.in_len());
-    cpu.for_rows(&mut dx, hw, |p, dxp| {
+    cpu.new_zeroed_rows(g.in_len(), hw, |p, dxp| {
         let dyp = &dy[p * oh * ow..][..oh * ow];
         for oy in 0..oh {
             let (y0, y1) = window_range(oy, g.stride, g.h);
@@ -430,8 +411,7 @@ pub(super) fn avg_pool_bwd(cpu: &Cpu, dy: &[f32], g: PoolGeom) -> Vec<f32> {
                 }
             }
         }
-    });
-    dx
+    })
 }
 
 /// `[n, c]`: mean over hw.
