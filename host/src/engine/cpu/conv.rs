@@ -8,8 +8,6 @@
 
 use std::cell::RefCell;
 
-use rayon::prelude::*;
-
 use super::dots;
 use super::gemm::{gemm, Mat};
 use super::Cpu;
@@ -190,42 +188,38 @@ pub(super) fn forward(cpu: &Cpu, x: &[f32], w: &[f32], bias: Option<&[f32]>, g: 
     debug_assert_eq!(x.len(), g.in_len());
     debug_assert_eq!(w.len(), g.weight_len());
     let p = Plan::new(g, cpu.threads());
-    let mut y = cpu.zeroed(g.out_len());
     let wm = Mat::rows(w, p.kdim);
-    cpu.pool.install(|| {
-        y.par_chunks_mut(p.per_task * p.out_s).enumerate().for_each(|(t, y_task)| {
-            let first = t * p.per_task;
-            let count = y_task.len() / p.out_s;
-            with_scratch(p.scratch_len(), |scratch| {
-                let (col, tmp) = scratch.split_at_mut(p.kdim * p.mb * p.ohow);
-                for b0 in (0..count).step_by(p.mb) {
-                    let nb = p.mb.min(count - b0);
-                    let ld = nb * p.ohow;
-                    let xs = &x[(first + b0) * p.in_s..][..nb * p.in_s];
-                    let ys = &mut y_task[b0 * p.out_s..][..nb * p.out_s];
-                    let bm = if p.direct && nb == 1 {
-                        Mat::rows(xs, ld)
-                    } else {
-                        p.im2col_batch(xs, nb, col);
-                        Mat::rows(col, ld)
-                    };
-                    if nb == 1 {
-                        gemm(g.c_out, p.kdim, ld, wm, bm, 0.0, ys, ld);
-                    } else {
-                        gemm(g.c_out, p.kdim, ld, wm, bm, 0.0, tmp, ld);
-                        p.scatter_out(tmp, nb, ys);
-                    }
-                    if let Some(bias) = bias {
-                        for (i, row) in ys.chunks_exact_mut(p.ohow).enumerate() {
-                            let b = bias[i % g.c_out];
-                            row.iter_mut().for_each(|v| *v += b);
-                        }
+    cpu.new_zeroed_tasks(g.out_len(), p.per_task * p.out_s, |t, y_task| {
+        let first = t * p.per_task;
+        let count = y_task.len() / p.out_s;
+        with_scratch(p.scratch_len(), |scratch| {
+            let (col, tmp) = scratch.split_at_mut(p.kdim * p.mb * p.ohow);
+            for b0 in (0..count).step_by(p.mb) {
+                let nb = p.mb.min(count - b0);
+                let ld = nb * p.ohow;
+                let xs = &x[(first + b0) * p.in_s..][..nb * p.in_s];
+                let ys = &mut y_task[b0 * p.out_s..][..nb * p.out_s];
+                let bm = if p.direct && nb == 1 {
+                    Mat::rows(xs, ld)
+                } else {
+                    p.im2col_batch(xs, nb, col);
+                    Mat::rows(col, ld)
+                };
+                if nb == 1 {
+                    gemm(g.c_out, p.kdim, ld, wm, bm, 0.0, ys, ld);
+                } else {
+                    gemm(g.c_out, p.kdim, ld, wm, bm, 0.0, tmp, ld);
+                    p.scatter_out(tmp, nb, ys);
+                }
+                if let Some(bias) = bias {
+                    for (i, row) in ys.chunks_exact_mut(p.ohow).enumerate() {
+                        let b = bias[i % g.c_out];
+                        row.iter_mut().for_each(|v| *v += b);
                     }
                 }
-            })
+            }
         })
-    });
-    y
+    })
 }
 
 /// Gradient w.r.t. the input, `[n, c_in, h, w]`: directly (`direct`) for stride-1 convs where
@@ -249,7 +243,6 @@ pub(super) fn backward_data_gemm(cpu: &Cpu, dy: &[f32], w: &[f32], g: ConvGeom) 
     debug_assert_eq!(dy.len(), g.out_len());
     debug_assert_eq!(w.len(), g.weight_len());
     let p = Plan::new(g, cpu.threads());
-    let mut dx = cpu.zeroed(g.in_len());
     let kk = g.k * g.k;
     // `W'[o][t * c_in + c] = w[o][c][t]` (for a 1x1 conv, `w` itself).
     let wp: Vec<f32> = (0..g.c_out * p.kdim)
@@ -260,53 +253,50 @@ pub(super) fn backward_data_gemm(cpu: &Cpu, dy: &[f32], w: &[f32], g: ConvGeom) 
     // The direct case's columns are channel-major; the others are pixel-major, plus one sample's
     // pixels before their transpose.
     let hwc_len = if p.direct { 0 } else { p.in_s };
-    cpu.pool.install(|| {
-        dx.par_chunks_mut(p.per_task * p.in_s).enumerate().for_each(|(t, dx_task)| {
-            let first = t * p.per_task;
-            let count = dx_task.len() / p.in_s;
-            with_scratch(p.scratch_len() + hwc_len, |scratch| {
-                let (dcol, rest) = scratch.split_at_mut(p.kdim * p.mb * p.ohow);
-                let (dyg, hwc) = rest.split_at_mut(g.c_out * p.mb * p.ohow);
-                for b0 in (0..count).step_by(p.mb) {
-                    let nb = p.mb.min(count - b0);
-                    let ld = nb * p.ohow;
-                    let dys = &dy[(first + b0) * p.out_s..][..nb * p.out_s];
-                    let dxs = &mut dx_task[b0 * p.in_s..][..nb * p.in_s];
-                    let dym: &[f32] = if nb == 1 {
-                        dys
-                    } else {
-                        p.gather_out(dys, nb, dyg);
-                        dyg
-                    };
-                    if p.direct {
-                        if nb == 1 {
-                            gemm(p.kdim, g.c_out, ld, Mat::cols(&wp, p.kdim), Mat::rows(dym, ld), 0.0, dxs, ld);
-                            continue;
-                        }
-                        gemm(p.kdim, g.c_out, ld, Mat::cols(&wp, p.kdim), Mat::rows(dym, ld), 0.0, dcol, ld);
-                        for (j, dx1) in dxs.chunks_exact_mut(p.in_s).enumerate() {
-                            for (r, dst) in dx1.chunks_exact_mut(p.ohow).enumerate() {
-                                dst.copy_from_slice(&dcol[r * ld + j * p.ohow..][..p.ohow]);
-                            }
-                        }
+    cpu.new_zeroed_tasks(g.in_len(), p.per_task * p.in_s, |t, dx_task| {
+        let first = t * p.per_task;
+        let count = dx_task.len() / p.in_s;
+        with_scratch(p.scratch_len() + hwc_len, |scratch| {
+            let (dcol, rest) = scratch.split_at_mut(p.kdim * p.mb * p.ohow);
+            let (dyg, hwc) = rest.split_at_mut(g.c_out * p.mb * p.ohow);
+            for b0 in (0..count).step_by(p.mb) {
+                let nb = p.mb.min(count - b0);
+                let ld = nb * p.ohow;
+                let dys = &dy[(first + b0) * p.out_s..][..nb * p.out_s];
+                let dxs = &mut dx_task[b0 * p.in_s..][..nb * p.in_s];
+                let dym: &[f32] = if nb == 1 {
+                    dys
+                } else {
+                    p.gather_out(dys, nb, dyg);
+                    dyg
+                };
+                if p.direct {
+                    if nb == 1 {
+                        gemm(p.kdim, g.c_out, ld, Mat::cols(&wp, p.kdim), Mat::rows(dym, ld), 0.0, dxs, ld);
                         continue;
                     }
-                    gemm(ld, g.c_out, p.kdim, Mat::cols(dym, ld), Mat::rows(&wp, p.kdim), 0.0, dcol, p.kdim);
+                    gemm(p.kdim, g.c_out, ld, Mat::cols(&wp, p.kdim), Mat::rows(dym, ld), 0.0, dcol, ld);
                     for (j, dx1) in dxs.chunks_exact_mut(p.in_s).enumerate() {
-                        let cols = &dcol[j * p.ohow * p.kdim..][..p.ohow * p.kdim];
-                        taps.sum(cols, hwc);
-                        let hw = g.h * g.w;
-                        for (c, plane) in dx1.chunks_exact_mut(hw).enumerate() {
-                            for (d, px) in plane.iter_mut().zip(hwc.chunks_exact(g.c_in)) {
-                                *d = px[c];
-                            }
+                        for (r, dst) in dx1.chunks_exact_mut(p.ohow).enumerate() {
+                            dst.copy_from_slice(&dcol[r * ld + j * p.ohow..][..p.ohow]);
+                        }
+                    }
+                    continue;
+                }
+                gemm(ld, g.c_out, p.kdim, Mat::cols(dym, ld), Mat::rows(&wp, p.kdim), 0.0, dcol, p.kdim);
+                for (j, dx1) in dxs.chunks_exact_mut(p.in_s).enumerate() {
+                    let cols = &dcol[j * p.ohow * p.kdim..][..p.ohow * p.kdim];
+                    taps.sum(cols, hwc);
+                    let hw = g.h * g.w;
+                    for (c, plane) in dx1.chunks_exact_mut(hw).enumerate() {
+                        for (d, px) in plane.iter_mut().zip(hwc.chunks_exact(g.c_in)) {
+                            *d = px[c];
                         }
                     }
                 }
-            })
+            }
         })
-    });
-    dx
+    })
 }
 
 /// Which columns of a sample's pixel-major `dcol` (`[ohow, k*k*c_in]`) each input pixel sums:

@@ -72,6 +72,14 @@ fn wide() -> bool {
     dots::available()
 }
 
+/// Writes zeros into every value of `row` and returns it as the floats it now holds.
+fn zeros(row: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    row.iter_mut().for_each(|v| _ = v.write(0.0));
+    // SAFETY: every value of `row` was just written, and `MaybeUninit<f32>` has the layout of
+    // `f32`.
+    unsafe { &mut *(row as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// Keeps freed large blocks in the malloc heap. glibc hands every freed block above its mmap
 /// threshold back to the kernel, and the next allocation of that size page-faults and has the
 /// kernel zero-fill it again; a training step allocates and frees its activations (megabytes
@@ -179,14 +187,23 @@ impl Cpu {
             "new_zeroed_rows: {len} values in rows of {row_len}"
         );
         let mut out = Vec::with_capacity(len);
-        self.for_rows(&mut out.spare_capacity_mut()[..len], row_len, |r, row| {
-            row.iter_mut().for_each(|v| _ = v.write(0.0));
-            // SAFETY: every value of `row` was just written, and `MaybeUninit<f32>` has the
-            // layout of `f32`.
-            f(r, unsafe { &mut *(row as *mut [MaybeUninit<f32>] as *mut [f32]) })
-        });
+        self.for_rows(&mut out.spare_capacity_mut()[..len], row_len, |r, row| f(r, zeros(row)));
         // SAFETY: the rows tile the first `len` values (none when `len` is 0), and each was
         // zeroed whole (a panic in the pool comes out of `install` before this line).
+        unsafe { out.set_len(len) };
+        out
+    }
+
+    /// A new buffer of `len` values in chunks of `chunk` (the last may be shorter), each zeroed
+    /// and handed to `f(chunk_index, chunk)` as one task on the pool, as [`Cpu::new_zeroed_rows`]
+    /// (one chunk per thread, for kernels that split their work by thread).
+    fn new_zeroed_tasks(&self, len: usize, chunk: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
+        let mut out = Vec::with_capacity(len);
+        self.pool.install(|| {
+            out.spare_capacity_mut()[..len].par_chunks_mut(chunk.max(1)).enumerate().for_each(|(t, c)| f(t, zeros(c)))
+        });
+        // SAFETY: the chunks tile the first `len` values, and each was zeroed whole (a panic in
+        // the pool comes out of `install` before this line).
         unsafe { out.set_len(len) };
         out
     }
