@@ -77,8 +77,7 @@ pub(super) struct Plan<'a> {
     /// Flat offset of each tap.
     offsets: Vec<usize>,
     /// `[c_out, blocks * LANES]`: `s = base - 2 * popcount` at each flat position that is an
-    /// output (at most
-    /// `3 * k * k * c_in`, which [`fits`] bounds).
+    /// output (at most `3 * k * k * c_in`, which [`fits`] bounds).
     base: Vec<i16>,
     /// Each block's output lanes.
     lanes: Vec<Lanes>,

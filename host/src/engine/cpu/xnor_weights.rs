@@ -116,9 +116,9 @@ pub(super) fn bases<T: Copy + Send>(
     base
 }
 
-/// The distinct non-empty masks of taps that fall in the padding, and each output position that
-/// has one (`oy`, `ox`), with its mask's index. A tap is padded when its row or its column is, so each
-/// position's mask is its row's padded tap rows OR its column's padded tap columns.
+/// The distinct non-empty masks of taps that fall in the padding, and each output position
+/// that has one (`oy`, `ox`), with its mask's index. A tap is padded when its row or its column
+/// is, so each position's mask is its row's padded tap rows OR its column's padded tap columns.
 fn padded_taps(g: &ConvGeom) -> (Vec<u64>, Vec<(usize, usize, usize)>) {
     let outside =
         |o: usize, tap: usize, len: usize| (o * g.stride + tap * g.dil).checked_sub(g.pad).is_none_or(|i| i >= len);
