@@ -72,6 +72,15 @@ fn wide() -> bool {
     dots::available()
 }
 
+/// Panics unless a buffer of `len` values is a whole number of `row_len`-long rows (`what`
+/// names the caller).
+fn check_rows(what: &str, len: usize, row_len: usize) {
+    assert!(
+        if row_len == 0 { len == 0 } else { len.is_multiple_of(row_len) },
+        "{what}: {len} values in rows of {row_len}"
+    );
+}
+
 /// Writes zeros into every value of `row` and returns it as the floats it now holds.
 fn zeros(row: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     row.iter_mut().for_each(|v| _ = v.write(0.0));
@@ -123,7 +132,7 @@ impl Cpu {
     }
 
     /// Runs `f(offset, chunk)` over chunks of `out`, in parallel when `out` is large.
-    fn for_chunks(&self, out: &mut [f32], f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    fn for_chunks<T: Send>(&self, out: &mut [T], f: impl Fn(usize, &mut [T]) + Sync + Send) {
         if out.len() < PAR_MIN_LEN || self.threads == 1 {
             f(0, out);
         } else {
@@ -182,10 +191,7 @@ impl Cpu {
     /// only partly writes, zeroed by the task that fills them, while they are in its cache,
     /// rather than in a pass over the whole buffer of their own.
     fn new_zeroed_rows(&self, len: usize, row_len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
-        assert!(
-            if row_len == 0 { len == 0 } else { len.is_multiple_of(row_len) },
-            "new_zeroed_rows: {len} values in rows of {row_len}"
-        );
+        check_rows("new_zeroed_rows", len, row_len);
         let mut out = Vec::with_capacity(len);
         self.for_rows(&mut out.spare_capacity_mut()[..len], row_len, |r, row| f(r, zeros(row)));
         // SAFETY: the rows tile the first `len` values (none when `len` is 0), and each was
@@ -241,10 +247,7 @@ impl Cpu {
             }
             assert!(n == len, "{}", wrong());
         }
-        assert!(
-            if row_len == 0 { len == 0 } else { len.is_multiple_of(row_len) },
-            "new_rows: {len} values in rows of {row_len}"
-        );
+        check_rows("new_rows", len, row_len);
         // The loop compiled for AVX-512 F where the CPU has it (see `wide`).
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx512f")]
@@ -281,10 +284,14 @@ impl Cpu {
         sum.unwrap_or_else(|| vec![0.0; len])
     }
 
-    /// A new buffer of `len` values, each chunk filled by `f(offset, chunk)`.
+    /// A new buffer of `len` values, each chunk zeroed and then filled by `f(offset, chunk)`
+    /// inside its task, as [`Cpu::new_zeroed_rows`].
     fn fill(&self, len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) -> Vec<f32> {
-        let mut out = self.zeroed(len);
-        self.for_chunks(&mut out, f);
+        let mut out = Vec::with_capacity(len);
+        self.for_chunks(&mut out.spare_capacity_mut()[..len], |off, chunk| f(off, zeros(chunk)));
+        // SAFETY: the chunks tile the first `len` values, and each was zeroed whole (a panic in
+        // the pool comes out of `install` before this line).
+        unsafe { out.set_len(len) };
         out
     }
 }
