@@ -3,8 +3,6 @@
 // gradient sums use one workgroup per channel (tree reduction in workgroup memory, two
 // passes over the channel for the variance so it does not cancel).
 
-const WG: u32 = 256u;
-
 struct Params {
     n: u32,
     c: u32,
@@ -35,22 +33,6 @@ struct Params {
 @group(0) @binding(16) var<storage, read_write> sum_dy_xhat: array<f32>;
 @group(0) @binding(17) var<storage, read_write> sum_dy: array<f32>;
 
-var<workgroup> red: array<f32, 256>;
-
-fn wg_sum(lid: u32, v: f32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if lid < stride {
-            red[lid] = red[lid] + red[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
-
 fn at(ch: u32, j: u32) -> u32 {
     return ((j / p.hw) * p.c + ch) * p.hw + j % p.hw;
 }
@@ -58,7 +40,7 @@ fn at(ch: u32, j: u32) -> u32 {
 // Training statistics: one workgroup per channel.
 @compute @workgroup_size(256)
 fn bn_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let ch = wid.x + wid.y * nwg.x;
+    let ch = group_index(wid, nwg);
     if ch >= p.c { return; }
     let count = p.n * p.hw;
     var acc = 0.0;
@@ -82,7 +64,7 @@ fn bn_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 // Eval statistics: one thread per channel.
 @compute @workgroup_size(256)
 fn bn_eval_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let ch = (wid.x + wid.y * nwg.x) * WG + lid.x;
+    let ch = index(wid, nwg, lid);
     if ch >= p.c { return; }
     mean_out[ch] = running_mean_in[ch];
     inv_std_out[ch] = 1.0 / sqrt(running_var_in[ch] + p.eps);
@@ -91,7 +73,7 @@ fn bn_eval_stats(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
 // y = (x - mean) * inv_std * gamma + beta, one thread per element.
 @compute @workgroup_size(256)
 fn bn_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid.x;
+    let i = index(wid, nwg, lid);
     if i >= p.len { return; }
     let ch = (i / p.hw) % p.c;
     var v = (x[i] - mean[ch]) * inv_std[ch];
@@ -103,7 +85,7 @@ fn bn_apply(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 // Per channel: sum(dy * xhat) (= dgamma) and sum(dy) (= dbeta).
 @compute @workgroup_size(256)
 fn bn_bwd_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let ch = wid.x + wid.y * nwg.x;
+    let ch = group_index(wid, nwg);
     if ch >= p.c { return; }
     let count = p.n * p.hw;
     let mu = mean[ch];
@@ -127,7 +109,7 @@ fn bn_bwd_sums(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 // dx = gamma * inv_std * (dy - [train] (mean(dy) + xhat * mean(dy * xhat))).
 @compute @workgroup_size(256)
 fn bn_bwd_dx(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let i = (wid.x + wid.y * nwg.x) * WG + lid.x;
+    let i = index(wid, nwg, lid);
     if i >= p.len { return; }
     let ch = (i / p.hw) % p.c;
     var g = dy[i];

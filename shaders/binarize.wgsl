@@ -2,8 +2,6 @@
 // "Binarization"). Centring is over the input-channel axis: one thread per (filter, tap)
 // walks its c_in values. Per-filter means use one workgroup per filter.
 
-const WG: u32 = 256u;
-
 struct Params {
     c_out: u32,
     c_in: u32,
@@ -20,30 +18,10 @@ struct Params {
 @group(0) @binding(7) var<storage, read_write> beta: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dw: array<f32>;
 
-var<workgroup> red: array<f32, 256>;
-
-fn wg_sum(lid: u32, v: f32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if lid < stride {
-            red[lid] = red[lid] + red[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
-
-fn sign_pm1(v: f32) -> f32 {
-    return select(-1.0, 1.0, v >= 0.0);
-}
-
 // centered = clamp(w - mean over c_in, -1, 1); signs = sign(centered).
 @compute @workgroup_size(256)
 fn center(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let t = (wid.x + wid.y * nwg.x) * WG + lid.x;
+    let t = index(wid, nwg, lid);
     if t >= p.c_out * p.kk { return; }
     let co = t / p.kk;
     let r = t % p.kk;
@@ -62,7 +40,7 @@ fn center(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 // beta[co] = mean |centered| over the filter's c_in * kk values.
 @compute @workgroup_size(256)
 fn filter_beta(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let co = wid.x + wid.y * nwg.x;
+    let co = group_index(wid, nwg);
     if co >= p.c_out { return; }
     let n = p.c_in * p.kk;
     var acc = 0.0;
@@ -75,7 +53,7 @@ fn filter_beta(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 // reference's gradient, whose factor n scales the binary weights' effective learning rate.
 @compute @workgroup_size(256)
 fn binarize_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let co = wid.x + wid.y * nwg.x;
+    let co = group_index(wid, nwg);
     if co >= p.c_out { return; }
     let n = p.c_in * p.kk;
     var acc = 0.0;

@@ -1,5 +1,5 @@
-// 2-D convolution (forward, data gradient, weight gradient) as implicit GEMM with the same
-// 64 x 64 tiling as matmul.wgsl (16 x 16 threads, 4 x 4 outputs each, K in steps of 16
+// 2-D convolution (forward, data gradient, weight gradient) as implicit GEMM through
+// gemm.wgsl's tiles (64 x 64, 16 x 16 threads with 4 x 4 outputs each, K in steps of 16
 // through workgroup memory). Implicit rather than im2col + GEMM: the gathered operand is
 // built tile by tile in workgroup memory instead of materialising a k*k times larger im2col
 // buffer in device memory (memory the supernet, with its 4 convs per edge, cannot spare, and
@@ -13,10 +13,6 @@
 // only those on the stride grid), so no atomics are needed. The weight gradient's K is the
 // whole batch, so it is split across the third dispatch dimension (split-K) and folded by
 // reduce.wgsl `sum_splits`; the others split only when K exceeds one loop's bound.
-
-const BM: u32 = 64u;
-const BN: u32 = 64u;
-const BK: u32 = 16u;
 
 struct Params {
     n: u32,
@@ -47,9 +43,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> src_b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<storage, read> bias: array<f32>;
-
-var<workgroup> As: array<f32, 1024>;
-var<workgroup> Bs: array<f32, 1024>;
 
 const FWD: u32 = 0u;
 const BWD_DATA: u32 = 1u;
@@ -111,71 +104,23 @@ fn load_b(mode: u32, kk: u32, col: u32) -> f32 {
     return load_x(ni, col / taps, pix / p.ow, pix % p.ow, r / p.ksz, r % p.ksz);
 }
 
-// Where C[row, col] goes.
-// Split z of a split-K run writes its own [m, cols] slice.
-fn out_index(mode: u32, z: u32, row: u32, col: u32) -> u32 {
+// C[row, col] to its place, with the bias in the forward (split 0 only). Split z of a split-K
+// run writes its own [m, cols] slice.
+fn store(mode: u32, z: u32, row: u32, col: u32, v: f32) {
+    if row >= p.m || col >= p.cols { return; }
     let slice = z * p.m * p.cols;
     if mode == BWD_WEIGHT {
-        return slice + row * p.cols + col;
+        out[slice + row * p.cols + col] = v;
+        return;
     }
     var pixels = p.oh * p.ow;
-    if mode == BWD_DATA { pixels = p.h * p.w; }
-    return slice + ((col / pixels) * p.m + row) * pixels + col % pixels;
-}
-
-fn gemm(mode: u32, wid: vec3<u32>, nwg: vec3<u32>, lid: u32) {
-    let tile = wid.x + wid.y * nwg.x;
-    if tile >= p.tiles { return; }
-    let row0 = (tile / p.tiles_n) * BM;
-    let col0 = (tile % p.tiles_n) * BN;
-    let tx = lid % 16u;
-    let ty = lid / 16u;
-    let k_begin = wid.z * p.k_chunk;
-    let k_end = min(k_begin + p.k_chunk, p.k);
-
-    var acc: array<f32, 16>;
-    for (var i = 0u; i < 16u; i = i + 1u) { acc[i] = 0.0; }
-
-    for (var k0 = k_begin; k0 < k_end; k0 = k0 + BK) {
-        for (var r = 0u; r < 4u; r = r + 1u) {
-            let e = lid + 256u * r;
-            let am = e / BK;
-            let ak = e % BK;
-            let kk_a = k0 + ak;
-            As[ak * BM + am] = select(0.0, load_a(mode, row0 + am, kk_a), kk_a < k_end);
-            let bk = e / BN;
-            let bn = e % BN;
-            let kk_b = k0 + bk;
-            Bs[bk * BN + bn] = select(0.0, load_b(mode, kk_b, col0 + bn), kk_b < k_end);
-        }
-        workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk = kk + 1u) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                av[i] = As[kk * BM + ty + 16u * i];
-                bv[i] = Bs[kk * BN + tx + 16u * i];
-            }
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                for (var j = 0u; j < 4u; j = j + 1u) {
-                    acc[i * 4u + j] = acc[i * 4u + j] + av[i] * bv[j];
-                }
-            }
-        }
-        workgroupBarrier();
+    var r = v;
+    if mode == BWD_DATA {
+        pixels = p.h * p.w;
+    } else if p.has_bias != 0u && z == 0u {
+        r = v + bias[row];
     }
-
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        let row = row0 + ty + 16u * i;
-        for (var j = 0u; j < 4u; j = j + 1u) {
-            let col = col0 + tx + 16u * j;
-            if row < p.m && col < p.cols {
-                var v = acc[i * 4u + j];
-                if mode == FWD && p.has_bias != 0u && wid.z == 0u { v = v + bias[row]; }
-                out[out_index(mode, wid.z, row, col)] = v;
-            }
-        }
-    }
+    out[slice + ((col / pixels) * p.m + row) * pixels + col % pixels] = r;
 }
 
 @compute @workgroup_size(256)

@@ -3,8 +3,6 @@
 // (data gradient, gathering from the outputs whose window covers it, so no atomics); the
 // weight gradient uses one workgroup per (channel, tap), reducing over n * oh * ow.
 
-const WG: u32 = 256u;
-
 struct Params {
     n: u32,
     c: u32,
@@ -24,12 +22,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read> wt: array<f32>;
 @group(0) @binding(3) var<storage, read> dy: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out: array<f32>;
-
-var<workgroup> red: array<f32, 256>;
-
-fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid.x;
-}
 
 // y[n, c, oy, ox] = sum over taps inside the input of w[c, tap] * x[n, c, iy, ix].
 @compute @workgroup_size(256)
@@ -83,7 +75,7 @@ fn dw_bwd_data(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 // dw[c, tap]: one workgroup per (channel, tap), threads striding over n * oh * ow.
 @compute @workgroup_size(256)
 fn dw_bwd_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let g = wid.x + wid.y * nwg.x;
+    let g = group_index(wid, nwg);
     let kk = p.k * p.k;
     // Uniform across the workgroup, so the early return keeps the barriers uniform.
     if g >= p.c * kk { return; }
@@ -101,13 +93,6 @@ fn dw_bwd_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
         let plane = nn * p.c + ch;
         acc = acc + dy[plane * per + o] * x[(plane * p.h + u32(iy)) * p.w + u32(ix)];
     }
-    red[lid.x] = acc;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if lid.x < stride {
-            red[lid.x] = red[lid.x] + red[lid.x + stride];
-        }
-        workgroupBarrier();
-    }
-    if lid.x == 0u { out[g] = red[0]; }
+    let total = wg_sum(lid.x, acc);
+    if lid.x == 0u { out[g] = total; }
 }

@@ -1,8 +1,6 @@
 // Element-wise kernels: one thread per element, 256 threads per workgroup, workgroups folded
 // into (x, y) so a dispatch never exceeds 65,535 per dimension (see kernel.rs `grid`).
 
-const WG: u32 = 256u;
-
 struct Params {
     len: u32,
     // Element i belongs to channel (i / inner) % c (channel_affine, sample_scale, row bias).
@@ -27,15 +25,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<storage, read_write> yio: array<f32>;
 @group(0) @binding(5) var<storage, read> b: array<f32>;
-
-fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid.x;
-}
-
-fn sign_pm1(v: f32) -> f32 {
-    // +1 at +0 and -0: a bit has no zero.
-    return select(-1.0, 1.0, v >= 0.0);
-}
 
 // op 0: alpha * x; 1: relu; 2: sign.
 @compute @workgroup_size(256)

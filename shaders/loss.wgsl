@@ -3,8 +3,6 @@
 // by tree reduction in workgroup memory. The row values written to `row_out` are averaged
 // by reduce.wgsl `final_sum`.
 
-const WG: u32 = 256u;
-
 struct Params {
     rows: u32,
     k: u32,
@@ -18,26 +16,6 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> row_out: array<f32>;
 @group(0) @binding(5) var<storage, read> dy: array<f32>;
 
-var<workgroup> red: array<f32, 256>;
-
-fn wg_reduce(lid: u32, v: f32, is_max: bool) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if lid < stride {
-            if is_max {
-                red[lid] = max(red[lid], red[lid + stride]);
-            } else {
-                red[lid] = red[lid] + red[lid + stride];
-            }
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
-
 // (max, log of the sum of exp(x - max)) of row `r`.
 fn log_sum_exp(r: u32, lid: u32) -> vec2<f32> {
     var m = -3.4028235e38;
@@ -50,7 +28,7 @@ fn log_sum_exp(r: u32, lid: u32) -> vec2<f32> {
 
 @compute @workgroup_size(256)
 fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let r = wid.x + wid.y * nwg.x;
+    let r = group_index(wid, nwg);
     if r >= p.rows { return; }
     let lse = log_sum_exp(r, lid.x);
     for (var j = lid.x; j < p.k; j = j + WG) {
@@ -62,7 +40,7 @@ fn softmax_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
 // dx_j = y_j * (dy_j - sum_i y_i dy_i), written to `y`.
 @compute @workgroup_size(256)
 fn softmax_rows_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let r = wid.x + wid.y * nwg.x;
+    let r = group_index(wid, nwg);
     if r >= p.rows { return; }
     var s = 0.0;
     for (var j = lid.x; j < p.k; j = j + WG) { s = s + x[r * p.k + j] * dy[r * p.k + j]; }
@@ -77,7 +55,7 @@ fn softmax_rows_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
 // gradient of the mean loss: (p_j - t_j) / rows.
 @compute @workgroup_size(256)
 fn xent_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let r = wid.x + wid.y * nwg.x;
+    let r = group_index(wid, nwg);
     if r >= p.rows { return; }
     let lse = log_sum_exp(r, lid.x);
     let label = u32(labels[r]);
@@ -96,7 +74,7 @@ fn xent_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 // Entropy H of softmax(row r) and its gradient / rows: dH/dx_j = -p_j (log p_j + H).
 @compute @workgroup_size(256)
 fn entropy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-    let r = wid.x + wid.y * nwg.x;
+    let r = group_index(wid, nwg);
     if r >= p.rows { return; }
     let lse = log_sum_exp(r, lid.x);
     var h = 0.0;

@@ -1,8 +1,6 @@
 // Optimizer steps in place, one thread per parameter, PyTorch semantics. The gradient is
 // first multiplied by grad_scale (gradient-norm clipping), then weight decay is added as L2.
 
-const WG: u32 = 256u;
-
 struct Params {
     len: u32,
     lr: f32,
@@ -22,10 +20,6 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> param: array<f32>;
 @group(0) @binding(3) var<storage, read_write> m: array<f32>;
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
-
-fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid.x;
-}
 
 // g += wd * p; m = mu * m + g; p -= lr * m.
 @compute @workgroup_size(256)

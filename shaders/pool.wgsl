@@ -3,8 +3,6 @@
 // Max: the first maximum in row-major window order, padded cells skipped.
 // Average: divided by the number of non-padded cells.
 
-const WG: u32 = 256u;
-
 struct Params {
     nc: u32,
     h: u32,
@@ -19,10 +17,6 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> dy: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-
-fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid.x;
-}
 
 // Flat index (within the plane) of the first maximum of window (oy, ox) of plane `plane`.
 fn argmax(plane: u32, oy: u32, ox: u32) -> u32 {

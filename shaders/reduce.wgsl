@@ -2,8 +2,6 @@
 // runs at most len / (threads of the dispatch) iterations; the host sizes dispatches so
 // that stays far below 65,535 (lavapipe returns wrong results past that).
 
-const WG: u32 = 256u;
-
 struct Params {
     len: u32,
     // partial_sum: 0 = sum x*y, 1 = sum x*x, 2 = sum x. final_sum: index of the output.
@@ -25,27 +23,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(4) var<storage, read> partials_in: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out: array<f32>;
-
-var<workgroup> red: array<f32, 256>;
-
-fn group_index(wid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return wid.x + wid.y * nwg.x;
-}
-
-// Sum of `v` over the workgroup, returned to every thread.
-fn wg_sum(lid: u32, v: f32) -> f32 {
-    red[lid] = v;
-    workgroupBarrier();
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if lid < stride {
-            red[lid] = red[lid] + red[lid + stride];
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
 
 // Stage 1: each workgroup reduces a grid-stride share of the input to partials[off + group].
 @compute @workgroup_size(256)

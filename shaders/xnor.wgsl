@@ -7,8 +7,6 @@
 // src/kernels), each product rounded before it is added (`product`), so every output is
 // bit-identical to the device's.
 
-const WG: u32 = 256u;
-
 struct Params {
     n: u32,
     len: u32,        // n * elements per image: the thread count
@@ -42,10 +40,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> bits: array<u32>;
 @group(0) @binding(4) var<storage, read> pixels: array<u32>;
 @group(0) @binding(5) var<storage, read_write> logits: array<f32>;
-
-fn index(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
-    return (wid.x + wid.y * nwg.x) * WG + lid.x;
-}
 
 fn cf(i: u32) -> f32 {
     return bitcast<f32>(consts[i]);

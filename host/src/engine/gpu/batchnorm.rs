@@ -1,11 +1,14 @@
 //! `shaders/batchnorm.wgsl`: batch-norm statistics, normalisation and gradients.
 
-use super::kernel::{groups_for, Params, Shader};
+use super::kernel::{groups_for, wgsl_file, Params, Shader, WgslFile};
 use super::{Gpu, GpuBuf, GpuError};
 use crate::engine::{BnGrads, BnMode, BnOut, ChanGeom};
 
+/// `shaders/batchnorm.wgsl` as compiled (see `kernel::compose`).
+pub(super) const WGSL: &[WgslFile] = &[wgsl_file!("batchnorm.wgsl")];
+
 pub(super) fn shader(device: &wgpu::Device) -> Result<Shader, GpuError> {
-    Shader::new(device, "shaders/batchnorm.wgsl", include_str!("../../../../shaders/batchnorm.wgsl"))
+    Shader::new(device, WGSL)
 }
 
 const HAS_GAMMA: u32 = 1;

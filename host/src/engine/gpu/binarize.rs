@@ -1,11 +1,14 @@
 //! `shaders/binarize.wgsl`: XNOR-Net weight binarization and the reference's gradient.
 
-use super::kernel::{groups_for, Params, Shader};
+use super::kernel::{groups_for, wgsl_file, Params, Shader, WgslFile};
 use super::{Gpu, GpuBuf, GpuError};
 use crate::engine::BinWeights;
 
+/// `shaders/binarize.wgsl` as compiled (see `kernel::compose`).
+pub(super) const WGSL: &[WgslFile] = &[wgsl_file!("binarize.wgsl")];
+
 pub(super) fn shader(device: &wgpu::Device) -> Result<Shader, GpuError> {
-    Shader::new(device, "shaders/binarize.wgsl", include_str!("../../../../shaders/binarize.wgsl"))
+    Shader::new(device, WGSL)
 }
 
 fn params(c_out: usize, c_in: usize, kk: usize) -> Params {

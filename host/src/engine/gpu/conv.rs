@@ -1,13 +1,16 @@
 //! `shaders/conv.wgsl`: convolution forward and both gradients as implicit GEMM (see the
 //! shader's header for the three GEMM views and why implicit rather than im2col).
 
-use super::kernel::{Params, Shader};
+use super::kernel::{wgsl_file, Params, Shader, WgslFile, GEMM};
 use super::matmul::{SplitK, TILE};
 use super::{Gpu, GpuBuf, GpuError};
 use crate::engine::ConvGeom;
 
+/// `shaders/conv.wgsl` as compiled (see `kernel::compose`).
+pub(super) const WGSL: &[WgslFile] = &[wgsl_file!("conv.wgsl"), GEMM];
+
 pub(super) fn shader(device: &wgpu::Device) -> Result<Shader, GpuError> {
-    Shader::new(device, "shaders/conv.wgsl", include_str!("../../../../shaders/conv.wgsl"))
+    Shader::new(device, WGSL)
 }
 
 /// Which product `conv.wgsl` computes.

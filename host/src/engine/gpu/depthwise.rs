@@ -1,12 +1,15 @@
 //! `shaders/depthwise.wgsl`: depthwise convolution (the depthwise half of a binary separable
 //! conv) and both gradients, as direct loops.
 
-use super::kernel::{groups_for, Params, Shader};
+use super::kernel::{groups_for, wgsl_file, Params, Shader, WgslFile};
 use super::{Gpu, GpuBuf, GpuError};
 use crate::engine::ConvGeom;
 
+/// `shaders/depthwise.wgsl` as compiled (see `kernel::compose`).
+pub(super) const WGSL: &[WgslFile] = &[wgsl_file!("depthwise.wgsl")];
+
 pub(super) fn shader(device: &wgpu::Device) -> Result<Shader, GpuError> {
-    Shader::new(device, "shaders/depthwise.wgsl", include_str!("../../../../shaders/depthwise.wgsl"))
+    Shader::new(device, WGSL)
 }
 
 /// Params in the order of the WGSL struct: n, c, h, w, k, stride, pad, dil, oh, ow, len.

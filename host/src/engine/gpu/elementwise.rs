@@ -1,10 +1,13 @@
 //! `shaders/elementwise.wgsl`: maps, in-place updates, per-channel scaling, channel copies.
 
-use super::kernel::{groups_for, Params, Shader};
+use super::kernel::{groups_for, wgsl_file, Params, Shader, WgslFile};
 use super::{Gpu, GpuBuf, GpuError};
 
+/// `shaders/elementwise.wgsl` as compiled (see `kernel::compose`).
+pub(super) const WGSL: &[WgslFile] = &[wgsl_file!("elementwise.wgsl")];
+
 pub(super) fn shader(device: &wgpu::Device) -> Result<Shader, GpuError> {
-    Shader::new(device, "shaders/elementwise.wgsl", include_str!("../../../../shaders/elementwise.wgsl"))
+    Shader::new(device, WGSL)
 }
 
 /// Unary ops of the `unary` entry point.

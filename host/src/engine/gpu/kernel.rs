@@ -1,8 +1,9 @@
 //! Shader loading and dispatch recording shared by every kernel family.
 //!
-//! A `Shader` is one WGSL file from `shaders/`, validated by naga before wgpu sees it, with
-//! its compute pipelines created lazily (lavapipe compiles each through LLVM, so building
-//! only what a run uses keeps start-up short). Every dispatch is recorded into the pending
+//! A `Shader` is one WGSL file from `shaders/` with the shared files it uses appended
+//! (`common.wgsl`, `gemm.wgsl`), validated by naga before wgpu sees it, with its compute
+//! pipelines created lazily (lavapipe compiles each through LLVM, so building only what a run
+//! uses keeps start-up short). Every dispatch is recorded into the pending
 //! command encoder held by `Gpu`; nothing is submitted until a download (or until
 //! `MAX_PENDING` dispatches wait).
 
@@ -11,7 +12,7 @@ use std::sync::Mutex;
 
 use super::{Gpu, GpuError};
 
-/// Threads per workgroup of the 1-D kernels (must match `WG` in the shaders).
+/// Threads per workgroup of the 1-D kernels (must match `WG` in `shaders/common.wgsl`).
 pub const WG: u32 = 256;
 /// Most workgroups per dispatch dimension (the WebGPU/Vulkan guaranteed minimum).
 pub const MAX_GROUPS_PER_DIM: u32 = 65_535;
@@ -27,13 +28,53 @@ pub struct Shader {
     pipelines: Mutex<HashMap<&'static str, wgpu::ComputePipeline>>,
 }
 
-/// Parses and validates `source` with naga; an error names the file, line and column:
-/// `shaders/conv.wgsl:12:5: <message>`.
-pub fn validate_wgsl(file: &str, source: &str) -> Result<naga::Module, String> {
-    let module = naga::front::wgsl::parse_str(source).map_err(|e| match e.location(source) {
-        Some(loc) => format!("{file}:{}:{}: {}", loc.line_number, loc.line_position, e.message()),
-        None => format!("{file}: {}", e.message()),
-    })?;
+/// A WGSL file: its path (`shaders/conv.wgsl`) and text.
+pub type WgslFile = (&'static str, &'static str);
+
+/// The [`WgslFile`] of `shaders/$name`, its text included at compile time.
+macro_rules! wgsl_file {
+    ($name:literal) => {
+        (concat!("shaders/", $name), include_str!(concat!("../../../../shaders/", $name)))
+    };
+}
+pub(super) use wgsl_file;
+
+/// What every shader shares (the workgroup size, reductions, the thread index): compiled after
+/// each shader's own files.
+pub const COMMON: WgslFile = wgsl_file!("common.wgsl");
+/// The tiled GEMM loop of matmul.wgsl and conv.wgsl.
+pub const GEMM: WgslFile = wgsl_file!("gemm.wgsl");
+
+/// One shader's source as compiled: `files` (the shader, then any shared part it uses), then
+/// [`COMMON`], one after the other, with the line each file starts at. Appended after the
+/// shader, the shared parts leave its own line numbers as they are in its file.
+fn compose(files: &[WgslFile]) -> (String, Vec<(usize, &'static str)>) {
+    let (mut source, mut starts) = (String::new(), Vec::new());
+    for &(file, text) in files.iter().chain([&COMMON]) {
+        starts.push((source.lines().count() + 1, file));
+        source.push_str(text);
+        if !source.ends_with('\n') {
+            source.push('\n');
+        }
+    }
+    (source, starts)
+}
+
+/// Parses and validates a shader (see [`compose`]) with naga; an error names the file, line and
+/// column: `shaders/conv.wgsl:12:5: <message>`.
+pub fn validate_wgsl(files: &[WgslFile]) -> Result<naga::Module, String> {
+    let (source, starts) = compose(files);
+    // `file:line:column: ` of a location in the composed source.
+    let place = |loc: Option<naga::SourceLocation>| match loc {
+        Some(loc) => {
+            let line = loc.line_number as usize;
+            let (start, file) = starts.iter().rev().find(|(start, _)| *start <= line).copied().unwrap_or((1, ""));
+            format!("{file}:{}:{}: ", line + 1 - start, loc.line_position)
+        }
+        None => format!("{}: ", starts.first().map_or("", |s| s.1)),
+    };
+    let module =
+        naga::front::wgsl::parse_str(&source).map_err(|e| format!("{}{}", place(e.location(&source)), e.message()))?;
     let mut validator =
         naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::empty());
     validator.validate(&module).map_err(|e| {
@@ -45,20 +86,18 @@ pub fn validate_wgsl(file: &str, source: &str) -> Result<naga::Module, String> {
             msg.push_str(&format!(": {c}"));
             cause = c.source();
         }
-        match e.location(source) {
-            Some(loc) => format!("{file}:{}:{}: {msg}", loc.line_number, loc.line_position),
-            None => format!("{file}: {msg}"),
-        }
+        format!("{}{msg}", place(e.location(&source)))
     })?;
     Ok(module)
 }
 
 impl Shader {
-    pub fn new(device: &wgpu::Device, file: &'static str, source: &'static str) -> Result<Shader, GpuError> {
-        validate_wgsl(file, source).map_err(GpuError::Shader)?;
+    /// Compiles the shader `files` (its own file first; see [`compose`]).
+    pub fn new(device: &wgpu::Device, files: &[WgslFile]) -> Result<Shader, GpuError> {
+        validate_wgsl(files).map_err(GpuError::Shader)?;
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(file),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
+            label: files.first().map(|f| f.0),
+            source: wgpu::ShaderSource::Wgsl(compose(files).0.into()),
         });
         Ok(Shader { module, pipelines: Mutex::new(HashMap::new()) })
     }

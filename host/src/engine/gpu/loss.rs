@@ -1,10 +1,13 @@
 //! `shaders/loss.wgsl`: row softmax and its backward, label-smoothed cross-entropy, softmax entropy.
 
-use super::kernel::{Params, Shader};
+use super::kernel::{wgsl_file, Params, Shader, WgslFile};
 use super::{Gpu, GpuBuf, GpuError};
 
+/// `shaders/loss.wgsl` as compiled (see `kernel::compose`).
+pub(super) const WGSL: &[WgslFile] = &[wgsl_file!("loss.wgsl")];
+
 pub(super) fn shader(device: &wgpu::Device) -> Result<Shader, GpuError> {
-    Shader::new(device, "shaders/loss.wgsl", include_str!("../../../../shaders/loss.wgsl"))
+    Shader::new(device, WGSL)
 }
 
 fn params(rows: usize, k: usize, smoothing: f32) -> Params {

@@ -1,14 +1,17 @@
 //! `shaders/matmul.wgsl`: tiled GEMM (64 x 64 tiles, 4 x 4 outputs per thread, split-K).
 
-use super::kernel::{Params, Shader, MAX_GROUPS_PER_DIM};
+use super::kernel::{wgsl_file, Params, Shader, WgslFile, GEMM, MAX_GROUPS_PER_DIM};
 use super::{Gpu, GpuBuf, GpuError};
 use crate::engine::MatGeom;
 
+/// `shaders/matmul.wgsl` as compiled (see `kernel::compose`).
+pub(super) const WGSL: &[WgslFile] = &[wgsl_file!("matmul.wgsl"), GEMM];
+
 pub(super) fn shader(device: &wgpu::Device) -> Result<Shader, GpuError> {
-    Shader::new(device, "shaders/matmul.wgsl", include_str!("../../../../shaders/matmul.wgsl"))
+    Shader::new(device, WGSL)
 }
 
-/// Output tile edge and K step of the GEMM kernels (matmul.wgsl, conv.wgsl).
+/// Output tile edge and K step of the GEMM tiles (gemm.wgsl, for matmul.wgsl and conv.wgsl).
 pub(super) const TILE: usize = 64;
 pub(super) const BK: usize = 16;
 /// Longest K one split may run: 4,096 iterations of the K loop, far below lavapipe's

@@ -1,11 +1,14 @@
 //! `shaders/optim.wgsl`: SGD (momentum, weight decay) and Adam steps, in place.
 
-use super::kernel::{groups_for, Params, Shader};
+use super::kernel::{groups_for, wgsl_file, Params, Shader, WgslFile};
 use super::{Gpu, GpuBuf, GpuError};
 use crate::engine::{AdamStep, SgdStep};
 
+/// `shaders/optim.wgsl` as compiled (see `kernel::compose`).
+pub(super) const WGSL: &[WgslFile] = &[wgsl_file!("optim.wgsl")];
+
 pub(super) fn shader(device: &wgpu::Device) -> Result<Shader, GpuError> {
-    Shader::new(device, "shaders/optim.wgsl", include_str!("../../../../shaders/optim.wgsl"))
+    Shader::new(device, WGSL)
 }
 
 impl Gpu {

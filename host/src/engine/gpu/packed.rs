@@ -11,8 +11,11 @@
 use bnas_device::{Model, Node, TensorId};
 use wgpu::util::DeviceExt;
 
-use super::kernel::{groups_for, Shader, WG};
+use super::kernel::{groups_for, wgsl_file, Shader, WgslFile, WG};
 use super::{Gpu, GpuError};
+
+/// `shaders/xnor.wgsl` as compiled (see `kernel::compose`).
+pub(super) const WGSL: &[WgslFile] = &[wgsl_file!("xnor.wgsl")];
 
 /// Fields of the WGSL `Params` struct, in order.
 const N_FIELDS: usize = 24;
@@ -99,7 +102,7 @@ fn u(v: usize) -> u32 {
 impl<'g> PackedGpuModel<'g> {
     /// Compiles `xnor.wgsl` and uploads the model's constants.
     pub fn new(gpu: &'g Gpu, model: &Model<'_>) -> Result<PackedGpuModel<'g>, GpuError> {
-        let shader = Shader::new(&gpu.device, "shaders/xnor.wgsl", include_str!("../../../../shaders/xnor.wgsl"))?;
+        let shader = Shader::new(&gpu.device, WGSL)?;
         let mut consts: Vec<u32> = Vec::new();
         let info = |t: TensorId| model.tensor(t).expect("a parsed model's tensors are valid");
         let off = |t: TensorId| info(t).arena_offset;

@@ -1,11 +1,14 @@
 //! `shaders/pool.wgsl`: 3x3 max and average pooling with padding 1, and their gradients.
 
-use super::kernel::{groups_for, Params, Shader};
+use super::kernel::{groups_for, wgsl_file, Params, Shader, WgslFile};
 use super::{Gpu, GpuBuf, GpuError};
 use crate::engine::PoolGeom;
 
+/// `shaders/pool.wgsl` as compiled (see `kernel::compose`).
+pub(super) const WGSL: &[WgslFile] = &[wgsl_file!("pool.wgsl")];
+
 pub(super) fn shader(device: &wgpu::Device) -> Result<Shader, GpuError> {
-    Shader::new(device, "shaders/pool.wgsl", include_str!("../../../../shaders/pool.wgsl"))
+    Shader::new(device, WGSL)
 }
 
 /// Params in the order of the WGSL struct: nc, h, w, stride, oh, ow, len.

@@ -1,11 +1,14 @@
 //! `shaders/reduce.wgsl`: sums (dot products, squares, channel and column sums, split-K
 //! folding) as two-stage workgroup tree reductions.
 
-use super::kernel::{groups_for, Params, Shader};
+use super::kernel::{groups_for, wgsl_file, Params, Shader, WgslFile};
 use super::{Gpu, GpuBuf, GpuError};
 
+/// `shaders/reduce.wgsl` as compiled (see `kernel::compose`).
+pub(super) const WGSL: &[WgslFile] = &[wgsl_file!("reduce.wgsl")];
+
 pub(super) fn shader(device: &wgpu::Device) -> Result<Shader, GpuError> {
-    Shader::new(device, "shaders/reduce.wgsl", include_str!("../../../../shaders/reduce.wgsl"))
+    Shader::new(device, WGSL)
 }
 
 /// Most workgroups of a first-stage reduction: enough to fill a large GPU, few enough that

@@ -2,7 +2,7 @@
 //! prints the largest relative error it measured (`max_rel_err`) and holds it under 1e-4.
 //! A machine without any adapter fails these tests with `GpuError::NoAdapter`'s sentence.
 
-use super::kernel::validate_wgsl;
+use super::kernel::{validate_wgsl, COMMON};
 use super::*;
 use crate::engine::cpu::Cpu;
 use crate::engine::testutil::{max_rel_err, randn};
@@ -37,31 +37,52 @@ fn pair(rng: &mut Rng, len: usize) -> (Vec<f32>, GpuBuf) {
     (v, g)
 }
 
+/// Every shader as the backends compile it (its file, shared parts, `common.wgsl`), and every
+/// file in `shaders/` used: as a shader or as a shared part.
 #[test]
 fn every_shader_validates_with_naga() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shaders");
-    let mut count = 0;
-    for entry in std::fs::read_dir(&dir).expect("shaders/ is readable") {
-        let path = entry.expect("directory entry").path();
-        if path.extension().is_some_and(|e| e == "wgsl") {
-            let name = format!("shaders/{}", path.file_name().unwrap_or_default().to_string_lossy());
-            let source = std::fs::read_to_string(&path).expect("shader is readable");
-            validate_wgsl(&name, &source).unwrap_or_else(|e| panic!("{e}"));
-            count += 1;
-        }
+    let shaders = [
+        super::batchnorm::WGSL,
+        super::binarize::WGSL,
+        super::conv::WGSL,
+        super::depthwise::WGSL,
+        super::elementwise::WGSL,
+        super::loss::WGSL,
+        super::matmul::WGSL,
+        super::optim::WGSL,
+        super::packed::WGSL,
+        super::pool::WGSL,
+        super::reduce::WGSL,
+    ];
+    let mut used: std::collections::BTreeSet<&str> = [COMMON.0].into();
+    for files in shaders {
+        validate_wgsl(files).unwrap_or_else(|e| panic!("{e}"));
+        used.extend(files.iter().map(|f| f.0));
     }
-    println!("{count} shaders validated");
-    assert!(count >= 10, "expected the 10 shader files, found {count}");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shaders");
+    let on_disk: std::collections::BTreeSet<String> = std::fs::read_dir(&dir)
+        .expect("shaders/ is readable")
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "wgsl"))
+        .map(|path| format!("shaders/{}", path.file_name().unwrap_or_default().to_string_lossy()))
+        .collect();
+    println!("{} shaders validated, from {} files", shaders.len(), on_disk.len());
+    assert_eq!(on_disk.iter().map(String::as_str).collect::<std::collections::BTreeSet<_>>(), used);
 }
 
 #[test]
 fn shader_errors_name_file_line_and_column() {
-    let err = validate_wgsl("shaders/broken.wgsl", "fn f() -> f32 {\n    return 1.0 +;\n}\n").unwrap_err();
+    let err = validate_wgsl(&[("shaders/broken.wgsl", "fn f() -> f32 {\n    return 1.0 +;\n}\n")]).unwrap_err();
     println!("{err}");
     assert!(err.starts_with("shaders/broken.wgsl:2:"), "{err}");
-    let err = validate_wgsl("shaders/invalid.wgsl", "fn f() -> f32 {\n    return 1u;\n}\n").unwrap_err();
+    let err = validate_wgsl(&[("shaders/invalid.wgsl", "fn f() -> f32 {\n    return 1u;\n}\n")]).unwrap_err();
     println!("{err}");
     assert!(err.starts_with("shaders/invalid.wgsl:"), "{err}");
+    // An error in a shared part appended after the shader names the part and its own line.
+    let shader = ("shaders/uses_part.wgsl", "fn f() -> f32 {\n    return g();\n}\n");
+    let err = validate_wgsl(&[shader, ("shaders/part.wgsl", "fn g() -> f32 {\n    return 1.0 +;\n}\n")]).unwrap_err();
+    println!("{err}");
+    assert!(err.starts_with("shaders/part.wgsl:2:"), "{err}");
 }
 
 #[test]
