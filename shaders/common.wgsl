@@ -43,6 +43,10 @@ fn wg_sum(lid: u32, v: f32) -> f32 {
     return wg_reduce(lid, v, false);
 }
 
+fn wg_max(lid: u32, v: f32) -> f32 {
+    return wg_reduce(lid, v, true);
+}
+
 // A binary net's sign: +1 at +0 and -0 (a bit has no zero), else -1.
 fn sign_pm1(v: f32) -> f32 {
     return select(-1.0, 1.0, v >= 0.0);

@@ -20,10 +20,10 @@ struct Params {
 fn log_sum_exp(r: u32, lid: u32) -> vec2<f32> {
     var m = -3.4028235e38;
     for (var j = lid; j < p.k; j = j + WG) { m = max(m, x[r * p.k + j]); }
-    let row_max = wg_reduce(lid, m, true);
+    let row_max = wg_max(lid, m);
     var s = 0.0;
     for (var j = lid; j < p.k; j = j + WG) { s = s + exp(x[r * p.k + j] - row_max); }
-    return vec2<f32>(row_max, log(wg_reduce(lid, s, false)));
+    return vec2<f32>(row_max, log(wg_sum(lid, s)));
 }
 
 @compute @workgroup_size(256)
@@ -44,7 +44,7 @@ fn softmax_rows_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgrou
     if r >= p.rows { return; }
     var s = 0.0;
     for (var j = lid.x; j < p.k; j = j + WG) { s = s + x[r * p.k + j] * dy[r * p.k + j]; }
-    let dot = wg_reduce(lid.x, s, false);
+    let dot = wg_sum(lid.x, s);
     for (var j = lid.x; j < p.k; j = j + WG) {
         let i = r * p.k + j;
         y[i] = x[i] * (dy[i] - dot);
@@ -67,7 +67,7 @@ fn xent_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
         loss = loss - t * logp;
         y[r * p.k + j] = (exp(logp) - t) / f32(p.rows);
     }
-    let total = wg_reduce(lid.x, loss, false);
+    let total = wg_sum(lid.x, loss);
     if lid.x == 0u { row_out[r] = total; }
 }
 
@@ -82,7 +82,7 @@ fn entropy_rows(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
         let logp = x[r * p.k + j] - lse.x - lse.y;
         h = h - exp(logp) * logp;
     }
-    let row_h = wg_reduce(lid.x, h, false);
+    let row_h = wg_sum(lid.x, h);
     for (var j = lid.x; j < p.k; j = j + WG) {
         let logp = x[r * p.k + j] - lse.x - lse.y;
         y[r * p.k + j] = -exp(logp) * (logp + row_h) / f32(p.rows);
