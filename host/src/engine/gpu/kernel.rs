@@ -22,7 +22,8 @@ pub const PARAM_SLOT: u64 = 256;
 /// held by a step and the size of the parameter arena).
 pub const MAX_PENDING: usize = 512;
 
-/// One validated WGSL file and its pipelines by entry point.
+/// One validated shader (a WGSL file with the shared files it uses) and its pipelines by entry
+/// point.
 pub struct Shader {
     module: wgpu::ShaderModule,
     pipelines: Mutex<HashMap<&'static str, wgpu::ComputePipeline>>,
