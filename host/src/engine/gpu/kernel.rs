@@ -93,12 +93,13 @@ pub fn validate_wgsl(files: &[WgslFile]) -> Result<naga::Module, String> {
 }
 
 impl Shader {
-    /// Compiles the shader `files` (its own file first; see [`compose`]).
+    /// Compiles the shader `files` (its own file first; see [`compose`]): parsed and validated
+    /// once by [`validate_wgsl`], whose module wgpu takes as it is.
     pub fn new(device: &wgpu::Device, files: &[WgslFile]) -> Result<Shader, GpuError> {
-        validate_wgsl(files).map_err(GpuError::Shader)?;
+        let module = validate_wgsl(files).map_err(GpuError::Shader)?;
         let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: files.first().map(|f| f.0),
-            source: wgpu::ShaderSource::Wgsl(compose(files).0.into()),
+            source: wgpu::ShaderSource::Naga(std::borrow::Cow::Owned(module)),
         });
         Ok(Shader { module, pipelines: Mutex::new(HashMap::new()) })
     }
