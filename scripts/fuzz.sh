@@ -5,7 +5,8 @@
 #     popcount instruction): the Cortex-M4's kernels, the bit-lane conv among them;
 #   - with `-Ctarget-cpu=x86-64-v2`: the host's popcount kernels, in device/fuzz/target-popcnt.
 # Each build has its own corpus, seeded with four small random sample models behind a mode byte
-# of 1 (the target fixes up the CRC, so mutations reach the structural checks and the kernels).
+# of 3 (the target fixes up the payload length and the CRC, so mutations reach the structural
+# checks and the kernels).
 # Needs a nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). A crash is saved under
 # device/fuzz/artifacts/parse_infer/ and stops the run with a non-zero status.
 #
@@ -20,7 +21,7 @@ trap 'rm -rf "$seeds"' EXIT
 for spec in "4 8 1 1" "4 8 1 2" "4 8 1 3" "8 8 2 4"; do
     # shellcheck disable=SC2086
     cargo run -q -p bnas-device --features std --example sample_model -- "$seeds/m.bnas" $spec > /dev/null
-    (printf '\x01'; cat "$seeds/m.bnas") > "$seeds/seed-${spec// /-}"
+    (printf '\x03'; cat "$seeds/m.bnas") > "$seeds/seed-${spec// /-}"
 done
 # run NAME RUSTFLAGS [cargo fuzz options]: one campaign; its libFuzzer log goes to
 # device/fuzz/artifacts/NAME.log, and its final figures (or the failure) to the terminal.

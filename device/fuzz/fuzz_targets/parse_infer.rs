@@ -1,6 +1,6 @@
-//! Fuzzes `Model::parse` and `infer` over arbitrary bytes. The first byte picks whether the CRC
-//! is fixed up (so the structural checks are reached) and the bytes are copied to a 4-byte
-//! aligned buffer, as the firmware's flash image is.
+//! Fuzzes `Model::parse` and `infer` over arbitrary bytes. The first byte is a mode: bit 0 fixes
+//! up the CRC (so the structural checks are reached), bit 1 the payload length as well. The rest
+//! is copied to a 4-byte aligned buffer, as the firmware's flash image is.
 #![no_main]
 
 use bnas_device::{format, Input, Model};
@@ -12,7 +12,16 @@ fuzz_target!(|data: &[u8]| {
     let bytes: &mut [u8] = &mut bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..body.len()];
     bytes.copy_from_slice(body);
     if mode & 1 == 1 && bytes.len() >= format::HEADER_BYTES {
-        let crc = format::crc32(&bytes[format::HEADER_BYTES..]);
+        // Bit 1 also sets the payload length to the bytes there are (whole words), so that
+        // inserted and erased bytes reach the structural checks too; without it the length is
+        // the mutator's, and only the payload it names is checksummed.
+        if mode & 2 == 2 {
+            let payload = (bytes.len() - format::HEADER_BYTES) / 4 * 4;
+            bytes[8..12].copy_from_slice(&(payload as u32).to_le_bytes());
+        }
+        let len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+        let end = format::HEADER_BYTES.saturating_add(len).min(bytes.len());
+        let crc = format::crc32(&bytes[format::HEADER_BYTES..end]);
         bytes[12..16].copy_from_slice(&crc.to_le_bytes());
     }
     let Ok(model) = Model::parse(bytes) else { return };
@@ -24,7 +33,12 @@ fuzz_target!(|data: &[u8]| {
     let mut logits = vec![0.0f32; model.classes()];
     let _ = model.infer(Input::U8(&vec![mode; c * h * w]), &mut arena, &mut logits);
     // f32 input made of the bytes themselves (NaN, infinities and subnormals among them), cycled.
-    let floats: Vec<f32> =
-        body.chunks_exact(4).filter_map(|b| b.try_into().ok()).map(f32::from_le_bytes).cycle().take(c * h * w).collect();
+    let floats: Vec<f32> = body
+        .chunks_exact(4)
+        .filter_map(|b| b.try_into().ok())
+        .map(f32::from_le_bytes)
+        .cycle()
+        .take(c * h * w)
+        .collect();
     let _ = model.infer(Input::F32(&floats), &mut arena, &mut logits);
 });
