@@ -257,16 +257,6 @@ pub fn bin_conv_lanes(
     // Term (c, ky, kx) is stack (c*k + kx)*t_rows + ky*d after its group's base.
     let kt = (k * l.t_rows) as u32;
     let tap_offset = |ky: usize, kx: usize| (kx * l.t_rows + ky * d) as u32;
-    // Term lists run kernel row by kernel row, so a group's list is the sub-list of the kernel
-    // rows that reach inside the image for some row of the group (all-padding rows add nothing).
-    let mut slots = offsets.iter_mut();
-    for ky in 0..k {
-        for kx in 0..k {
-            for (c, slot) in (0..xs.c as u32).zip(&mut slots) {
-                *slot = c * kt + tap_offset(ky, kx);
-            }
-        }
-    }
     let group_base = |i: usize| (i / l.groups) * l.seg_words + (i % l.groups) * l.rows * s;
     // The kernel rows that reach inside the image for some row of group `i`: all of them for the
     // groups inside the image's rows, without working them out.
@@ -280,12 +270,26 @@ pub fn bin_conv_lanes(
             (tap_range(last, xs.h, g).0, tap_range(first, xs.h, g).1)
         }
     };
-    // q = -2 P for every lane of every (segment, group).
-    for (i, q) in q_all.chunks_exact_mut(BITS).enumerate() {
-        let (ky0, ky1) = group_rows(i);
-        let all = offsets.get(ky0 * k * xs.c..ky1.max(ky0) * k * xs.c).unwrap_or(&[]);
-        let p = lane_sums(stacks, l.window, group_base(i), all);
-        q.iter_mut().zip(&p).for_each(|(q, &p)| *q = p.wrapping_mul(2).wrapping_neg());
+    // q = -2 P for every lane of every (segment, group): from counts per start row where they
+    // count fewer words, else down each group's stacks.
+    if !row_sums(stacks, xs, g, l, rows, offsets, q_all) {
+        // All terms, kernel row by kernel row, so a group's list is the sub-list of the kernel
+        // rows that reach inside the image for some row of the group (all-padding rows add
+        // nothing).
+        let mut slots = offsets.iter_mut();
+        for ky in 0..k {
+            for kx in 0..k {
+                for (c, slot) in (0..xs.c as u32).zip(&mut slots) {
+                    *slot = c * kt + tap_offset(ky, kx);
+                }
+            }
+        }
+        for (i, q) in q_all.chunks_exact_mut(BITS).enumerate() {
+            let (ky0, ky1) = group_rows(i);
+            let all = offsets.get(ky0 * k * xs.c..ky1.max(ky0) * k * xs.c).unwrap_or(&[]);
+            let p = lane_sums(stacks, l.window, group_base(i), all);
+            q.iter_mut().zip(&p).for_each(|(q, &p)| *q = p.wrapping_mul(2).wrapping_neg());
+        }
     }
     let q_all: &[u32] = q_all;
     // Each packed word's real channels (the padding channels' bits are ignored).
@@ -371,6 +375,67 @@ pub fn bin_conv_lanes(
             }
         }
     }
+}
+
+/// Writes `q = -2 P` for every lane of every group (see the module docs) from one count per
+/// stack start row, where that counts fewer words than a count per group: stack start row `t`'s
+/// words over every channel and kernel column (`c_in * k` of them) hold the input row of each of
+/// its lanes summed along the kernel columns, and a group's `P` is the sum of those counts over
+/// its kernel rows, start rows `t0 + ky*dil`. With one or two output rows per group, each start
+/// row serves up to `k` groups. The start rows' lane counts (bytes) go in `scratch`
+/// (`n_seg * t_rows * 8` words: the phase rows, dead once the stacks are built), the `c_in * k`
+/// offsets in `list`. Kernel rows outside the image add nothing (their stack words are 0), so
+/// every lane inside the output map gets the count down the group's stacks. Returns false,
+/// writing nothing, where this would count more words (each count's fixed work taken as ~20
+/// words, a group's sums as ~43), where a count could pass 255, or where the scratch is short.
+#[inline(never)]
+fn row_sums(
+    stacks: &[u32],
+    xs: Shape,
+    g: ConvGeom,
+    l: Lanes,
+    scratch: &mut [u32],
+    list: &mut [u32],
+    q_all: &mut [u32],
+) -> bool {
+    let (k, s, d, ck) = (g.k, g.stride.max(1), g.dil.max(1), xs.c * g.k);
+    let by_rows = l.n_seg * (l.t_rows * (ck + 20) + l.groups * 43);
+    let by_groups = l.n_seg * l.groups * (ck * k + 20);
+    if ck > 255 || by_rows >= by_groups {
+        return false;
+    }
+    let (Some(counts), Some(list)) = (scratch.get_mut(..l.n_seg * l.t_rows * 8), list.get_mut(..ck)) else {
+        return false;
+    };
+    // Word (c*k + kx)*t_rows + t of a segment's stacks is channel c, kernel column kx, row t.
+    list.iter_mut().enumerate().for_each(|(j, o)| *o = (j * l.t_rows) as u32);
+    for (i, row) in counts.as_chunks_mut::<8>().0.iter_mut().enumerate() {
+        let base = (i / l.t_rows.max(1)) * l.seg_words + i % l.t_rows.max(1);
+        let bytes = counts8(&count_window(stacks, l.window, base, list));
+        for (w, b) in row.iter_mut().zip(bytes.as_chunks::<4>().0) {
+            *w = u32::from_le_bytes(*b);
+        }
+    }
+    let counts: &[u32] = counts;
+    for (i, q) in q_all.chunks_exact_mut(BITS).enumerate() {
+        let t0 = (i / l.groups.max(1)) * l.t_rows + (i % l.groups.max(1)) * l.rows * s;
+        // Lanes 4j and 4j + 2 in the halves of even[j], 4j + 1 and 4j + 3 in those of odd[j]
+        // (at most 7 * 255 each).
+        let (mut even, mut odd) = ([0u32; 8], [0u32; 8]);
+        for ky in 0..k {
+            let at = (t0 + ky * d) * 8;
+            let Some(row) = counts.get(at..at + 8) else { continue };
+            for ((e, o), &w) in even.iter_mut().zip(odd.iter_mut()).zip(row) {
+                *e += w & 0x00FF_00FF;
+                *o += (w >> 8) & 0x00FF_00FF;
+            }
+        }
+        for ((q, &e), &o) in q.as_chunks_mut::<4>().0.iter_mut().zip(&even).zip(&odd) {
+            let p = [e & 0xFFFF, o & 0xFFFF, e >> 16, o >> 16];
+            q.iter_mut().zip(p).for_each(|(q, p)| *q = p.wrapping_mul(2).wrapping_neg());
+        }
+    }
+    true
 }
 
 /// The part of a term list (see [`term_list`]) in kernel rows `ky0..ky1`.
@@ -519,3 +584,69 @@ pub(super) const MAX_KERNEL: usize = crate::format::MAX_KERNEL;
 pub(super) const MAX_TAPS: usize = MAX_KERNEL * MAX_KERNEL;
 /// Largest number of packed words per tap (8192 input channels; `Model::parse` rejects more).
 pub const MAX_BIN_WORDS: usize = 256;
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use std::vec;
+    use std::vec::Vec;
+
+    /// [`row_sums`] against `P` by its definition (the +1 inputs over every channel and every tap
+    /// inside the image), in every lane inside the output map: 1-51 channels, 3x3, 5x5 and 7x7
+    /// kernels, strides 1-3, dilations, padding wider than the window, maps from 1 x 9 up to
+    /// 30 x 70 (several segments). Where its cost rule declines it writes nothing; it must run on
+    /// `fmnist-demo`'s 12-channel 28x28 and 24-channel 14x14 5x5 convs.
+    #[test]
+    fn row_sums_are_the_window_counts() {
+        let mut next = crate::xorshift32(0x51ED_270B);
+        let (mut ran, mut cases) = (0, 0);
+        for &c in &[1usize, 5, 12, 24, 33, 51] {
+            for k in [3usize, 5, 7] {
+                for (stride, pad, dil) in [(1, 1, 1), (1, 2, 1), (2, 1, 1), (1, 4, 2), (2, 4, 2), (1, 5, 1), (3, 2, 2)]
+                {
+                    let random = (1 + next() as usize % 30, 1 + next() as usize % 70);
+                    for (h, w) in [(28, 28), (14, 14), (1, 9), (9, 1), random] {
+                        let (xs, g) = (Shape { c, h, w }, ConvGeom { k, stride, pad, dil });
+                        let os = Shape { c: 1, h: out_width(h, g), w: out_width(w, g) };
+                        if os.hw() == 0 {
+                            continue;
+                        }
+                        cases += 1;
+                        let x: Vec<f32> = (0..c * h * w).map(|_| (next() % 1000) as f32 - 500.0).collect();
+                        let mut rows = vec![0u32; phase_row_words(c, h, w, stride)];
+                        binarize_rows(&x, xs, stride, &vec![1.0; c], &vec![0.0; c], &mut rows);
+                        let l = Lanes::new(c, g, os.h, os.w);
+                        let mut stacks = vec![0xDEAD_BEEFu32; l.n_seg * l.seg_words + l.window];
+                        build_stacks(&rows, xs, g, l, &mut vec![0u32; h], &mut stacks);
+                        let mut list = vec![0u32; c * k * k];
+                        let mut q = vec![0xDEAD_BEEFu32; l.n_seg * l.groups * BITS];
+                        let demo_conv = k == 5 && stride == 1 && [(2, 1), (4, 2)].contains(&(pad, dil));
+                        let demo = demo_conv && [(12, 28), (24, 14)].contains(&(c, h)) && w == h;
+                        if !row_sums(&stacks, xs, g, l, &mut rows, &mut list, &mut q) {
+                            assert!(!demo, "{xs:?} {g:?}: the row sums did not run");
+                            assert!(q.iter().all(|&q| q == 0xDEAD_BEEF), "{xs:?} {g:?}: declined, but wrote");
+                            continue;
+                        }
+                        ran += 1;
+                        for (oy, ox) in (0..os.h).flat_map(|oy| (0..os.w).map(move |ox| (oy, ox))) {
+                            let mut p = 0u32;
+                            for (ch, ky, kx) in (0..c).flat_map(|ch| (0..k * k).map(move |t| (ch, t / k, t % k))) {
+                                let iy = (oy * stride + ky * dil) as isize - pad as isize;
+                                let ix = (ox * stride + kx * dil) as isize - pad as isize;
+                                if (0..h as isize).contains(&iy) && (0..w as isize).contains(&ix) {
+                                    p += u32::from(x[(ch * h + iy as usize) * w + ix as usize] >= 0.0);
+                                }
+                            }
+                            let i = (ox / l.seg_w) * l.groups + oy / l.rows;
+                            let got = q[i * BITS + (oy % l.rows) * l.seg_w + ox % l.seg_w];
+                            assert_eq!(got, p.wrapping_mul(2).wrapping_neg(), "{xs:?} {g:?} at ({oy}, {ox})");
+                        }
+                    }
+                }
+            }
+        }
+        std::println!("row sums: ran on {ran} of {cases} geometries, each == the window counts");
+        assert!(ran >= 30, "the row sums ran on only {ran} of {cases} geometries");
+    }
+}

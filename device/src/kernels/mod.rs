@@ -173,7 +173,8 @@ mod tests {
     /// Both device kernels (dense rows, bit lanes) against the per-tap kernel, bit for bit, each
     /// after its own binarize, on every geometry: strides 1-3, dilations, padding wider than the
     /// window, 1-70 channels, inputs up to 9 rows and up to 40 columns (lane rows split into
-    /// segments), zero, negative and non-finite scales (the lane kernel folds the sign in).
+    /// segments) and a quarter of them 28x28 or 14x14, zero, negative and non-finite scales (the
+    /// lane kernel folds the sign in).
     #[test]
     fn dense_and_lane_kernels_match_the_per_tap_kernel_bit_for_bit() {
         let mut next = crate::xorshift32(0x9E37_79B9);
@@ -183,7 +184,12 @@ mod tests {
                 for (stride, pad, dil) in [(1, 0, 1), (1, 1, 1), (2, 1, 1), (1, 4, 2), (2, 4, 2), (1, 5, 1), (3, 2, 2)]
                 {
                     let w = 1 + next() as usize % if next().is_multiple_of(4) { 40 } else { 9 };
-                    let xs = Shape { c, h: 1 + next() as usize % 9, w };
+                    let xs = match next() % 8 {
+                        // Maps of fmnist-demo's sizes, where the lane kernel counts P by start rows.
+                        0 => Shape { c, h: 28, w: 28 },
+                        1 => Shape { c, h: 14, w: 14 },
+                        _ => Shape { c, h: 1 + next() as usize % 9, w },
+                    };
                     let g = ConvGeom { k, stride, pad, dil };
                     let c_out = 1 + next() as usize % 8;
                     let os = Shape { c: c_out, h: out_width(xs.h, g), w: out_width(xs.w, g) };
