@@ -399,8 +399,8 @@ fn row_sums(
     q_all: &mut [u32],
 ) -> bool {
     let (k, s, d, ck) = (g.k, g.stride.max(1), g.dil.max(1), xs.c * g.k);
-    let by_rows = l.n_seg * (l.t_rows * (ck + 20) + l.groups * 43);
-    let by_groups = l.n_seg * l.groups * (ck * k + 20);
+    let by_rows = l.n_seg.saturating_mul(l.t_rows.saturating_mul(ck + 20).saturating_add(l.groups.saturating_mul(43)));
+    let by_groups = l.n_seg.saturating_mul(l.groups).saturating_mul(ck.saturating_mul(k) + 20);
     if ck > 255 || by_rows >= by_groups {
         return false;
     }
