@@ -4,9 +4,10 @@
 #   - as cargo-fuzz builds it (its RUSTFLAGS replace the repo's target-cpu, so there is no
 #     popcount instruction): the Cortex-M4's kernels, the bit-lane conv among them;
 #   - with `-Ctarget-cpu=x86-64-v2`: the host's popcount kernels, in device/fuzz/target-popcnt.
-# Each build has its own corpus, seeded with four small random sample models behind a mode byte
+# Each build has its own corpus, seeded with five small random sample models behind a mode byte
 # of 3 (the target fixes up the payload length and the CRC, so mutations reach the structural
-# checks and the kernels).
+# checks and the kernels). The 8x8 ones run the dense-row conv on the Cortex-M4 build; the
+# 12-channel 28x28 one the bit-lane conv, whose window counts go by stack start row there.
 # Needs a nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). A crash is saved under
 # device/fuzz/artifacts/parse_infer/ and stops the run with a non-zero status.
 #
@@ -18,7 +19,7 @@ cargo fuzz --version > /dev/null 2>&1 || { echo "fuzz.sh: cargo-fuzz is missing 
 seeds=$(mktemp -d)
 trap 'rm -rf "$seeds"' EXIT
 # (channels, size, cells, seed) of each seed model: 4-49 KB.
-for spec in "4 8 1 1" "4 8 1 2" "4 8 1 3" "8 8 2 4"; do
+for spec in "4 8 1 1" "4 8 1 2" "4 8 1 3" "8 8 2 4" "12 28 1 5"; do
     # shellcheck disable=SC2086
     cargo run -q -p bnas-device --features std --example sample_model -- "$seeds/m.bnas" $spec > /dev/null
     (printf '\x03'; cat "$seeds/m.bnas") > "$seeds/seed-${spec// /-}"
