@@ -13,7 +13,8 @@
 //!
 //! `s = sum_valid (2x-1)(2w-1) = 2 (B - A) - W = sigma (4 M - 2 P) - W`
 //!
-//! - `P = sum x` over every term (channel, ky, kx): one count per pixel, shared by all filters;
+//! - `P = sum x` over every term (channel, ky, kx): one count per pixel, shared by all filters
+//!   (and by the groups, where [`row_sums`] counts it once per stack start row);
 //! - `B = sum over terms with w = 1 of x`, `A = P - B`; each filter counts only its minority `M`
 //!   (`B` if at most half its bits are 1, else `A`, `sigma = -1`), at most half the terms;
 //! - `W = sum_valid (2w-1)`, the filter's sum over the taps inside the image: a constant in the
