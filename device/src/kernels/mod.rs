@@ -36,14 +36,14 @@ mod float;
 mod float_regs;
 mod lane_count;
 mod lane_emit;
+mod lane_stacks;
 mod pool;
 
 pub use bin_conv::{bin_conv, binarize};
 pub use bin_conv_dense::{bin_conv_dense, dense_work_words, row_words};
-pub use bin_conv_lanes::{
-    bin_conv_lanes, binarize_rows, lane_work_words, lanes_pay, out_width, phase_row_words, use_lanes, MAX_BIN_WORDS,
-};
+pub use bin_conv_lanes::{bin_conv_lanes, lane_work_words, lanes_pay, out_width, use_lanes, MAX_BIN_WORDS};
 pub use float::{add_assign, add_into, affine, conv2d, global_avg_pool, linear};
+pub use lane_stacks::{binarize_rows, phase_row_words};
 pub use pool::{avg_pool, max_pool, reciprocal};
 
 /// A CHW shape.
