@@ -5,7 +5,8 @@ use crate::format::{words_for, BITS};
 use crate::model::ConvGeom;
 use crate::popcount::xor_popcount;
 
-/// Packs `bit[c, p] = x[c, p] * flip[c] >= threshold[c]` into `bits`, laid out `[h*w, words]`
+/// Packs `bit[c, p] = x[c, p] * flip[c] >= threshold[c]` (a NaN read as the infinity of its
+/// sign, [`super::nan_as_inf`]) into `bits`, laid out `[h*w, words]`
 /// (channels along the words, LSB first; padding channels stay 0).
 ///
 /// Branch-free, a block of pixels at a time: their words for 32 channels gather over the channels
@@ -38,10 +39,16 @@ fn binarize_blocks<const B: usize>(x: &[f32], hw: usize, flip: &[f32], threshold
             for (shift, (plane, (&f, &t))) in (0..BITS as u32).zip(x_w.chunks_exact(hw).zip(flip.iter().zip(threshold)))
             {
                 match plane.get(p0..).and_then(|p| p.first_chunk::<B>()) {
-                    Some(xs) => super::with_threshold!(f, t, |bit| set_block(&mut acc, xs, shift, bit)),
+                    Some(xs) => super::with_threshold!(
+                        super::Threshold::new(f, t),
+                        bool | bit | set_block(&mut acc, xs, shift, bit)
+                    ),
                     None => {
                         let xs = plane.get(p0..).unwrap_or(&[]);
-                        super::with_threshold!(f, t, |bit| set_block(&mut acc, xs, shift, bit))
+                        super::with_threshold!(
+                            super::Threshold::new(f, t),
+                            bool | bit | set_block(&mut acc, xs, shift, bit)
+                        )
                     }
                 }
             }

@@ -27,19 +27,42 @@ pub fn binarize_rows(x: &[f32], xs: Shape, stride: usize, flip: &[f32], threshol
     }
     let planes = x.chunks_exact(xs.hw().max(1)).zip(flip.iter().zip(threshold));
     for ((plane, (&f, &t)), dst_c) in planes.zip(rows.chunks_exact_mut(xs.h * s * pw)) {
-        super::with_threshold!(f, t, |bit| pack_plane(plane, xs.w, s, pw, dst_c, bit));
+        let th = super::Threshold::opaque(f, t);
+        super::with_threshold!(th, |bit, invert| pack_plane(plane, xs.w, s, pw, dst_c, Packer { bit, invert }));
     }
 }
 
-/// Packs `bit(v)` of every row of one channel plane (`w` columns) into its phase rows (`stride`
+/// One channel's predicate as [`super::with_threshold!`] gives it: `bit(v)`, 0 or 1, to be
+/// inverted where `invert` is set.
+struct Packer<F> {
+    bit: F,
+    invert: u32,
+}
+
+impl<F: Fn(f32) -> u32> Packer<F> {
+    /// The bits of up to 32 pixels, pixel `i` at bit `i` (LSB first): last pixel first, each
+    /// shifting the word left.
+    #[inline(always)]
+    fn word(&self, px: &[f32]) -> u32 {
+        px.iter().rev().fold(0u32, |a, &v| (a << 1).wrapping_add((self.bit)(v))) ^ (self.invert & low_bits(px.len()))
+    }
+}
+
+/// The low `n` bits set (`n <= 32`).
+#[inline(always)]
+fn low_bits(n: usize) -> u32 {
+    u32::MAX.checked_shr(BITS.saturating_sub(n) as u32).unwrap_or(0)
+}
+
+/// Packs the bits of every row of one channel plane (`w` columns) into its phase rows (`stride`
 /// of `pw` words each per row).
 #[inline(always)]
-fn pack_plane(plane: &[f32], w: usize, stride: usize, pw: usize, dst: &mut [u32], bit: impl Fn(f32) -> bool) {
+fn pack_plane(plane: &[f32], w: usize, stride: usize, pw: usize, dst: &mut [u32], p: Packer<impl Fn(f32) -> u32>) {
     let lines = plane.chunks_exact(w.max(1));
     if stride == 1 && w <= BITS {
         // One word per row.
         for (line, word) in lines.zip(dst.iter_mut()) {
-            *word = pack_word(line, &bit);
+            *word = p.word(line);
         }
         return;
     }
@@ -47,7 +70,7 @@ fn pack_plane(plane: &[f32], w: usize, stride: usize, pw: usize, dst: &mut [u32]
         // One word per phase row: the row packed as at stride 1, then split into its even and odd
         // bits.
         for (line, dst) in lines.zip(dst.chunks_exact_mut(2)) {
-            let v = pack_word(line, &bit);
+            let v = p.word(line);
             if let [even, odd] = dst {
                 (*even, *odd) = (even_bits(v), even_bits(v >> 1));
             }
@@ -55,16 +78,16 @@ fn pack_plane(plane: &[f32], w: usize, stride: usize, pw: usize, dst: &mut [u32]
         return;
     }
     for (line, dst) in lines.zip(dst.chunks_exact_mut((stride * pw).max(1))) {
-        pack_phases(line, stride, dst, &bit);
+        pack_phases(line, stride, dst, &p);
     }
 }
 
-/// Packs `bit(v)` of one input row into its `stride` phase rows (`dst`, `stride * pw` words).
+/// Packs the bits of one input row into its `stride` phase rows (`dst`, `stride * pw` words).
 #[inline(always)]
-fn pack_phases(line: &[f32], stride: usize, dst: &mut [u32], bit: impl Fn(f32) -> bool) {
+fn pack_phases(line: &[f32], stride: usize, dst: &mut [u32], p: &Packer<impl Fn(f32) -> u32>) {
     if stride == 1 {
         for (word, px) in dst.iter_mut().zip(line.chunks(BITS)) {
-            *word = pack_word(px, &bit);
+            *word = p.word(px);
         }
         return;
     }
@@ -75,7 +98,7 @@ fn pack_phases(line: &[f32], stride: usize, dst: &mut [u32], bit: impl Fn(f32) -
         let (even, odd) = dst.split_at_mut(pw);
         for ((e, o), px) in even.iter_mut().zip(odd.iter_mut()).zip(line.chunks(2 * BITS)) {
             let (lo, hi) = px.split_at(px.len().min(BITS));
-            let (lo, hi) = (pack_word(lo, &bit), pack_word(hi, &bit));
+            let (lo, hi) = (p.word(lo), p.word(hi));
             *e = even_bits(lo) | even_bits(hi) << 16;
             *o = even_bits(lo >> 1) | even_bits(hi >> 1) << 16;
         }
@@ -86,18 +109,12 @@ fn pack_phases(line: &[f32], stride: usize, dst: &mut [u32], bit: impl Fn(f32) -
         let mut left = line.len().saturating_sub(ph).div_ceil(stride);
         for word in dst.iter_mut() {
             let take = left.min(BITS);
-            let msb_first = |a: u32, &v: &f32| (a >> 1) | (u32::from(bit(v)) << 31);
-            *word = vals.by_ref().take(take).fold(0, msb_first).checked_shr((BITS - take) as u32).unwrap_or(0);
+            let msb_first = |a: u32, &v: &f32| (a >> 1) | ((p.bit)(v) << 31);
+            let packed = vals.by_ref().take(take).fold(0, msb_first).checked_shr((BITS - take) as u32).unwrap_or(0);
+            *word = packed ^ (p.invert & low_bits(take));
             left -= take;
         }
     }
-}
-
-/// `bit(v)` of up to 32 pixels, pixel `i` at bit `i` (LSB first): last pixel first, each shifting
-/// the word left.
-#[inline(always)]
-fn pack_word(px: &[f32], bit: &impl Fn(f32) -> bool) -> u32 {
-    px.iter().rev().fold(0, |a, &v| (a << 1) | u32::from(bit(v)))
 }
 
 /// The even bits of `x` (0, 2, ..., 30) packed into the low 16 bits.
