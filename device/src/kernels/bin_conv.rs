@@ -9,15 +9,48 @@ use crate::popcount::xor_popcount;
 /// sign, [`super::nan_as_inf`]) into `bits`, laid out `[h*w, words]`
 /// (channels along the words, LSB first; padding channels stay 0).
 ///
-/// Branch-free, a block of pixels at a time: their words for 32 channels gather over the channels
-/// (each channel plane read in order), then each is written once. The block is 8 pixels on the
-/// Cortex-M4, whose registers hold their words; 64 where the target has a popcount instruction
-/// (x86-64: they vectorize, and 8 is slower there).
+/// Where the target has a popcount instruction (x86-64), 64 pixels at a time, their words
+/// gathered over the channels (they vectorize). On the Cortex-M4, 32 channels x 32 pixels at a
+/// time, packed along the pixels and transposed: ~7.7 instructions a value on the demo's 7x7
+/// and 14x14 planes, all in, against ~9.4 for blocks of 8 pixels with a conditional OR per bit.
 pub fn binarize(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mut [u32]) {
     if crate::popcount::HARDWARE_POPCOUNT {
         binarize_blocks::<64>(x, hw, flip, threshold, bits)
     } else {
-        binarize_blocks::<8>(x, hw, flip, threshold, bits)
+        binarize_transposed(x, hw, flip, threshold, bits)
+    }
+}
+
+/// [`binarize`] by rows: for each 32 channels and 32 pixels, each channel's bits packed along
+/// the pixels as the lane rows are ([`super::Packer`]), then the 32 x 32 bit matrix transposed.
+fn binarize_transposed(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mut [u32]) {
+    let wpt = words_for(flip.len());
+    if let Some(rest) = bits.get_mut(hw * wpt..) {
+        rest.fill(0);
+    }
+    if wpt == 0 || hw == 0 {
+        return;
+    }
+    let words = x.chunks(BITS * hw).zip(flip.chunks(BITS).zip(threshold.chunks(BITS)));
+    for (wi, (x_w, (flip, threshold))) in words.enumerate() {
+        for p0 in (0..hw).step_by(BITS) {
+            let n = BITS.min(hw - p0);
+            let mut m = [0u32; BITS];
+            for (row, (plane, (&f, &t))) in m.iter_mut().zip(x_w.chunks_exact(hw).zip(flip.iter().zip(threshold))) {
+                let px = plane.get(p0..p0 + n).unwrap_or(&[]);
+                let th = super::Threshold::opaque(f, t);
+                *row = super::with_threshold!(th, |bit, invert| super::Packer { bit, invert }.word(px));
+            }
+            for (s, mask) in [(16, 0x0000_FFFF), (8, 0x00FF_00FF), (4, 0x0F0F_0F0F), (2, 0x3333_3333), (1, 0x5555_5555)]
+            {
+                super::lane_count::swap_blocks(&mut m, s, 1, mask);
+            }
+            for (px, &a) in bits.chunks_exact_mut(wpt).skip(p0).take(n).zip(&m) {
+                if let Some(word) = px.get_mut(wi) {
+                    *word = a;
+                }
+            }
+        }
     }
 }
 
@@ -61,16 +94,11 @@ fn binarize_blocks<const B: usize>(x: &[f32], hw: usize, flip: &[f32], threshold
     }
 }
 
-/// Sets bit `shift` of `acc[j]` where `bit(xs[j])` holds: a conditional OR on the Cortex-M4 (one
-/// IT block), a shifted 0/1 elsewhere (which vectorizes).
+/// Sets bit `shift` of `acc[j]` where `bit(xs[j])` holds.
 #[inline(always)]
 fn set_block<const B: usize>(acc: &mut [u32; B], xs: &[f32], shift: u32, bit: impl Fn(f32) -> bool) {
     for (a, &v) in acc.iter_mut().zip(xs) {
-        if crate::popcount::HARDWARE_POPCOUNT {
-            *a |= u32::from(bit(v)) << shift;
-        } else if bit(v) {
-            *a |= 1 << shift;
-        }
+        *a |= u32::from(bit(v)) << shift;
     }
 }
 
@@ -161,14 +189,14 @@ mod tests {
     use std::vec;
     use std::vec::Vec;
 
-    /// Both block sizes (the Cortex-M4's 8, the hosts' 64) against the definition, bit by bit:
-    /// 1-70 channels (padding channels 0), pixel counts around the blocks, each flip kind,
-    /// and words past the pixels zeroed.
+    /// Both packings (the Cortex-M4's transposed rows, the hosts' blocks of 64) against the
+    /// definition, bit by bit: 1-70 channels (padding channels 0), pixel counts around the blocks,
+    /// each flip kind, thresholds of both signs and zero, and words past the pixels zeroed.
     #[test]
-    fn binarize_blocks_pack_the_definition() {
+    fn binarizers_pack_the_definition() {
         let mut next = crate::xorshift32(0x1234_5678);
         for c in [1usize, 5, 31, 32, 33, 64, 70] {
-            for hw in [1usize, 7, 8, 9, 49, 64, 65, 196] {
+            for hw in [1usize, 7, 8, 9, 31, 32, 33, 49, 64, 65, 196] {
                 let x: Vec<f32> = (0..c * hw).map(|_| (next() % 1000) as f32 / 500.0 - 1.0).collect();
                 let flip: Vec<f32> = (0..c).map(|i| [1.0, -1.0, 0.5, -2.0][i % 4]).collect();
                 let threshold: Vec<f32> = (0..c).map(|i| (i % 5) as f32 * 0.1 - 0.2).collect();
@@ -180,8 +208,8 @@ mod tests {
                     }
                 }
                 let mut got = vec![0xDEAD_BEEF; hw * wpt + 3];
-                binarize_blocks::<8>(&x, hw, &flip, &threshold, &mut got);
-                assert_eq!(got, want, "blocks of 8: {c} channels, {hw} pixels");
+                binarize_transposed(&x, hw, &flip, &threshold, &mut got);
+                assert_eq!(got, want, "transposed: {c} channels, {hw} pixels");
                 got.fill(0xDEAD_BEEF);
                 binarize_blocks::<64>(&x, hw, &flip, &threshold, &mut got);
                 assert_eq!(got, want, "blocks of 64: {c} channels, {hw} pixels");

@@ -191,7 +191,7 @@ pub(super) fn count_window(stacks: &[u32], window: usize, base: usize, offsets: 
 /// `2s` words, word `i`'s columns `j + s` trade places with word `i + s`'s columns `j` (`mask`
 /// marks the columns `j` with `j & s == 0`).
 #[inline(always)]
-fn swap_blocks(a: &mut [u32], s: usize, width: usize, mask: u32) {
+pub(super) fn swap_blocks(a: &mut [u32], s: usize, width: usize, mask: u32) {
     let shift = s * width;
     for block in a.chunks_exact_mut(2 * s) {
         let (lo, hi) = block.split_at_mut(s);

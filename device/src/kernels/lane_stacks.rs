@@ -4,7 +4,7 @@
 //! column and start row, whose lanes are the input bits under each output pixel of a lane group.
 
 use super::bin_conv_lanes::Lanes;
-use super::Shape;
+use super::{Packer, Shape};
 use crate::format::BITS;
 use crate::model::ConvGeom;
 
@@ -30,28 +30,6 @@ pub fn binarize_rows(x: &[f32], xs: Shape, stride: usize, flip: &[f32], threshol
         let th = super::Threshold::opaque(f, t);
         super::with_threshold!(th, |bit, invert| pack_plane(plane, xs.w, s, pw, dst_c, Packer { bit, invert }));
     }
-}
-
-/// One channel's predicate as [`super::with_threshold!`] gives it: `bit(v)`, 0 or 1, to be
-/// inverted where `invert` is set.
-struct Packer<F> {
-    bit: F,
-    invert: u32,
-}
-
-impl<F: Fn(f32) -> u32> Packer<F> {
-    /// The bits of up to 32 pixels, pixel `i` at bit `i` (LSB first): last pixel first, each
-    /// shifting the word left.
-    #[inline(always)]
-    fn word(&self, px: &[f32]) -> u32 {
-        px.iter().rev().fold(0u32, |a, &v| (a << 1).wrapping_add((self.bit)(v))) ^ (self.invert & low_bits(px.len()))
-    }
-}
-
-/// The low `n` bits set (`n <= 32`).
-#[inline(always)]
-fn low_bits(n: usize) -> u32 {
-    u32::MAX.checked_shr(BITS.saturating_sub(n) as u32).unwrap_or(0)
 }
 
 /// Packs the bits of every row of one channel plane (`w` columns) into its phase rows (`stride`
@@ -111,7 +89,7 @@ fn pack_phases(line: &[f32], stride: usize, dst: &mut [u32], p: &Packer<impl Fn(
             let take = left.min(BITS);
             let msb_first = |a: u32, &v: &f32| (a >> 1) | ((p.bit)(v) << 31);
             let packed = vals.by_ref().take(take).fold(0, msb_first).checked_shr((BITS - take) as u32).unwrap_or(0);
-            *word = packed ^ (p.invert & low_bits(take));
+            *word = packed ^ (p.invert & super::threshold::low_bits(take));
             left -= take;
         }
     }
