@@ -114,6 +114,33 @@ pub fn bin_layer(c: usize, c_out: usize, hw: usize, k: usize, dil: usize, stride
     b.finish(l).unwrap()
 }
 
+/// A model with one float conv, for per-layer instruction counts: input `[c, hw, hw]` ->
+/// conv(c -> `c_out`, `k`, `stride`, padding `pad`; bias, ReLU) -> GAP -> linear(10). The same
+/// seed every call.
+pub fn float_layer(c: usize, c_out: usize, hw: usize, k: usize, stride: usize, pad: usize) -> Vec<u8> {
+    let mut r = Rng(5);
+    let mut b = ModelBuilder::new(c, hw, hw);
+    b.set_input_affine(&vec![1.0 / 255.0; c], &vec![-0.5; c]);
+    let ohw = crate::kernels::out_width(hw, crate::ConvGeom { k, stride, pad, dil: 1 });
+    let y = b.tensor(c_out, ohw, ohw);
+    let p = FloatConv {
+        c_out,
+        k,
+        stride,
+        pad,
+        dil: 1,
+        weights: r.vec(c_out * c * k * k, 0.5),
+        bias: Some(r.vec(c_out, 0.1)),
+        relu: true,
+    };
+    b.conv(b.input(), &p, y).unwrap();
+    let g = b.tensor(c_out, 1, 1);
+    b.global_avg_pool(y, g).unwrap();
+    let l = b.tensor(10, 1, 1);
+    b.linear(g, &r.vec(10 * c_out, 1.0), &r.vec(10, 1.0), l).unwrap();
+    b.finish(l).unwrap()
+}
+
 /// Builds the network; returns the model bytes.
 pub fn random_net(s: NetSpec) -> Vec<u8> {
     let mut r = Rng(s.seed | 1);

@@ -2,7 +2,7 @@
 //! `cargo test --release -p bnas device_run::profile -- --ignored --nocapture`).
 
 use super::*;
-use bnas_device::sample::{bin_layer, random_net, NetSpec, Rng};
+use bnas_device::sample::{bin_layer, float_layer, random_net, NetSpec, Rng};
 
 /// input [c, hw, hw] -> bin_conv(c -> c_out, k, dil, stride, same padding) -> GAP -> linear(10).
 fn one_layer(c: usize, c_out: usize, hw: usize, k: usize, dil: usize, stride: usize) -> Vec<u8> {
@@ -85,5 +85,35 @@ fn profile_bin_layers() {
             spec.in_c, spec.hw, spec.hw, spec.c, spec.cells, s.instructions_mean, s.bin_conv_macs,
             s.bin_conv_instructions, s.bin_macs_per_instruction
         );
+    }
+}
+
+/// The float convs' instructions per MAC: the demo's stem and reduction skips (the first node of
+/// each one-layer model: input -> float conv -> GAP -> linear).
+#[test]
+#[ignore = "builds several firmwares and runs them under QEMU (minutes)"]
+fn profile_float_layers() {
+    println!("{:>34} {:>12} {:>12} {:>10}", "layer (c, hw, k, stride)", "MACs", "instructions", "instr/MAC");
+    // (c in, c out, hw, k, stride, pad): the stems of a 1- and a 3-channel input, then
+    // fmnist-demo's and the demo's two reduction skips. BNAS_PROFILE_ONLY=1,28 runs the layers
+    // whose label (c in, hw, k, stride) starts with it.
+    let layers = [(1, 36, 28, 3, 1, 1), (3, 48, 32, 3, 1, 1), (48, 96, 28, 2, 2, 0), (96, 192, 14, 2, 2, 0)];
+    let only = std::env::var("BNAS_PROFILE_ONLY").unwrap_or_default();
+    for (c, c_out, hw, k, stride, pad) in layers {
+        if !format!("{c},{hw},{k},{stride}").starts_with(&only) {
+            continue;
+        }
+        let label = format!("{c} -> {c_out}, {hw}x{hw}, {k}x{k}, s {stride}");
+        let s = match run(&format!("f{c}_{c_out}_{hw}_{k}_{stride}"), float_layer(c, c_out, hw, k, stride, pad)) {
+            Ok(s) => s,
+            Err(e) => {
+                println!("{label}: {e}");
+                continue;
+            }
+        };
+        let o = (hw + 2 * pad - k) / stride + 1;
+        let macs = (c_out * o * o * c * k * k) as u64;
+        let instructions = s.per_node.first().map(|n| n.instructions).unwrap_or(0);
+        println!("{label:>34} {macs:>12} {instructions:>12} {:>10.2}", instructions as f64 / macs.max(1) as f64);
     }
 }
