@@ -71,17 +71,12 @@ fn binarize_blocks<const B: usize>(x: &[f32], hw: usize, flip: &[f32], threshold
             let mut acc = [0u32; B];
             for (shift, (plane, (&f, &t))) in (0..BITS as u32).zip(x_w.chunks_exact(hw).zip(flip.iter().zip(threshold)))
             {
+                let th = super::Threshold::new(f, t);
                 match plane.get(p0..).and_then(|p| p.first_chunk::<B>()) {
-                    Some(xs) => super::with_threshold!(
-                        super::Threshold::new(f, t),
-                        bool | bit | set_block(&mut acc, xs, shift, bit)
-                    ),
+                    Some(xs) => super::with_threshold!(th, bool, |bit| set_block(&mut acc, xs, shift, bit)),
                     None => {
                         let xs = plane.get(p0..).unwrap_or(&[]);
-                        super::with_threshold!(
-                            super::Threshold::new(f, t),
-                            bool | bit | set_block(&mut acc, xs, shift, bit)
-                        )
+                        super::with_threshold!(th, bool, |bit| set_block(&mut acc, xs, shift, bit))
                     }
                 }
             }

@@ -54,7 +54,7 @@ impl Threshold {
 
 /// Runs `$body` with `$bit` bound to a [`Threshold`]'s predicate: `|$bit, $invert|`, a closure
 /// `f32 -> u32` (0 or 1) whose bits are to be inverted where `$invert` (`u32`, 0 or all ones) is
-/// set, or `bool |$bit|`, a closure `f32 -> bool`.
+/// set, or `bool, |$bit|`, a closure `f32 -> bool`.
 ///
 /// The `u32` form computes each comparison as the borrow of a 64-bit difference, 0 or -1 in its
 /// high word: the Cortex-M4 takes a subtract and a subtract-with-carry, then adds it in with no
@@ -98,7 +98,7 @@ macro_rules! with_threshold {
             }
         }
     }};
-    ($threshold:expr, bool |$bit:ident| $body:expr) => {{
+    ($threshold:expr, bool, |$bit:ident| $body:expr) => {{
         match $threshold {
             $crate::kernels::Threshold::SignedAbove(k) => {
                 let k = k as i32;
@@ -203,7 +203,7 @@ mod tests {
                     .map(|&v| bit(v) ^ (invert & 1))
                     .collect());
                 let got_bool: vec::Vec<bool> =
-                    with_threshold!(Threshold::new(f, t), bool | bit | values.iter().map(|&v| bit(v)).collect());
+                    with_threshold!(Threshold::new(f, t), bool, |bit| values.iter().map(|&v| bit(v)).collect());
                 for ((&v, &g), &b) in values.iter().zip(&got).zip(&got_bool) {
                     let want = nan_as_inf(v) * f >= t;
                     assert_eq!(
