@@ -15,48 +15,24 @@ use crate::popcount::xor_popcount;
 /// and 14x14 planes, all in, against ~9.4 for blocks of 8 pixels with a conditional OR per bit.
 pub fn binarize(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mut [u32]) {
     if crate::popcount::HARDWARE_POPCOUNT {
-        binarize_blocks::<64>(x, hw, flip, threshold, bits)
+        by_blocks(x, hw, flip, threshold, bits, gathered::<64>)
     } else {
-        binarize_transposed(x, hw, flip, threshold, bits)
+        by_blocks(x, hw, flip, threshold, bits, transposed)
     }
 }
 
-/// [`binarize`] by rows: for each 32 channels and 32 pixels, each channel's bits packed along
-/// the pixels as the lane rows are ([`super::Packer`]), then the 32 x 32 bit matrix transposed.
-fn binarize_transposed(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mut [u32]) {
-    let wpt = words_for(flip.len());
-    if let Some(rest) = bits.get_mut(hw * wpt..) {
-        rest.fill(0);
-    }
-    if wpt == 0 || hw == 0 {
-        return;
-    }
-    let words = x.chunks(BITS * hw).zip(flip.chunks(BITS).zip(threshold.chunks(BITS)));
-    for (wi, (x_w, (flip, threshold))) in words.enumerate() {
-        for p0 in (0..hw).step_by(BITS) {
-            let n = BITS.min(hw - p0);
-            let mut m = [0u32; BITS];
-            for (row, (plane, (&f, &t))) in m.iter_mut().zip(x_w.chunks_exact(hw).zip(flip.iter().zip(threshold))) {
-                let px = plane.get(p0..p0 + n).unwrap_or(&[]);
-                let th = super::Threshold::opaque(f, t);
-                *row = super::with_threshold!(th, |bit, invert| super::Packer { bit, invert }.word(px));
-            }
-            for (s, mask) in [(16, 0x0000_FFFF), (8, 0x00FF_00FF), (4, 0x0F0F_0F0F), (2, 0x3333_3333), (1, 0x5555_5555)]
-            {
-                super::lane_count::swap_blocks(&mut m, s, 1, mask);
-            }
-            for (px, &a) in bits.chunks_exact_mut(wpt).skip(p0).take(n).zip(&m) {
-                if let Some(word) = px.get_mut(wi) {
-                    *word = a;
-                }
-            }
-        }
-    }
-}
-
-/// [`binarize`] in blocks of `B` pixels.
+/// [`binarize`]'s frame: the words past the pixels zeroed, then for each 32 channels the pixels
+/// `B` at a time, each block's words written once. `block` takes the channel planes (`hw` pixels
+/// each), their flips and thresholds, and the block's first pixel; it returns each pixel's word.
 #[inline(always)]
-fn binarize_blocks<const B: usize>(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mut [u32]) {
+fn by_blocks<const B: usize>(
+    x: &[f32],
+    hw: usize,
+    flip: &[f32],
+    threshold: &[f32],
+    bits: &mut [u32],
+    block: impl Fn(&[f32], usize, &[f32], &[f32], usize) -> [u32; B],
+) {
     let wpt = words_for(flip.len());
     if let Some(rest) = bits.get_mut(hw * wpt..) {
         rest.fill(0);
@@ -67,26 +43,50 @@ fn binarize_blocks<const B: usize>(x: &[f32], hw: usize, flip: &[f32], threshold
     let words = x.chunks(BITS * hw).zip(flip.chunks(BITS).zip(threshold.chunks(BITS)));
     for (wi, (x_w, (flip, threshold))) in words.enumerate() {
         for p0 in (0..hw).step_by(B) {
-            let n = B.min(hw - p0);
-            let mut acc = [0u32; B];
-            for (shift, (plane, (&f, &t))) in (0..BITS as u32).zip(x_w.chunks_exact(hw).zip(flip.iter().zip(threshold)))
-            {
-                let th = super::Threshold::new(f, t);
-                match plane.get(p0..).and_then(|p| p.first_chunk::<B>()) {
-                    Some(xs) => super::with_threshold!(th, bool, |bit| set_block(&mut acc, xs, shift, bit)),
-                    None => {
-                        let xs = plane.get(p0..).unwrap_or(&[]);
-                        super::with_threshold!(th, bool, |bit| set_block(&mut acc, xs, shift, bit))
-                    }
-                }
-            }
-            for (px, &a) in bits.chunks_exact_mut(wpt).skip(p0).take(n).zip(&acc) {
+            let acc = block(x_w, hw, flip, threshold, p0);
+            for (px, &a) in bits.chunks_exact_mut(wpt).skip(p0).take(B.min(hw - p0)).zip(&acc) {
                 if let Some(word) = px.get_mut(wi) {
                     *word = a;
                 }
             }
         }
     }
+}
+
+/// The hosts' block: each channel's bits set in the `B` pixels' words, channel after channel
+/// (the comparisons and shifts vectorize).
+#[inline(always)]
+fn gathered<const B: usize>(x_w: &[f32], hw: usize, flip: &[f32], threshold: &[f32], p0: usize) -> [u32; B] {
+    let mut acc = [0u32; B];
+    for (shift, (plane, (&f, &t))) in (0..BITS as u32).zip(x_w.chunks_exact(hw).zip(flip.iter().zip(threshold))) {
+        let th = super::Threshold::new(f, t);
+        match plane.get(p0..).and_then(|p| p.first_chunk::<B>()) {
+            Some(xs) => super::with_threshold!(th, bool, |bit| set_block(&mut acc, xs, shift, bit)),
+            None => {
+                let xs = plane.get(p0..).unwrap_or(&[]);
+                super::with_threshold!(th, bool, |bit| set_block(&mut acc, xs, shift, bit))
+            }
+        }
+    }
+    acc
+}
+
+/// The Cortex-M4's block of 32 pixels: each channel's bits packed along the pixels as the lane
+/// rows are ([`super::Packer`]), then the 32 x 32 bit matrix transposed. A call of its own
+/// (one per 1,024 values): inlined, the demo ran 8 K instructions more.
+#[inline(never)]
+fn transposed(x_w: &[f32], hw: usize, flip: &[f32], threshold: &[f32], p0: usize) -> [u32; BITS] {
+    let mut m = [0u32; BITS];
+    let n = BITS.min(hw.saturating_sub(p0));
+    for (row, (plane, (&f, &t))) in m.iter_mut().zip(x_w.chunks_exact(hw).zip(flip.iter().zip(threshold))) {
+        let px = plane.get(p0..p0 + n).unwrap_or(&[]);
+        let th = super::Threshold::opaque(f, t);
+        *row = super::with_threshold!(th, |bit, invert| super::Packer { bit, invert }.word(px));
+    }
+    for (s, mask) in [(16, 0x0000_FFFF), (8, 0x00FF_00FF), (4, 0x0F0F_0F0F), (2, 0x3333_3333), (1, 0x5555_5555)] {
+        super::lane_count::swap_blocks(&mut m, s, 1, mask);
+    }
+    m
 }
 
 /// Sets bit `shift` of `acc[j]` where `bit(xs[j])` holds.
@@ -203,10 +203,10 @@ mod tests {
                     }
                 }
                 let mut got = vec![0xDEAD_BEEF; hw * wpt + 3];
-                binarize_transposed(&x, hw, &flip, &threshold, &mut got);
+                by_blocks(&x, hw, &flip, &threshold, &mut got, transposed);
                 assert_eq!(got, want, "transposed: {c} channels, {hw} pixels");
                 got.fill(0xDEAD_BEEF);
-                binarize_blocks::<64>(&x, hw, &flip, &threshold, &mut got);
+                by_blocks(&x, hw, &flip, &threshold, &mut got, gathered::<64>);
                 assert_eq!(got, want, "blocks of 64: {c} channels, {hw} pixels");
             }
         }
