@@ -11,16 +11,6 @@ use crate::error::Error;
 use crate::infer::Input;
 use crate::model::{Model, Node, TensorId};
 
-/// A NaN as the infinity of its sign, as binarizing reads it (the kernels' definition, restated
-/// here).
-fn nan_as_inf(v: f32) -> f32 {
-    if v.is_nan() {
-        f32::INFINITY.copysign(v)
-    } else {
-        v
-    }
-}
-
 /// ReLU with +0.0 for NaN and zeros (the kernels' definition, restated here).
 fn relu(x: f32) -> f32 {
     if x > 0.0 {
@@ -111,7 +101,7 @@ pub fn run(model: &Model, input: Input<'_>) -> Result<Vec<f32>, Error> {
                     .get(model, b.x)
                     .iter()
                     .enumerate()
-                    .map(|(i, &v)| if nan_as_inf(v) * b.flip[i / hw] >= b.threshold[i / hw] { 1.0 } else { -1.0 })
+                    .map(|(i, &v)| if v * b.flip[i / hw] >= b.threshold[i / hw] { 1.0 } else { -1.0 })
                     .collect();
                 let k = b.geom.k;
                 conv_naive(

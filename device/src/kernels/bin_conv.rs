@@ -5,8 +5,7 @@ use crate::format::{words_for, BITS};
 use crate::model::ConvGeom;
 use crate::popcount::xor_popcount;
 
-/// Packs `bit[c, p] = x[c, p] * flip[c] >= threshold[c]` (a NaN read as the infinity of its
-/// sign, [`super::nan_as_inf`]) into `bits`, laid out `[h*w, words]`
+/// Packs `bit[c, p] = x[c, p] * flip[c] >= threshold[c]` into `bits`, laid out `[h*w, words]`
 /// (channels along the words, LSB first; padding channels stay 0).
 ///
 /// Where the target has a popcount instruction (x86-64), 64 pixels at a time, their words
@@ -81,7 +80,7 @@ fn transposed(x_w: &[f32], hw: usize, flip: &[f32], threshold: &[f32], p0: usize
     for (row, (plane, (&f, &t))) in m.iter_mut().zip(x_w.chunks_exact(hw).zip(flip.iter().zip(threshold))) {
         let px = plane.get(p0..p0 + n).unwrap_or(&[]);
         let th = super::Threshold::opaque(f, t);
-        *row = super::with_threshold!(th, |bit, invert| super::Packer { bit, invert }.word(px));
+        *row = super::with_threshold!(th, |bit| super::Packer(bit).word(px));
     }
     for (s, mask) in [(16, 0x0000_FFFF), (8, 0x00FF_00FF), (4, 0x0F0F_0F0F), (2, 0x3333_3333), (1, 0x5555_5555)] {
         super::lane_count::swap_blocks(&mut m, s, 1, mask);

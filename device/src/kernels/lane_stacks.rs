@@ -28,7 +28,7 @@ pub fn binarize_rows(x: &[f32], xs: Shape, stride: usize, flip: &[f32], threshol
     let planes = x.chunks_exact(xs.hw().max(1)).zip(flip.iter().zip(threshold));
     for ((plane, (&f, &t)), dst_c) in planes.zip(rows.chunks_exact_mut(xs.h * s * pw)) {
         let th = super::Threshold::opaque(f, t);
-        super::with_threshold!(th, |bit, invert| pack_plane(plane, xs.w, s, pw, dst_c, Packer { bit, invert }));
+        super::with_threshold!(th, |bit| pack_plane(plane, xs.w, s, pw, dst_c, Packer(bit)));
     }
 }
 
@@ -87,9 +87,8 @@ fn pack_phases(line: &[f32], stride: usize, dst: &mut [u32], p: &Packer<impl Fn(
         let mut left = line.len().saturating_sub(ph).div_ceil(stride);
         for word in dst.iter_mut() {
             let take = left.min(BITS);
-            let msb_first = |a: u32, &v: &f32| (a >> 1) | ((p.bit)(v) << 31);
-            let packed = vals.by_ref().take(take).fold(0, msb_first).checked_shr((BITS - take) as u32).unwrap_or(0);
-            *word = packed ^ (p.invert & super::threshold::low_bits(take));
+            let msb_first = |a: u32, &v: &f32| (a >> 1) | ((p.0)(v) << 31);
+            *word = vals.by_ref().take(take).fold(0, msb_first).checked_shr((BITS - take) as u32).unwrap_or(0);
             left -= take;
         }
     }

@@ -20,7 +20,6 @@ pub use bin_conv_lanes::{bin_conv_lanes, lane_work_words, lanes_pay, out_width, 
 pub use float::{add_assign, add_into, affine, conv2d, global_avg_pool, linear};
 pub use lane_stacks::{binarize_rows, phase_row_words};
 pub use pool::{avg_pool, max_pool, reciprocal};
-pub use threshold::nan_as_inf;
 pub(crate) use threshold::{with_threshold, Packer, Threshold};
 
 /// A CHW shape.
