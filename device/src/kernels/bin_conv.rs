@@ -10,8 +10,8 @@ use crate::popcount::xor_popcount;
 ///
 /// Where the target has a popcount instruction (x86-64), 64 pixels at a time, their words
 /// gathered over the channels (they vectorize). On the Cortex-M4, 32 channels x 32 pixels at a
-/// time, packed along the pixels and transposed: ~7.7 instructions a value on the demo's 7x7
-/// and 14x14 planes, all in, against ~9.4 for blocks of 8 pixels with a conditional OR per bit.
+/// time, packed along the pixels and transposed: ~9.0 instructions a value on the demo's 7x7
+/// and 14x14 planes, all in, against ~9.6 for blocks of 8 pixels with a conditional OR per bit.
 pub fn binarize(x: &[f32], hw: usize, flip: &[f32], threshold: &[f32], bits: &mut [u32]) {
     if crate::popcount::HARDWARE_POPCOUNT {
         by_blocks(x, hw, flip, threshold, bits, gathered::<64>)
