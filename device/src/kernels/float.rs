@@ -419,7 +419,8 @@ mod tests {
     /// on the geometries the blocks take (2x2 stride 2, 3x3 stride 1) and one they decline (3x3
     /// stride 2), padding 0-2, 1-13 output channels (blocks of 4 and the rest), rows of 1-40
     /// columns (interiors narrower than a block, whole blocks, a last block overlapping the one
-    /// before, the borders), a third of the cases with rows a multiple of 7 wide and 3-12 output
+    /// before, the borders; a fifth of the cases same-size 3x3 rows of whole blocks, whose first
+    /// and last blocks skip the padding's taps), a third of the cases with rows a multiple of 7 wide and 3-12 output
     /// channels (the 3 x 7 blocks), a quarter with 15-50 input channels and an eighth with 60-159
     /// (the blocks' weight table takes 64 channels at 2x2, 28 at 3x3: the rest go in chunks).
     #[test]
@@ -427,8 +428,8 @@ mod tests {
         let mut r = Lcg(9);
         let mut cases = 0;
         for case in 0..600 {
-            let (k, stride) = [(2, 2), (3, 1), (3, 2)][r.below(3)];
-            let pad = r.below(3);
+            let (mut k, mut stride) = [(2, 2), (3, 1), (3, 2)][r.below(3)];
+            let mut pad = r.below(3);
             let (mut c_in, mut c_out) = (1 + r.below(5), 1 + r.below(13));
             if case % 4 == 1 {
                 c_in = 15 + r.below(36);
@@ -441,6 +442,12 @@ mod tests {
             if case % 3 == 0 {
                 // Rows a multiple of 7 wide and channels a multiple of 3: the 3 x 7 blocks.
                 (c_out, w) = (3 * (1 + r.below(4)), (7 * (1 + r.below(4)) - 1) * stride + k - 2 * pad);
+            }
+            if case % 5 == 2 {
+                // Same-size 3x3 rows of two or more whole blocks (4 or 7 columns): every column
+                // in blocks, the first and last skipping their taps on the padding.
+                (k, stride, pad) = (3, 1, 1);
+                w = if r.below(2) == 0 { 4 * (2 + r.below(6)) } else { 7 * (2 + r.below(4)) };
             }
             if h + 2 * pad < k || w + 2 * pad < k {
                 continue;

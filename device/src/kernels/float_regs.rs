@@ -20,9 +20,22 @@
 //! The small stems' 3x3 at stride 1 and the reduction skips' 2x2 at stride 2 run here, in whole
 //! blocks of output channels; [`super::conv2d`]'s tiles take the rest (each geometry and block
 //! shape is a copy of the loops in flash).
+//!
+//! Where a same-size conv's rows are whole blocks (28 columns in 3 x 7 blocks, 32 in 4 x 4), the
+//! first and last block of a row skip their taps on the padding (const `EDGE`), so no column goes
+//! through the checked one-column path and no block overlaps another: the 1-channel 28x28 stem
+//! went from 5.9 to 4.0 instructions per MAC. A block's sums are stored from registers, ReLU
+//! decided once per store.
 
 use super::{full_windows, tap_range, Shape};
 use crate::model::ConvGeom;
+
+/// Which columns of a block's window lie on the padding: none, the first K/2 (the row's first
+/// block; its input row array starts at column 0) or the last K/2 (the last block; its array ends
+/// at the row's last column).
+const INSIDE: u8 = 0;
+const LEFT: u8 = 1;
+const RIGHT: u8 = 2;
 
 /// Taps (of one input channel and kernel position, for every lane) in the lane-major weight table.
 const WT_TAPS: usize = 256;
@@ -134,6 +147,9 @@ impl Conv<'_> {
         // The columns in blocks: all of the interior if it is at least a block wide.
         let blocks = if inner.len() >= P { inner } else { inner.start..inner.start };
         let relu = self.relu && chunk.last;
+        // Same-size convs at stride 1 (padding K/2) whose rows are whole blocks, at least two, run
+        // every column in blocks: the first and last skip the taps on the padding.
+        let edges = S == 1 && pad == K / 2 && os.w == xs.w && os.w.is_multiple_of(P) && os.w >= 2 * P && xs.w >= N;
         // The first chunk's sums start at the biases, the same for every block.
         let first: Option<[[f32; L]; P]> = chunk.bias.map(|b| [b; P]);
         for oy in 0..os.h {
@@ -152,42 +168,88 @@ impl Conv<'_> {
                     })
                 })
             };
-            let store = |out: &mut [&mut [f32]; L], ox: usize, acc: &[[f32; L]]| {
-                for (l, plane) in out.iter_mut().enumerate() {
-                    let Some(dst) = plane.get_mut(row_at + ox..) else { continue };
-                    for (d, a) in dst.iter_mut().zip(acc) {
-                        let v = a.get(l).copied().unwrap_or(0.0);
+            // Stores one column's sums at `ox`.
+            let store = |out: &mut [&mut [f32]; L], ox: usize, acc: [f32; L]| {
+                for (plane, v) in out.iter_mut().zip(acc) {
+                    if let Some(d) = plane.get_mut(row_at + ox) {
                         *d = if relu { super::relu(v) } else { v };
                     }
                 }
             };
+            // Stores a block's columns `from..P` at `ox`: unrolled, ReLU decided once per call.
+            let store_block = |out: &mut [&mut [f32]; L], ox: usize, acc: [[f32; L]; P], from: usize| {
+                for (l, plane) in out.iter_mut().enumerate() {
+                    let Some(dst) = plane.get_mut(row_at + ox..).and_then(|d| d.first_chunk_mut::<P>()) else {
+                        continue;
+                    };
+                    let sums = acc.map(|a| a.get(l).copied().unwrap_or(0.0));
+                    let cols = dst.iter_mut().zip(sums).enumerate().filter(|&(p, _)| p >= from);
+                    if relu {
+                        cols.for_each(|(_, (d, v))| *d = super::relu(v));
+                    } else {
+                        cols.for_each(|(_, (d, v))| *d = v);
+                    }
+                }
+            };
+            if edges {
+                for ox in (0..os.w).step_by(P) {
+                    let acc = load(out, ox, P);
+                    let acc = if ox == 0 {
+                        self.block::<K, S, KK, N, L, P, LEFT>(chunk, acc, rows, top, 0)
+                    } else if ox + P == os.w {
+                        self.block::<K, S, KK, N, L, P, RIGHT>(chunk, acc, rows, top, xs.w - N)
+                    } else {
+                        self.block::<K, S, KK, N, L, P, INSIDE>(chunk, acc, rows, top, ox - pad)
+                    };
+                    store_block(out, ox, acc, 0);
+                }
+                continue;
+            }
             for ox in (0..blocks.start.min(os.w)).chain(blocks.end..os.w) {
                 let acc = self.column::<KK, L>(chunk, load(out, ox, 1)[0], rows, top, ox);
-                store(out, ox, &[acc]);
+                store(out, ox, acc);
             }
             let starts = (blocks.start..blocks.end.saturating_sub(P - 1)).step_by(P);
             for ox in starts {
-                let acc =
-                    self.block::<K, S, KK, N, L, P>(chunk, load(out, ox, P), rows, top, (ox * S).saturating_sub(pad));
-                store(out, ox, &acc);
+                let acc = self.block::<K, S, KK, N, L, P, INSIDE>(
+                    chunk,
+                    load(out, ox, P),
+                    rows,
+                    top,
+                    (ox * S).saturating_sub(pad),
+                );
+                store_block(out, ox, acc, 0);
             }
             let left = blocks.len() % P;
             if left != 0 {
                 // The last block overlaps the one before: it keeps only its last `left` columns
                 // (the others' sums, already advanced by this chunk, are read and dropped).
                 let ox = blocks.end - P;
-                let acc =
-                    self.block::<K, S, KK, N, L, P>(chunk, load(out, ox, P), rows, top, (ox * S).saturating_sub(pad));
-                store(out, ox + P - left, acc.get(P - left..).unwrap_or(&[]));
+                let acc = self.block::<K, S, KK, N, L, P, INSIDE>(
+                    chunk,
+                    load(out, ox, P),
+                    rows,
+                    top,
+                    (ox * S).saturating_sub(pad),
+                );
+                store_block(out, ox, acc, P - left);
             }
         }
     }
 
-    /// `P` interior output columns (the first one's taps start at input column `ix0`) of `L`
-    /// channels, accumulated in registers from `acc` over the chunk's input channels, kernel rows
-    /// `rows`, kernel columns.
+    /// `P` output columns of `L` channels, accumulated in registers from `acc` over the chunk's
+    /// input channels, kernel rows `rows`, kernel columns. The block's `N`-column input row array
+    /// starts at input column `ix0`; `EDGE` says which of its window's columns are padding.
     #[inline(always)]
-    fn block<const K: usize, const S: usize, const KK: usize, const N: usize, const L: usize, const P: usize>(
+    fn block<
+        const K: usize,
+        const S: usize,
+        const KK: usize,
+        const N: usize,
+        const L: usize,
+        const P: usize,
+        const EDGE: u8,
+    >(
         &self,
         chunk: &Chunk<'_, L>,
         mut acc: [[f32; L]; P],
@@ -199,8 +261,20 @@ impl Conv<'_> {
         let (ky0, ky1) = (rows.0, rows.1.min(K));
         let at0 = (top + ky0 as isize).max(0) as usize * w_in + ix0;
         let tap = |acc: &mut [[f32; L]; P], wv: &[f32; L], row: &[f32; N], kx: usize| {
-            let xv: [f32; P] = core::array::from_fn(|p| row.get(p * S + kx).copied().unwrap_or(0.0));
-            for (a, &xp) in acc.iter_mut().zip(&xv) {
+            // Column `p*S + kx` of the block's N-column window; at the edges the row starts K/2
+            // columns later (LEFT) or earlier (RIGHT) than the window, whose columns on the
+            // padding are skipped (None), as the naive loop skips them.
+            let xv: [Option<f32>; P] = core::array::from_fn(|p| {
+                let j = p * S + kx;
+                let at = match EDGE {
+                    LEFT => j.checked_sub(K / 2),
+                    RIGHT => (j + K / 2 < N).then_some(j + K / 2),
+                    _ => Some(j),
+                };
+                at.map(|i| row.get(i).copied().unwrap_or(0.0))
+            });
+            for (a, xp) in acc.iter_mut().zip(xv) {
+                let Some(xp) = xp else { continue };
                 for (a, &wl) in a.iter_mut().zip(wv) {
                     *a += xp * wl;
                 }
