@@ -111,7 +111,7 @@ fn profile_float_layers() {
                 continue;
             }
         };
-        let o = (hw + 2 * pad - k) / stride + 1;
+        let o = bnas_device::kernels::out_width(hw, bnas_device::ConvGeom { k, stride, pad, dil: 1 });
         let macs = (c_out * o * o * c * k * k) as u64;
         let instructions = s.per_node.first().map(|n| n.instructions).unwrap_or(0);
         println!("{label:>34} {macs:>12} {instructions:>12} {:>10.2}", instructions as f64 / macs.max(1) as f64);
