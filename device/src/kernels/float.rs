@@ -420,9 +420,10 @@ mod tests {
     /// stride 2), padding 0-2, 1-13 output channels (blocks of 4 and the rest), rows of 1-40
     /// columns (interiors narrower than a block, whole blocks, a last block overlapping the one
     /// before, the borders; a fifth of the cases same-size 3x3 rows of whole blocks, whose first
-    /// and last blocks skip the padding's taps), a third of the cases with rows a multiple of 7 wide and 3-12 output
-    /// channels (the 3 x 7 blocks), a quarter with 15-50 input channels and an eighth with 60-159
-    /// (the blocks' weight table takes 64 channels at 2x2, 28 at 3x3: the rest go in chunks).
+    /// and last blocks skip the padding's taps), a third of the cases with rows a multiple of 7
+    /// wide and 3-12 output channels (the 3 x 7 blocks), a quarter with 15-50 input channels and
+    /// an eighth with 60-159 (the blocks' weight table takes 64 channels at 2x2, 28 at 3x3: the
+    /// rest go in chunks).
     #[test]
     fn register_conv_is_bit_identical_to_the_naive_loop() {
         let mut r = Lcg(9);
