@@ -58,8 +58,8 @@ impl Filter {
         // image: the prefix table's last row, once per row of the group.
         let mut lane_w = [0u32; BITS];
         if let (1, Some(w_row)) = (l.n_seg, prefix.get(g.k * os.w..(g.k + 1) * os.w)) {
-            for (w, &p) in lane_w.iter_mut().zip(w_row.iter().cycle()) {
-                *w = p;
+            for lanes in lane_w.chunks_exact_mut(os.w.max(1)).take(l.rows) {
+                lanes.iter_mut().zip(w_row).for_each(|(w, &p)| *w = p);
             }
         }
         Emit { prefix, lane_w, l, g, xs, os, sc, neg: (sign < 0) == ones_side, fast, rows: inner.rows.clone() }
@@ -88,7 +88,7 @@ impl Interior {
         let w_out = self.w_out.max(1);
         // row_pre[ky][kx'] = sign times the sum over kx < kx' of the tap sums of row ky.
         let mut row_pre = [0i32; MAX_KERNEL * (MAX_KERNEL + 1)];
-        for (pre, taps) in row_pre.chunks_exact_mut(k + 1).zip(tap_sum.chunks_exact(k)) {
+        for (pre, taps) in row_pre.chunks_exact_mut(k + 1).zip(tap_sum.chunks_exact(k)).take(k) {
             let mut acc = 0i32;
             for (p, &t) in pre.iter_mut().skip(1).zip(taps) {
                 acc = acc.wrapping_add(t);
