@@ -147,14 +147,16 @@ impl Emit<'_> {
         match (self.neg, self.fast) {
             (false, true) => self.rows::<C, false, true>(m, q, out_o, i),
             (true, true) => self.rows::<C, true, true>(m, q, out_o, i),
-            (false, false) => self.rows::<C, false, false>(m, q, out_o, i),
-            (true, false) => self.rows::<C, true, false>(m, q, out_o, i),
+            // A scale of 0, infinity or NaN (no trained model has one): one copy, kappa read
+            // at run time, to keep flash for the copies that run.
+            (_, false) => self.rows::<C, false, false>(m, q, out_o, i),
         }
     }
 
     /// Writes the outputs of group `i` (segment `i / groups`) from its lane counts `m` and
-    /// `q = -2P`: `u = kappa (4 m + q) - W` (`kappa = -1` when `NEG`), then `max(u, 0) * |scale|`
-    /// (`FAST`, the scale's sign folded into kappa and W) or `relu(u * scale)`.
+    /// `q = -2P`: `u = kappa (4 m + q) - W` (`kappa = -1` when `NEG`, or without `FAST` when
+    /// `self.neg`), then `max(u, 0) * |scale|` (`FAST`, the scale's sign folded into kappa and
+    /// W) or `relu(u * scale)`.
     #[inline(never)]
     fn rows<C: Copy + Into<u32>, const NEG: bool, const FAST: bool>(
         &self,
@@ -166,7 +168,8 @@ impl Emit<'_> {
         let (l, w_out, abs_sc, sc) = (self.l, self.os.w, self.sc.abs(), self.sc);
         let out = |m: C, q: u32, w: u32| {
             let t = (m.into() << 2).wrapping_add(q) as i32;
-            let u = if NEG { t.wrapping_neg() } else { t }.wrapping_sub(w as i32);
+            let neg = NEG || (!FAST && self.neg);
+            let u = if neg { t.wrapping_neg() } else { t }.wrapping_sub(w as i32);
             if FAST {
                 u.max(0) as f32 * abs_sc
             } else {
