@@ -205,15 +205,18 @@ fn newest_source(dirs: &[PathBuf]) -> SystemTime {
 }
 
 /// Builds the firmware with `model_path` embedded, or returns the cached ELF for the same model
-/// bytes when no firmware or device source is newer.
+/// bytes when nothing the firmware build reads is newer.
 pub fn build_firmware(model_path: &Path) -> Result<PathBuf> {
     let bytes = std::fs::read(model_path).map_err(io(model_path))?;
     let model_path = model_path.canonicalize().map_err(io(model_path))?;
     let fw = firmware_dir();
     let target = fw.join("target");
     let elf = target.join("bnas-firmware").join(format!("{:016x}", fnv1a64(&bytes))).join("bnas-firmware.elf");
+    // Everything the build reads: sources, manifests, the lock file, the linker script and the
+    // build flags (`.cargo/config.toml`).
     let sources =
-        [fw.join("src"), fw.join("Cargo.toml"), fw.join("memory.x"), fw.join("build.rs"), fw.join("../device/src")];
+        ["src", "Cargo.toml", "Cargo.lock", "memory.x", "build.rs", ".cargo", "../device/src", "../device/Cargo.toml"]
+            .map(|p| fw.join(p));
     if let Ok(m) = std::fs::metadata(&elf).and_then(|m| m.modified()) {
         if m >= newest_source(&sources) {
             return Ok(elf);
