@@ -6,11 +6,14 @@
 # function. The run infers twice (the node-by-node profile, then the image), so the totals are
 # about twice one inference. The trace of fmnist-demo is ~1 GB, written to a temporary folder that
 # is removed afterwards. `bnas device run --layers` gives the node-by-node view without a trace.
+# With FUNCTION (part of a function's name, e.g. `Filter::emit`), the instructions of the functions
+# that match are also shown per line of this project's sources (needs llvm-addr2line).
 #
-#     scripts/m4-profile.sh models/fmnist-demo [TOP]
+#     scripts/m4-profile.sh models/fmnist-demo [TOP] [FUNCTION]
 set -euo pipefail
-model=${1:?usage: scripts/m4-profile.sh MODEL_DIR [TOP]}
+model=${1:?usage: scripts/m4-profile.sh MODEL_DIR [TOP] [FUNCTION]}
 top=${2:-25}
+function=${3:-}
 qemu=$(command -v qemu-system-arm) || { echo "m4-profile: qemu-system-arm is not on PATH (apt-get install qemu-system-arm)" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -21,4 +24,5 @@ WRAP
 chmod +x "$tmp/qemu-system-arm"
 PATH="$tmp:$PATH" cargo run --release -q -p bnas -- device run --model "$model" --n 1 > "$tmp/run.txt"
 grep -E "bit-identical|instructions per" "$tmp/run.txt" || true
-python3 "$(dirname "$0")/m4_trace_sum.py" "$tmp/trace.log" "$top"
+elf="$(dirname "$0")/../firmware/target/thumbv7em-none-eabihf/release/bnas-firmware"
+python3 "$(dirname "$0")/m4_trace_sum.py" "$tmp/trace.log" "$top" ${function:+"$function" "$elf"}
