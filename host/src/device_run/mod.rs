@@ -27,7 +27,7 @@ pub enum DeviceRunError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a valid bnas model: {source}")]
     Model { path: PathBuf, source: bnas_device::Error },
-    #[error("building the firmware failed ({0}); the build needs `rustup target add thumbv7em-none-eabihf`")]
+    #[error("building the firmware failed: {0}")]
     Build(String),
     #[error("cannot start `{qemu}` ({source}); install qemu-system-arm (Debian: apt-get install qemu-system-arm)")]
     Qemu { qemu: String, source: std::io::Error },
@@ -239,7 +239,10 @@ pub fn build_firmware(model_path: &Path) -> Result<PathBuf> {
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let tail: Vec<&str> = err.lines().filter(|l| l.contains("error") || l.contains("overflowed")).take(6).collect();
-        return Err(DeviceRunError::Build(tail.join(" | ")));
+        // A missing target shows as `core` not found; any other error is the code's own.
+        let no_target = err.contains("can't find crate for `core`") || err.contains("may not be installed");
+        let hint = if no_target { " (the build needs `rustup target add thumbv7em-none-eabihf`)" } else { "" };
+        return Err(DeviceRunError::Build(format!("{}{hint}", tail.join(" | "))));
     }
     let built = target.join("thumbv7em-none-eabihf/release/bnas-firmware");
     let dir = elf.parent().unwrap_or(&target);
