@@ -109,7 +109,7 @@ mod tests {
     fn dense_and_lane_kernels_match_the_per_tap_kernel_bit_for_bit() {
         let mut next = crate::xorshift32(0x9E37_79B9);
         let mut cases = 0;
-        for &c in &[1usize, 5, 12, 31, 32, 33, 48, 70] {
+        for &c in &[1usize, 5, 12, 16, 31, 32, 33, 48, 70, 80, 96] {
             for k in [1usize, 3, 5] {
                 for (stride, pad, dil) in [(1, 0, 1), (1, 1, 1), (2, 1, 1), (1, 4, 2), (2, 4, 2), (1, 5, 1), (3, 2, 2)]
                 {
