@@ -147,7 +147,7 @@ pub fn bin_conv_dense(
         // The weights' rows for this run's taps: cut from the last run's where they are a prefix of
         // them (the right border's runs, kx1 falling), else repacked.
         let (v, rw) = (taps.1 - taps.0, row_words(xs.c, taps.1 - taps.0));
-        if held.start == taps.0 && held.end > taps.1 && v > 0 {
+        if held.start == taps.0 && held.end > taps.1 && v > 0 && !plain_repack(xs.c) {
             cut_rows(weights, os.c * k, row_words(xs.c, held.len()), rw, v * xs.c);
         } else if v > 0 {
             repack_weights(packed, k, wpt, taps.0..taps.1, xs.c, rw, weights);
@@ -156,6 +156,13 @@ pub fn bin_conv_dense(
         cols.run(scale, weights, windows, out, os);
         ox = end;
     }
+}
+
+/// Whether [`repack_weights`] copies or shifts whole words for `c_in` channels (a multiple of 32,
+/// or 48), which costs less than cutting the last run's rows down ([`cut_rows`]: a `memmove` a
+/// row).
+fn plain_repack(c_in: usize) -> bool {
+    c_in.is_multiple_of(BITS) || c_in == 48
 }
 
 /// Cuts `rows` weight rows of `from` words each to their first `bits` bits, `to` words each, in
@@ -258,6 +265,7 @@ fn repack_weights(
     fn cut(row: &[u32], from: usize, to: usize) -> &[u32] {
         row.get(from..to).unwrap_or(&[])
     }
+    // The first two arms are the formats [`plain_repack`] names.
     match (wpt, tap.last) {
         // Whole words per tap (channels a multiple of 32): the taps' words as they are.
         (_, 32) => rows.for_each(|(w_row, row)| copy_row(cut(row, from, to), w_row)),
