@@ -295,11 +295,11 @@ fn copy_row(taps: &[u32], w_row: &mut [u32]) {
     tail.fill(0);
 }
 
-/// One kernel row of [`repack_weights`] for taps of 48 channels (two words, the second half
-/// full): a pair of taps is 3 whole words (the first tap's first word, its second half with the
-/// second tap's first half, then the rest of the second tap), so every shift is fixed (~6
-/// instructions a tap on the Cortex-M4 where [`repack_row`] takes ~33). A last odd tap ends in a
-/// half word; zeros after it.
+/// One kernel row of [`repack_weights`] for taps of 48 channels (two words a tap, the second
+/// holding 16 channels): a pair of taps is 3 whole words (the first tap's first word, its last 16
+/// channels with the second tap's first 16, then the second tap's other 32), so every shift is
+/// fixed (~6 instructions a tap on the Cortex-M4 where [`repack_row`] takes ~33). A last odd tap
+/// ends in a half word; zeros after it.
 fn repack_halves(taps: &[[u32; 2]], w_row: &mut [u32]) {
     let (pairs, odd) = taps.as_chunks::<2>();
     let (words, _) = w_row.as_chunks_mut::<3>();

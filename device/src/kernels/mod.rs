@@ -102,7 +102,7 @@ mod tests {
 
     /// Both device kernels (dense rows, bit lanes) against the per-tap kernel, bit for bit, each
     /// after its own binarize, on every geometry: strides 1-3, dilations, padding wider than the
-    /// window, 1-70 channels, inputs up to 9 rows and up to 40 columns (lane rows split into
+    /// window, 1-96 channels, inputs up to 9 rows and up to 40 columns (lane rows split into
     /// segments) and a quarter of them 28x28 or 14x14, zero, negative and non-finite scales (the
     /// lane kernel folds the sign in).
     #[test]
