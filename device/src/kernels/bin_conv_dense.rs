@@ -147,7 +147,7 @@ pub fn bin_conv_dense(
         // The weights' rows for this run's taps: cut from the last run's where they are a prefix of
         // them (the right border's runs, kx1 falling), else repacked.
         let (v, rw) = (taps.1 - taps.0, row_words(xs.c, taps.1 - taps.0));
-        if held.start == taps.0 && held.end > taps.1 && v > 0 && !plain_repack(xs.c) {
+        if held.start == taps.0 && held.end > taps.1 && v > 0 && RowFormat::of(xs.c) == RowFormat::Bits {
             cut_rows(weights, os.c * k, row_words(xs.c, held.len()), rw, v * xs.c);
         } else if v > 0 {
             repack_weights(packed, k, wpt, taps.0..taps.1, xs.c, rw, weights);
@@ -158,11 +158,28 @@ pub fn bin_conv_dense(
     }
 }
 
-/// Whether [`repack_weights`] copies or shifts whole words for `c_in` channels (a multiple of 32,
-/// or 48), which costs less than cutting the last run's rows down ([`cut_rows`]: a `memmove` a
-/// row).
-fn plain_repack(c_in: usize) -> bool {
-    c_in.is_multiple_of(BITS) || c_in == 48
+/// How [`repack_weights`] lays a tap's channel bits into a kernel row. The first two move whole
+/// words and cost less than cutting the last run's rows down ([`cut_rows`]: a `memmove` a row).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RowFormat {
+    /// Channels a multiple of 32: the taps' words as they are.
+    Words,
+    /// 48 channels: two taps fill three words.
+    Pairs48,
+    /// Any other count: bit by bit, with a running fill.
+    Bits,
+}
+
+impl RowFormat {
+    fn of(c_in: usize) -> Self {
+        if c_in.is_multiple_of(BITS) {
+            RowFormat::Words
+        } else if c_in == 48 {
+            RowFormat::Pairs48
+        } else {
+            RowFormat::Bits
+        }
+    }
 }
 
 /// Cuts `rows` weight rows of `from` words each to their first `bits` bits, `to` words each, in
@@ -265,15 +282,12 @@ fn repack_weights(
     fn cut(row: &[u32], from: usize, to: usize) -> &[u32] {
         row.get(from..to).unwrap_or(&[])
     }
-    // The first two arms are the formats [`plain_repack`] names.
-    match (wpt, tap.last) {
-        // Whole words per tap (channels a multiple of 32): the taps' words as they are.
-        (_, 32) => rows.for_each(|(w_row, row)| copy_row(cut(row, from, to), w_row)),
-        // 48 channels: two taps fill whole words.
-        (2, 16) => rows.for_each(|(w_row, row)| repack_halves(cut(row, from, to).as_chunks().0, w_row)),
+    match (RowFormat::of(c_in), wpt) {
+        (RowFormat::Words, _) => rows.for_each(|(w_row, row)| copy_row(cut(row, from, to), w_row)),
+        (RowFormat::Pairs48, _) => rows.for_each(|(w_row, row)| repack_halves(cut(row, from, to).as_chunks().0, w_row)),
         // Up to 64 channels: each tap's words are one fixed-size chunk, in registers.
-        (1, _) => rows.for_each(|(w_row, row)| repack_row::<1>(cut(row, from, to).as_chunks().0, tap, w_row)),
-        (2, _) => rows.for_each(|(w_row, row)| repack_row::<2>(cut(row, from, to).as_chunks().0, tap, w_row)),
+        (_, 1) => rows.for_each(|(w_row, row)| repack_row::<1>(cut(row, from, to).as_chunks().0, tap, w_row)),
+        (_, 2) => rows.for_each(|(w_row, row)| repack_row::<2>(cut(row, from, to).as_chunks().0, tap, w_row)),
         _ => {
             for (w_row, row) in rows {
                 let mut sink = BitSink::new(w_row);
