@@ -166,9 +166,9 @@ impl Emit<'_> {
         i: usize,
     ) {
         let (l, w_out, abs_sc, sc) = (self.l, self.os.w, self.sc.abs(), self.sc);
+        let neg = NEG || (!FAST && self.neg);
         let out = |m: C, q: u32, w: u32| {
             let t = (m.into() << 2).wrapping_add(q) as i32;
-            let neg = NEG || (!FAST && self.neg);
             let u = if neg { t.wrapping_neg() } else { t }.wrapping_sub(w as i32);
             if FAST {
                 u.max(0) as f32 * abs_sc
