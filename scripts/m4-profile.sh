@@ -24,15 +24,6 @@ WRAP
 chmod +x "$tmp/qemu-system-arm"
 PATH="$tmp:$PATH" cargo run --release -q -p bnas -- device run --model "$model" --n 1 > "$tmp/run.txt"
 grep -E "bit-identical|instructions per" "$tmp/run.txt" || true
-# The ELF that ran: `bnas device run` keeps one per model, named by the FNV-1a hash of its bytes.
-elf=$(python3 - "$model" "$(dirname "$0")/../firmware/target/bnas-firmware" <<'PY'
-import pathlib, sys
-model, cache = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
-packed = sorted(model.glob("*.bnas")) if model.is_dir() else [model]
-h = 0xCBF29CE484222325
-for b in packed[0].read_bytes():
-    h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-print(cache / f"{h:016x}" / "bnas-firmware.elf")
-PY
-)
+# The ELF that ran (`bnas device run` names it).
+elf=$(sed -n 's/^firmware ELF: //p' "$tmp/run.txt")
 python3 "$(dirname "$0")/m4_trace_sum.py" "$tmp/trace.log" "$top" ${function:+"$function" "$elf"}

@@ -57,6 +57,7 @@ pub fn device_run(
         s.liveness_lower_bound_bytes,
         s.peak_stack_bytes
     );
+    println!("firmware ELF: {}", s.firmware.display());
     if !s.per_node.is_empty() {
         println!("where the first image's instructions go{}:", if layers { ", node by node" } else { "" });
         print!("{}", s.profile_table(layers, usize::MAX));

@@ -94,6 +94,8 @@ pub struct DeviceRunSummary {
     pub instructions_mean: f64,
     pub instructions_min: u64,
     pub instructions_max: u64,
+    /// The firmware ELF that ran (the model embedded): the image to flash on a board.
+    pub firmware: PathBuf,
     /// Flash image: code + read-only data + the embedded model (bytes).
     pub flash_bytes: u64,
     /// The model file's bytes (inside `flash_bytes`).
@@ -450,6 +452,7 @@ pub fn run_images(model_path: &Path, images: &[Vec<u8>], opts: &DeviceRunOptions
         instructions_min: instr.iter().copied().min().unwrap_or(0),
         instructions_max: instr.iter().copied().max().unwrap_or(0),
         flash_bytes,
+        firmware: elf,
         model_bytes: len as u64,
         static_ram_bytes,
         peak_stack_bytes: u64::from(stats.first().copied().unwrap_or(0)),

@@ -125,6 +125,7 @@ mod tests {
             instructions_min: 1000,
             instructions_max: 1000,
             flash_bytes: 0,
+            firmware: Default::default(),
             model_bytes: 0,
             static_ram_bytes: 0,
             peak_stack_bytes: 0,
