@@ -80,7 +80,7 @@ fn transposed(x_w: &[f32], hw: usize, flip: &[f32], threshold: &[f32], p0: usize
     for (row, (plane, (&f, &t))) in m.iter_mut().zip(x_w.chunks_exact(hw).zip(flip.iter().zip(threshold))) {
         let px = plane.get(p0..p0 + n).unwrap_or(&[]);
         let th = super::Threshold::opaque(f, t);
-        *row = super::with_threshold!(th, |bit| super::Packer(bit).word(px));
+        *row = super::with_threshold!(th, |step| super::Packer(step).word(px.iter()));
     }
     for (s, mask) in [(16, 0x0000_FFFF), (8, 0x00FF_00FF), (4, 0x0F0F_0F0F), (2, 0x3333_3333), (1, 0x5555_5555)] {
         super::lane_count::swap_blocks(&mut m, s, 1, mask);

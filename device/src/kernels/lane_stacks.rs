@@ -28,19 +28,19 @@ pub fn binarize_rows(x: &[f32], xs: Shape, stride: usize, flip: &[f32], threshol
     let planes = x.chunks_exact(xs.hw().max(1)).zip(flip.iter().zip(threshold));
     for ((plane, (&f, &t)), dst_c) in planes.zip(rows.chunks_exact_mut(xs.h * s * pw)) {
         let th = super::Threshold::opaque(f, t);
-        super::with_threshold!(th, |bit| pack_plane(plane, xs.w, s, pw, dst_c, Packer(bit)));
+        super::with_threshold!(th, |step| pack_plane(plane, xs.w, s, pw, dst_c, Packer(step)));
     }
 }
 
 /// Packs the bits of every row of one channel plane (`w` columns) into its phase rows (`stride`
 /// of `pw` words each per row).
 #[inline(always)]
-fn pack_plane(plane: &[f32], w: usize, stride: usize, pw: usize, dst: &mut [u32], p: Packer<impl Fn(f32) -> u32>) {
+fn pack_plane(plane: &[f32], w: usize, stride: usize, pw: usize, dst: &mut [u32], p: Packer<impl Fn(u32, f32) -> u32>) {
     let lines = plane.chunks_exact(w.max(1));
     if stride == 1 && w <= BITS {
         // One word per row.
         for (line, word) in lines.zip(dst.iter_mut()) {
-            *word = p.word(line);
+            *word = p.word(line.iter());
         }
         return;
     }
@@ -48,7 +48,7 @@ fn pack_plane(plane: &[f32], w: usize, stride: usize, pw: usize, dst: &mut [u32]
         // One word per phase row: the row packed as at stride 1, then split into its even and odd
         // bits.
         for (line, dst) in lines.zip(dst.chunks_exact_mut(2)) {
-            let v = p.word(line);
+            let v = p.word(line.iter());
             if let [even, odd] = dst {
                 (*even, *odd) = (even_bits(v), even_bits(v >> 1));
             }
@@ -62,10 +62,10 @@ fn pack_plane(plane: &[f32], w: usize, stride: usize, pw: usize, dst: &mut [u32]
 
 /// Packs the bits of one input row into its `stride` phase rows (`dst`, `stride * pw` words).
 #[inline(always)]
-fn pack_phases(line: &[f32], stride: usize, dst: &mut [u32], p: &Packer<impl Fn(f32) -> u32>) {
+fn pack_phases(line: &[f32], stride: usize, dst: &mut [u32], p: &Packer<impl Fn(u32, f32) -> u32>) {
     if stride == 1 {
         for (word, px) in dst.iter_mut().zip(line.chunks(BITS)) {
-            *word = p.word(px);
+            *word = p.word(px.iter());
         }
         return;
     }
@@ -76,20 +76,16 @@ fn pack_phases(line: &[f32], stride: usize, dst: &mut [u32], p: &Packer<impl Fn(
         let (even, odd) = dst.split_at_mut(pw);
         for ((e, o), px) in even.iter_mut().zip(odd.iter_mut()).zip(line.chunks(2 * BITS)) {
             let (lo, hi) = px.split_at(px.len().min(BITS));
-            let (lo, hi) = (p.word(lo), p.word(hi));
+            let (lo, hi) = (p.word(lo.iter()), p.word(hi.iter()));
             *e = even_bits(lo) | even_bits(hi) << 16;
             *o = even_bits(lo >> 1) | even_bits(hi >> 1) << 16;
         }
         return;
     }
     for (ph, dst) in dst.chunks_exact_mut(pw.max(1)).enumerate() {
-        let mut vals = line.iter().skip(ph).step_by(stride);
-        let mut left = line.len().saturating_sub(ph).div_ceil(stride);
-        for word in dst.iter_mut() {
-            let take = left.min(BITS);
-            let msb_first = |a: u32, &v: &f32| (a >> 1) | ((p.0)(v) << 31);
-            *word = vals.by_ref().take(take).fold(0, msb_first).checked_shr((BITS - take) as u32).unwrap_or(0);
-            left -= take;
+        for (j, word) in dst.iter_mut().enumerate() {
+            let px = line.get(ph + j * BITS * stride..).unwrap_or(&[]);
+            *word = p.word(px.iter().step_by(stride).take(BITS));
         }
     }
 }

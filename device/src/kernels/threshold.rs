@@ -12,9 +12,8 @@
 /// the positive NaNs between them: those compare floats.
 #[derive(Clone, Copy)]
 pub(crate) enum Threshold {
-    /// `v`'s bits `b` with `b - low <= span` (wrapping, as `u32`; stored wide so that the
-    /// comparison can be a 64-bit difference, [`with_threshold!`]).
-    InRange { low: i64, span: i64 },
+    /// `v`'s bits `b` with `b - low <= span` (wrapping).
+    InRange { low: u32, span: u32 },
     /// `v >= t` (flip +1).
     AtLeast(f32),
     /// `v <= s` (flip -1, `s = -t`: exact).
@@ -30,7 +29,7 @@ impl Threshold {
     /// The predicate for `flip` and threshold `t`.
     #[inline(always)]
     pub(crate) fn new(flip: f32, t: f32) -> Self {
-        let range = |low: u32, high: u32| Threshold::InRange { low: i64::from(low), span: i64::from(high - low) };
+        let range = |low: u32, high: u32| Threshold::InRange { low, span: high - low };
         match flip {
             1.0 if t > 0.0 => range(t.to_bits(), INF),
             -1.0 if t > 0.0 => range((-t).to_bits(), INF | 0x8000_0000),
@@ -40,47 +39,51 @@ impl Threshold {
         }
     }
 
-    /// [`Threshold::new`], not inlined: the range reaches the packing loops as opaque 64-bit
-    /// integers, which keeps the compiler from narrowing the `u32` form's 64-bit difference back
-    /// into a compare and an IT block. For callers that make one per channel plane, not per
-    /// block of pixels.
+    /// [`Threshold::new`], not inlined: the range reaches the packing loops as opaque integers,
+    /// which keeps the compiler from narrowing the step's 64-bit add back into a compare and an
+    /// IT block. For callers that make one per channel plane, not per block of pixels.
     #[inline(never)]
     pub(crate) fn opaque(flip: f32, t: f32) -> Self {
         Self::new(flip, t)
     }
 }
 
-/// Runs `$body` with `$bit` bound to a [`Threshold`]'s predicate: `|$bit|`, a closure
-/// `f32 -> u32` (0 or 1), or `bool, |$bit|`, a closure `f32 -> bool`.
+/// Runs `$body` with a [`Threshold`]'s predicate bound: `|$step|`, a closure `(u32, f32) -> u32`
+/// that shifts the predicate's *complement* into a word (`a -> 2a + (1 where v * flip >=
+/// threshold fails)`, the step [`Packer`] folds with), or `bool, |$bit|`, a closure
+/// `f32 -> bool`, the predicate itself.
 ///
-/// The `u32` form tests a range as the borrow of a 64-bit difference, 0 or -1 in its high word:
-/// on the Cortex-M4 a subtract for the offset into the range, a subtract and a subtract-with-carry
-/// against its span, then an add into the row word, with no VMRS and no IT block: 22
-/// instructions per 4 values where the float compare (VCMP, VMRS, a conditional add) takes 27.
-/// (Reading a NaN as the infinity of its sign would save the offset, 18 per 4 values, but the
-/// format, and the ONNX export that tract runs, give -1 for every NaN.) The `bool` form compares
-/// the integers (the hosts' vectorized blocks take it).
+/// The step tests a range as the carry of an add: `offset = bits - low` lies outside the range
+/// exactly when `offset + !span` carries out. Both adds are one 64-bit add, `(a, offset) + (a,
+/// !span)`, whose high word is `2a + carry`: on the Cortex-M4 a subtract for the offset, an ADDS
+/// and an ADC per value, with no VMRS and no IT block. With the loads and the loop that is 17
+/// instructions per 4 values, where a 64-bit borrow and an add per value took 22 and the float
+/// compare (VCMP, VMRS, a conditional add) 27; LLVM turns a plain `overflowing_add` into a
+/// compare, an IT block and a conditional add, no better. (Reading a NaN as the infinity
+/// of its sign would save the offset, but the format, and the ONNX export that tract runs, give
+/// -1 for every NaN.) The `bool` form compares the integers (the hosts' vectorized blocks take
+/// it).
 macro_rules! with_threshold {
-    ($threshold:expr, |$bit:ident| $body:expr) => {{
+    ($threshold:expr, |$step:ident| $body:expr) => {{
         match $threshold {
             $crate::kernels::Threshold::InRange { low, span } => {
-                let $bit = |v: f32| {
-                    let offset = i64::from(v.to_bits().wrapping_sub(low as u32));
-                    // The high word of `span - offset`: -1 where `offset > span`, else 0.
-                    (((span - offset) >> 32) as u32).wrapping_add(1)
+                let outside = u64::from(!span);
+                let $step = |a: u32, v: f32| {
+                    let a = u64::from(a) << 32;
+                    ((a | u64::from(v.to_bits().wrapping_sub(low))).wrapping_add(a | outside) >> 32) as u32
                 };
                 $body
             }
             $crate::kernels::Threshold::AtLeast(t) => {
-                let $bit = |v: f32| u32::from(v >= t);
+                let $step = |a: u32, v: f32| a.wrapping_add(a).wrapping_add(u32::from(v >= t) ^ 1);
                 $body
             }
             $crate::kernels::Threshold::AtMost(s) => {
-                let $bit = |v: f32| u32::from(v <= s);
+                let $step = |a: u32, v: f32| a.wrapping_add(a).wrapping_add(u32::from(v <= s) ^ 1);
                 $body
             }
             $crate::kernels::Threshold::Scaled(f, t) => {
-                let $bit = |v: f32| u32::from(v * f >= t);
+                let $step = |a: u32, v: f32| a.wrapping_add(a).wrapping_add(u32::from(v * f >= t) ^ 1);
                 $body
             }
         }
@@ -88,7 +91,6 @@ macro_rules! with_threshold {
     ($threshold:expr, bool, |$bit:ident| $body:expr) => {{
         match $threshold {
             $crate::kernels::Threshold::InRange { low, span } => {
-                let (low, span) = (low as u32, span as u32);
                 let $bit = |v: f32| v.to_bits().wrapping_sub(low) <= span;
                 $body
             }
@@ -109,15 +111,16 @@ macro_rules! with_threshold {
 }
 pub(crate) use with_threshold;
 
-/// One channel's predicate as [`with_threshold!`] gives it, packing rows of pixels.
+/// One channel's predicate as [`with_threshold!`] gives it (its step), packing rows of pixels.
 pub(crate) struct Packer<F>(pub(crate) F);
 
-impl<F: Fn(f32) -> u32> Packer<F> {
-    /// The bits of up to 32 pixels, pixel `i` at bit `i` (LSB first): last pixel first, each
-    /// shifting the word left.
+impl<F: Fn(u32, f32) -> u32> Packer<F> {
+    /// The bits of up to 32 pixels, pixel `i` at bit `i` (LSB first; bits past the pixels are 0):
+    /// last pixel first, each stepping its complement into a word of ones, which is inverted at
+    /// the end.
     #[inline(always)]
-    pub(crate) fn word(&self, px: &[f32]) -> u32 {
-        px.iter().rev().fold(0u32, |a, &v| (a << 1).wrapping_add((self.0)(v)))
+    pub(crate) fn word<'a>(&self, px: impl DoubleEndedIterator<Item = &'a f32>) -> u32 {
+        !px.rev().fold(u32::MAX, |a, &v| (self.0)(a, v))
     }
 }
 
@@ -126,10 +129,10 @@ mod tests {
     use super::*;
     use std::vec;
 
-    /// `with_threshold!`'s predicate, in both forms, against `v * flip >= threshold`, for every
-    /// flip kind and thresholds of both signs, zeros, subnormals, the largest float, infinities
-    /// and NaN, over the same special values and 200,000 random bit patterns (every kind of NaN
-    /// among them).
+    /// `with_threshold!`'s predicate, in both forms (the step shifting in its complement), against
+    /// `v * flip >= threshold`, for every flip kind and thresholds of both signs, zeros,
+    /// subnormals, the largest float, infinities and NaN, over the same special values and
+    /// 200,000 random bit patterns (every kind of NaN among them).
     #[test]
     fn threshold_predicate_is_the_definition() {
         let specials = [
@@ -157,8 +160,11 @@ mod tests {
         let mut cases = 0;
         for f in [1.0f32, -1.0, 0.0, 0.5, -2.0] {
             for &t in &specials {
-                let got: vec::Vec<u32> =
-                    with_threshold!(Threshold::opaque(f, t), |bit| values.iter().map(|&v| bit(v)).collect());
+                // Each step from a word of random bits `a`, which must come out as `2a + miss`.
+                let words: vec::Vec<u32> = values.iter().map(|_| next()).collect();
+                let got: vec::Vec<u32> = with_threshold!(Threshold::opaque(f, t), |step| {
+                    values.iter().zip(&words).map(|(&v, &a)| step(a, v).wrapping_sub(a.wrapping_add(a))).collect()
+                });
                 let got_bool: vec::Vec<bool> =
                     with_threshold!(Threshold::new(f, t), bool, |bit| values.iter().map(|&v| bit(v)).collect());
                 for ((&v, &g), &b) in values.iter().zip(&got).zip(&got_bool) {
@@ -166,7 +172,7 @@ mod tests {
                     let case =
                         || std::format!("flip {f}, threshold {t:?} ({:#x}), v {v:?} ({:#x})", t.to_bits(), v.to_bits());
                     assert_eq!(b, want, "bool form: {}", case());
-                    assert_eq!(g, u32::from(want), "u32 form: {}", case());
+                    assert_eq!(g, u32::from(!want), "step: {}", case());
                 }
                 cases += 1;
             }
