@@ -3,7 +3,9 @@ and optionally, for the functions whose name contains a pattern, per source line
 
 Each translation block is listed once (`IN:` and its instructions) and then logged every time it
 runs (`Trace ... [.../pc/...] function`); a run adds the block's instruction count to its function
-(and, for the line view, one to each of its instructions). The line view maps each instruction to
+(and, for the line view, one to each of its instructions). The instructions of the memory builtins
+(`__aeabi_memclr4`, `memcpy`, ...) are also summed by the function that called them: the function
+of the last block that ran before them. The line view maps each instruction to
 the innermost frame of its inlining chain that lies in this project's sources (`llvm-addr2line
 --inlining`), so the instructions of `core`'s iterators count for the line of ours that used them.
 usage: python3 m4_trace_sum.py TRACE_LOG [TOP] [PATTERN ELF]
@@ -35,12 +37,20 @@ def demangle(name):
     return name.replace("::_<", "::<")
 
 
+def is_mem_builtin(name):
+    """The memset/memcpy family LLVM calls for block copies and fills."""
+    return "aeabi_mem" in name or re.search(r"(^|[0-9_])mem(set|cpy|move|clr)", name) is not None
+
+
 def read_trace(path, pattern):
-    """Instructions per function, and per instruction address in functions matching `pattern`."""
+    """Instructions per function, per caller of the memory builtins, and per instruction address
+    in functions matching `pattern`."""
     blocks = {}
     cur = None
     per_fn = collections.Counter()
     per_pc = collections.Counter()
+    mem_by_caller = collections.Counter()
+    caller = "?"
     insn = re.compile(r"0x([0-9a-f]{8}):\s")
     run = re.compile(r"\[[0-9a-f]+/([0-9a-f]+)/[0-9a-f]+/[0-9a-f]+\] (\S+)")
     with open(path, errors="replace") as f:
@@ -57,10 +67,14 @@ def read_trace(path, pattern):
                 if (m := run.search(line)) is not None:
                     pcs = blocks.get(int(m.group(1), 16), [])
                     per_fn[m.group(2)] += len(pcs)
+                    if is_mem_builtin(m.group(2)):
+                        mem_by_caller[caller] += len(pcs)
+                    else:
+                        caller = m.group(2)
                     if pattern and pattern in demangle(m.group(2)):
                         for pc in pcs:
                             per_pc[pc] += 1
-    return per_fn, per_pc
+    return per_fn, per_pc, mem_by_caller
 
 
 def per_line(per_pc, elf):
@@ -87,10 +101,14 @@ def per_line(per_pc, elf):
 
 
 def main(path, top, pattern=None, elf=None):
-    per_fn, per_pc = read_trace(path, pattern)
+    per_fn, per_pc, mem_by_caller = read_trace(path, pattern)
     total = sum(per_fn.values())
     print(f"{total:>12} instructions traced")
     for name, n in per_fn.most_common(top):
+        print(f"{n:>12} {100 * n / max(total, 1):5.1f}% {demangle(name)}")
+    mem = sum(mem_by_caller.values())
+    print(f"\n{mem:>12} instructions in the memory builtins, by caller:")
+    for name, n in mem_by_caller.most_common(top):
         print(f"{n:>12} {100 * n / max(total, 1):5.1f}% {demangle(name)}")
     if pattern:
         lines = per_line(per_pc, elf)
