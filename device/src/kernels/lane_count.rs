@@ -28,6 +28,12 @@ fn ripple(planes: &mut [u32; PLANES], from: usize, mut v: u32) {
 /// A Harley-Seal count in progress: blocks of 16 words go through 15 carry-save adders into the
 /// ones, twos, fours and eights planes, whose carry out, the sixteens, ripples into `planes` from
 /// 4 up (16 measured 3% fewer instructions than blocks of 8 on the Cortex-M4).
+///
+/// Planes 0-3 are written when the count finishes and 4 and up are rippled into. A count that
+/// stays under 256 (started with `wide` false) only ever reaches planes 0-7, which are all
+/// [`counts8`] reads: planes 8 and up are left as they were, so starting or forking it moves 4
+/// words, not 16 (the 64-byte `memset` and `memcpy` calls had cost ~150 K instructions per
+/// `fmnist-demo` inference; the branches take back about 100 K of that).
 struct Count<'p> {
     ones: u32,
     twos: u32,
@@ -37,16 +43,26 @@ struct Count<'p> {
 }
 
 impl<'p> Count<'p> {
-    /// A count starting from zero, in `planes`.
-    fn new(planes: &'p mut [u32; PLANES]) -> Self {
-        *planes = [0; PLANES];
+    /// A count starting from zero, in `planes`; `wide` where it may reach 256 or more.
+    fn new(planes: &'p mut [u32; PLANES], wide: bool) -> Self {
+        let [_, _, _, _, p4, p5, p6, p7, high @ ..] = &mut *planes;
+        (*p4, *p5, *p6, *p7) = (0, 0, 0, 0);
+        if wide {
+            *high = [0; PLANES - 8];
+        }
         Count { ones: 0, twos: 0, fours: 0, eights: 0, planes }
     }
 
-    /// A copy of this count in `planes`: words counted before the fork count for both.
+    /// A copy of this count in `planes` (`wide` as it was started): words counted before the fork
+    /// count for both.
     #[inline(always)]
-    fn fork<'q>(&self, planes: &'q mut [u32; PLANES]) -> Count<'q> {
-        *planes = *self.planes;
+    fn fork<'q>(&self, planes: &'q mut [u32; PLANES], wide: bool) -> Count<'q> {
+        let [_, _, _, _, s4, s5, s6, s7, s_high @ ..] = &*self.planes;
+        let [_, _, _, _, p4, p5, p6, p7, high @ ..] = &mut *planes;
+        (*p4, *p5, *p6, *p7) = (*s4, *s5, *s6, *s7);
+        if wide {
+            *high = *s_high;
+        }
         Count { ones: self.ones, twos: self.twos, fours: self.fours, eights: self.eights, planes }
     }
 
@@ -96,14 +112,16 @@ impl<'p> Count<'p> {
 
 /// Counts for up to two filters sharing their common terms, into `out`: the words `at(o)` for `o`
 /// in `root` count once, then the count forks, and each copy adds one leaf list (each count at
-/// most [`MAX_COUNT`] words).
+/// most [`MAX_COUNT`] words). Where both counts are under 256 words, planes 8 and up are left as
+/// they were (see [`Count`]).
 #[inline(always)]
 fn count_fork(root: &[u32], leaves: [&[u32]; 2], at: impl Fn(u32) -> u32, out: &mut [[u32; PLANES]; 2]) {
     let [out_a, out_b] = out;
-    let mut shared = Count::new(out_b);
+    let wide = leaves.iter().any(|leaf| root.len() + leaf.len() > 255);
+    let mut shared = Count::new(out_b, wide);
     let rest = shared.blocks(root, &at);
     shared.halves(rest, &at);
-    let a = shared.fork(out_a);
+    let a = shared.fork(out_a, wide);
     for (mut count, leaf) in [a, shared].into_iter().zip(leaves) {
         let rest = count.blocks(leaf, &at);
         count.finish(rest, &at);
@@ -140,7 +158,8 @@ pub(super) fn window_for(seg_words: usize) -> usize {
 }
 
 /// Counts for up to two filters over the stack words after group base `base`, into `out`: the
-/// words at `root` count for both, each leaf for its own filter (see [`count_fork`]). The loads go
+/// words at `root` count for both, each leaf for its own filter (see [`count_fork`]; a count
+/// under 256 words is in planes 0-7, for [`counts8`]). The loads go
 /// through a `window`-word array indexed by masked offsets (in bounds by construction, so the
 /// compiler drops the check), or are checked (words past the end of `stacks` read 0) where the
 /// window is 0 or under 256 words (layers that small do not repay a copy of the loop in flash). A
@@ -179,7 +198,8 @@ pub(super) fn count_pair(
     }
 }
 
-/// Counter planes of the stack words at `offsets` (at most [`MAX_COUNT`]) after group base `base`.
+/// Counter planes of the stack words at `offsets` (at most [`MAX_COUNT`]) after group base `base`:
+/// all 16 valid, whatever the count.
 pub(super) fn count_window(stacks: &[u32], window: usize, base: usize, offsets: &[u32]) -> [u32; PLANES] {
     let mut out = [[0; PLANES]; 2];
     count_pair(stacks, window, base, &[], [offsets, &[]], &mut out);
@@ -284,14 +304,15 @@ mod tests {
     /// Pair counts (a root list, then a fork, then one leaf list per filter) against a per-lane
     /// loop over the root and each leaf, through the masked and the checked loads: every length
     /// from 0 to 19 for each of the three lists (blocks, half blocks and the fork at every fill),
-    /// and lists around and above two blocks. Every plane is checked (16-bit transposes), so a
-    /// plane the count does not reach must be zero, whatever the output held before.
+    /// and lists around and above two blocks, the output holding garbage before each call. Where a
+    /// count may pass 255 every plane is checked (16-bit transposes), so a plane the count does
+    /// not reach must be zero; otherwise planes 0-7, which is what the lane kernel reads.
     #[test]
     fn pair_counts_match_a_per_lane_loop() {
         let mut next = crate::xorshift32(0x0BAD_CAFE);
         let stacks: std::vec::Vec<u32> = (0..4096).map(|_| next()).collect();
         let mut out = [[next(); PLANES]; 2];
-        let lengths = (0..20).chain([31, 32, 33, 100]);
+        let lengths = (0..20).chain([31, 32, 33, 100, 200]);
         let mut cases = 0;
         for n_root in lengths.clone() {
             for (n_a, n_b) in lengths.clone().flat_map(|a| lengths.clone().map(move |b| (a, b))) {
@@ -300,11 +321,13 @@ mod tests {
                 let (root, leaf_a, leaf_b) = (list(n_root), list(n_a), list(n_b));
                 let base = next() as usize % 64;
                 count_pair(&stacks, window, base, &root, [&leaf_a, &leaf_b], &mut out);
+                let wide = n_root + n_a.max(n_b) > 255;
                 for (planes, leaf) in out.iter().zip([&leaf_a, &leaf_b]) {
                     let want: [u32; BITS] = core::array::from_fn(|j| {
                         root.iter().chain(leaf).map(|&o| (stacks[base + o as usize] >> j) & 1).sum()
                     });
-                    let got = counts16(planes).map(u32::from);
+                    // All 16 planes where a count may pass 255, else the 8 that `counts8` reads.
+                    let got = if wide { counts16(planes).map(u32::from) } else { counts8(planes).map(u32::from) };
                     assert_eq!(got, want, "root {n_root}, leaves {n_a} and {n_b}, window {window}");
                 }
                 cases += 1;
