@@ -3,7 +3,8 @@
 #
 # Runs `bnas device run` on one image with QEMU's instruction trace on (`-d in_asm,exec,nochain`,
 # through a wrapper put first on PATH) and sums the instructions executed in each firmware
-# function. The run infers twice (the node-by-node profile, then the image), so the totals are
+# function, and the memset/memcpy builtins' instructions by the function that called them. The
+# run infers twice (the node-by-node profile, then the image), so the totals are
 # about twice one inference. The trace of fmnist-demo is ~1 GB, written to a temporary folder that
 # is removed afterwards. `bnas device run --layers` gives the node-by-node view without a trace.
 # With FUNCTION (part of a function's name, e.g. `Filter::emit`), the instructions of the functions
