@@ -154,6 +154,10 @@ pub(super) fn build_stacks(rows: &[u32], xs: Shape, g: ConvGeom, l: Lanes, strip
                 // Word t holds rows t - pad + r*s (r < rows), row r at bit r*seg_w: walking t by s,
                 // each word is the last one shifted down a row with one new row on top.
                 let top = (l.rows - 1) * l.seg_w;
+                if s == 1 {
+                    stack_rows(block, strips, g.pad, l.rows, l.seg_w);
+                    continue;
+                }
                 for t0 in 0..s.min(block.len()) {
                     let mut w = 0u32;
                     for r in 0..l.rows - 1 {
@@ -169,6 +173,35 @@ pub(super) fn build_stacks(rows: &[u32], xs: Shape, g: ConvGeom, l: Lanes, strip
                 }
             }
         }
+    }
+}
+
+/// The stack words of one channel and tap column at stride 1 from its lane rows `strips` (one per
+/// input row): word `t` holds rows `t - pad + r` (`r < rows`, 0 outside the image), row `r` at
+/// bit `r * seg_w`, each word the last one shifted down a row with one new row on top. The words
+/// whose new row lies above the image, inside it and below it go in three loops, so the middle
+/// one reads the rows without a check per word.
+fn stack_rows(block: &mut [u32], strips: &[u32], pad: usize, rows: usize, seg_w: usize) {
+    let top = (rows - 1) * seg_w;
+    let mut w = 0u32;
+    for r in 0..rows - 1 {
+        w |= strip_at(strips, r, pad) << ((r + 1) * seg_w);
+    }
+    // Word j's new row is input row j + d.
+    let (n, d) = (block.len() as isize, (rows - 1) as isize - pad as isize);
+    let j1 = (-d).clamp(0, n);
+    let j2 = (strips.len() as isize - d).clamp(j1, n);
+    let (above, rest) = block.split_at_mut(j1 as usize);
+    let (inside, below) = rest.split_at_mut((j2 - j1) as usize);
+    // Above the image every row of the word is 0 (so is `w`: with j1 > 0, rows - 1 < pad).
+    above.iter_mut().for_each(|word| *word = 0);
+    for (word, &x) in inside.iter_mut().zip(strips.get((j1 + d) as usize..).unwrap_or(&[])) {
+        w = (w >> seg_w) | x << top;
+        *word = w;
+    }
+    for word in below {
+        w >>= seg_w;
+        *word = w;
     }
 }
 
