@@ -151,13 +151,13 @@ pub(super) fn build_stacks(rows: &[u32], xs: Shape, g: ConvGeom, l: Lanes, strip
                     }
                     continue;
                 }
-                // Word t holds rows t - pad + r*s (r < rows), row r at bit r*seg_w: walking t by s,
-                // each word is the last one shifted down a row with one new row on top.
-                let top = (l.rows - 1) * l.seg_w;
                 if s == 1 {
                     stack_rows(block, strips, g.pad, l.rows, l.seg_w);
                     continue;
                 }
+                // Word t holds rows t - pad + r*s (r < rows), row r at bit r*seg_w: walking t by s,
+                // each word is the last one shifted down a row with one new row on top.
+                let top = (l.rows - 1) * l.seg_w;
                 for t0 in 0..s.min(block.len()) {
                     let mut w = 0u32;
                     for r in 0..l.rows - 1 {

@@ -75,15 +75,15 @@ macro_rules! with_threshold {
                 $body
             }
             $crate::kernels::Threshold::AtLeast(t) => {
-                let $step = |a: u32, v: f32| a.wrapping_add(a).wrapping_add(u32::from(v >= t) ^ 1);
+                let $step = |a: u32, v: f32| $crate::kernels::threshold::shift_miss(a, v >= t);
                 $body
             }
             $crate::kernels::Threshold::AtMost(s) => {
-                let $step = |a: u32, v: f32| a.wrapping_add(a).wrapping_add(u32::from(v <= s) ^ 1);
+                let $step = |a: u32, v: f32| $crate::kernels::threshold::shift_miss(a, v <= s);
                 $body
             }
             $crate::kernels::Threshold::Scaled(f, t) => {
-                let $step = |a: u32, v: f32| a.wrapping_add(a).wrapping_add(u32::from(v * f >= t) ^ 1);
+                let $step = |a: u32, v: f32| $crate::kernels::threshold::shift_miss(a, v * f >= t);
                 $body
             }
         }
@@ -110,6 +110,12 @@ macro_rules! with_threshold {
     }};
 }
 pub(crate) use with_threshold;
+
+/// `2a + (1 where the predicate fails)`: the step of the float forms of [`with_threshold!`].
+#[inline(always)]
+pub(crate) fn shift_miss(a: u32, pass: bool) -> u32 {
+    a.wrapping_add(a).wrapping_add(u32::from(!pass))
+}
 
 /// One channel's predicate as [`with_threshold!`] gives it (its step), packing rows of pixels.
 pub(crate) struct Packer<F>(pub(crate) F);
